@@ -1,0 +1,222 @@
+//! The binding use cases: bind, list, verify, unbind. Handlers translate HTTP to these calls;
+//! these apply the domain rules and call the store.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::age::china_date;
+use crate::domain::binding::{
+    Binding, BindingId, BindingStatus, GuardianId, IdempotencyKey, Verification,
+};
+use crate::domain::name::PersonName;
+use crate::domain::pledge::{PLEDGE_TEXT, PLEDGE_VERSION};
+use crate::domain::policy::{
+    eligibility, face_locked_until, may_unbind, recent_face_failures, unbind_available_at,
+    VerificationMethod,
+};
+use crate::domain::relationship::Relationship;
+use crate::domain::resident_id::ResidentId;
+use crate::error::AppError;
+use crate::face::{FaceOutcome, FaceVerifier};
+use crate::store::{ActionContext, CreateBindingError, NewBinding, Store};
+
+/// `POST /relatives` body, as typed by the guardian.
+#[derive(Debug, Deserialize)]
+pub struct BindRequest {
+    pub name: Option<String>,
+    pub id_number: Option<String>,
+    pub relationship: Option<String>,
+    pub consent: Option<bool>,
+}
+
+pub async fn bind(
+    store: &Store,
+    guardian: &GuardianId,
+    request: BindRequest,
+    idempotency_key: Option<&IdempotencyKey>,
+    ctx: ActionContext<'_>,
+) -> Result<Binding, AppError> {
+    let today = china_date(ctx.at);
+    let id_number = ResidentId::parse(request.id_number.as_deref().unwrap_or(""), today)
+        .map_err(AppError::InvalidResidentId)?;
+    let name = PersonName::parse(request.name.as_deref().unwrap_or(""))
+        .map_err(|_| AppError::InvalidName)?;
+    let relationship = request
+        .relationship
+        .as_deref()
+        .and_then(Relationship::parse)
+        .ok_or(AppError::InvalidRelationship)?;
+    if request.consent != Some(true) {
+        return Err(AppError::ConsentRequired);
+    }
+    let eligibility =
+        eligibility(id_number.birth_date(), today).map_err(AppError::AgeNotEligible)?;
+
+    let relative_key = store.keys().relative_key(&id_number);
+    let id = match idempotency_key {
+        Some(key) => BindingId::parse(
+            &store
+                .keys()
+                .binding_id_for_retry(guardian.as_str(), key.as_str()),
+        )
+        .expect("derived ids are canonical UUIDs"),
+        None => BindingId::random(),
+    };
+    let new = NewBinding {
+        id: &id,
+        guardian,
+        relative_key: &relative_key,
+        name: &name,
+        id_number: &id_number,
+        relationship,
+        eligibility,
+    };
+    match store.create_binding(new, ctx).await {
+        Ok(binding) => Ok(binding),
+        // A retry of the same request finds its own binding and answers as the first time.
+        Err(CreateBindingError::IdTaken) => match store.binding(guardian, &id).await? {
+            Some(existing) if existing.relative_key == relative_key => Ok(existing),
+            _ => Err(AppError::IdempotencyKeyReused),
+        },
+        Err(CreateBindingError::AlreadyBound) => Err(AppError::AlreadyBound),
+        Err(CreateBindingError::GuardianFull) => Err(AppError::GuardianLimitReached),
+        Err(CreateBindingError::RelativeFull) => Err(AppError::RelativeLimitReached),
+        Err(CreateBindingError::Failed(e)) => Err(e),
+    }
+}
+
+pub async fn list(store: &Store, guardian: &GuardianId) -> Result<Vec<Binding>, AppError> {
+    store.bindings(guardian).await
+}
+
+async fn owned_binding(
+    store: &Store,
+    guardian: &GuardianId,
+    id: &BindingId,
+) -> Result<Binding, AppError> {
+    store
+        .binding(guardian, id)
+        .await?
+        .ok_or(AppError::BindingNotFound)
+}
+
+/// What the client does next to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerificationStart {
+    Face {
+        certify_id: String,
+    },
+    Pledge {
+        version: &'static str,
+        text: &'static str,
+    },
+}
+
+fn refuse_if_face_locked(binding: &Binding, now: DateTime<Utc>) -> Result<(), AppError> {
+    match face_locked_until(&binding.face_failures, now) {
+        Some(retry_at) => Err(AppError::TooManyFaceAttempts { retry_at }),
+        None => Ok(()),
+    }
+}
+
+pub async fn start_verification(
+    store: &Store,
+    face: &impl FaceVerifier,
+    guardian: &GuardianId,
+    id: &BindingId,
+    ctx: ActionContext<'_>,
+) -> Result<VerificationStart, AppError> {
+    let binding = owned_binding(store, guardian, id).await?;
+    if binding.status == BindingStatus::Active {
+        return Err(AppError::AlreadyVerified);
+    }
+    match binding.verification_method {
+        VerificationMethod::Pledge => Ok(VerificationStart::Pledge {
+            version: PLEDGE_VERSION,
+            text: PLEDGE_TEXT,
+        }),
+        VerificationMethod::Face => {
+            refuse_if_face_locked(&binding, ctx.at)?;
+            let certify_id = face.start(&binding.id).await?;
+            store.start_face(&binding, &certify_id, ctx).await?;
+            Ok(VerificationStart::Face { certify_id })
+        }
+    }
+}
+
+/// `POST /relatives/{id}/verification/complete` body: the face session's id and the client
+/// SDK's evidence, or the pledge version the guardian accepted.
+#[derive(Debug, Deserialize)]
+pub struct CompleteRequest {
+    pub certify_id: Option<String>,
+    #[serde(default)]
+    pub evidence: Value,
+    pub pledge_version: Option<String>,
+    pub accepted: Option<bool>,
+}
+
+pub async fn complete_verification(
+    store: &Store,
+    face: &impl FaceVerifier,
+    guardian: &GuardianId,
+    id: &BindingId,
+    request: CompleteRequest,
+    ctx: ActionContext<'_>,
+) -> Result<Binding, AppError> {
+    let binding = owned_binding(store, guardian, id).await?;
+    if binding.status == BindingStatus::Active {
+        // A retried completion answers as the first one did.
+        return Ok(binding);
+    }
+    let verification = match binding.verification_method {
+        VerificationMethod::Pledge => {
+            if request.accepted != Some(true) {
+                return Err(AppError::ConsentRequired);
+            }
+            if request.pledge_version.as_deref() != Some(PLEDGE_VERSION) {
+                return Err(AppError::PledgeOutdated);
+            }
+            Verification::Pledge {
+                version: PLEDGE_VERSION.into(),
+            }
+        }
+        VerificationMethod::Face => {
+            refuse_if_face_locked(&binding, ctx.at)?;
+            let certify_id = match (&binding.pending_certify_id, &request.certify_id) {
+                (Some(pending), Some(given)) if pending == given => pending.clone(),
+                _ => return Err(AppError::VerificationNotStarted),
+            };
+            if face.outcome(&certify_id, &request.evidence).await? == FaceOutcome::Failed {
+                let mut failures = recent_face_failures(&binding.face_failures, ctx.at);
+                failures.push(ctx.at);
+                store.record_face_failure(&binding, &failures, ctx).await?;
+                return Err(AppError::FaceVerificationFailed);
+            }
+            Verification::Face { certify_id }
+        }
+    };
+    store.activate(&binding, &verification, ctx).await?;
+    owned_binding(store, guardian, id).await
+}
+
+pub async fn unbind(
+    store: &Store,
+    guardian: &GuardianId,
+    id: &BindingId,
+    ctx: ActionContext<'_>,
+) -> Result<(), AppError> {
+    let Some(binding) = store.binding(guardian, id).await? else {
+        // Unbinding twice is success; someone else's binding stays not found.
+        return match store.was_unbound(guardian, id).await? {
+            true => Ok(()),
+            false => Err(AppError::BindingNotFound),
+        };
+    };
+    if !may_unbind(binding.bound_at, ctx.at) {
+        return Err(AppError::UnbindTooEarly {
+            available_at: unbind_available_at(binding.bound_at),
+        });
+    }
+    store.delete_binding(&binding, ctx).await
+}

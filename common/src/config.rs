@@ -1,0 +1,179 @@
+//! Configuration, read once per cold start from the environment the template sets.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use crate::crypto::{KeyError, Keys};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{0} is not valid base64")]
+    NotBase64(&'static str),
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    #[error("KINCODE_STAGE must be `production` or `local`, not `{0}`")]
+    UnknownStage(String),
+    #[error("unknown face verifier `{0}`")]
+    UnknownFaceVerifier(String),
+    #[error("the local face simulator is refused in production")]
+    SimulatorInProduction,
+    #[error("KINCODE_AWS_ENDPOINT (a local AWS stack) is refused in production")]
+    LocalEndpointInProduction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Production,
+    /// A laptop or CI: local AWS stack, simulators allowed.
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceVerifierKind {
+    /// Named as what it is: it decides from what the client says. Never in production.
+    LocalSimulator,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub stage: Stage,
+    pub table: String,
+    /// Endpoint of a local AWS stack (moto); `None` means the real AWS endpoints.
+    pub aws_endpoint: Option<String>,
+    lookup_secret: Vec<u8>,
+    data_key: Vec<u8>,
+    face_verifier: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// `lookup` gives a variable's value; split out so the rules are testable without touching
+    /// the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let require = |name: &'static str| lookup(name).ok_or(ConfigError::Missing(name));
+        let secret = |name: &'static str| {
+            B64.decode(require(name)?.trim())
+                .map_err(|_| ConfigError::NotBase64(name))
+        };
+        // Unset means production: a forgotten variable must not loosen anything.
+        let stage = match lookup("KINCODE_STAGE").as_deref() {
+            None | Some("production") => Stage::Production,
+            Some("local") => Stage::Local,
+            Some(other) => return Err(ConfigError::UnknownStage(other.into())),
+        };
+        let aws_endpoint = lookup("KINCODE_AWS_ENDPOINT");
+        if stage == Stage::Production && aws_endpoint.is_some() {
+            return Err(ConfigError::LocalEndpointInProduction);
+        }
+        let config = Self {
+            stage,
+            table: require("KINCODE_TABLE")?,
+            aws_endpoint,
+            lookup_secret: secret("KINCODE_LOOKUP_SECRET")?,
+            data_key: secret("KINCODE_DATA_KEY")?,
+            face_verifier: lookup("KINCODE_FACE_VERIFIER"),
+        };
+        config.keys()?;
+        Ok(config)
+    }
+
+    pub fn keys(&self) -> Result<Keys, KeyError> {
+        Keys::new(&self.lookup_secret, &self.data_key)
+    }
+
+    /// Only the functions that verify faces ask; the others start without one.
+    pub fn face_verifier(&self) -> Result<FaceVerifierKind, ConfigError> {
+        match self.face_verifier.as_deref() {
+            None => Err(ConfigError::Missing("KINCODE_FACE_VERIFIER")),
+            Some("local-simulator") if self.stage == Stage::Production => {
+                Err(ConfigError::SimulatorInProduction)
+            }
+            Some("local-simulator") => Ok(FaceVerifierKind::LocalSimulator),
+            Some(other) => Err(ConfigError::UnknownFaceVerifier(other.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    fn base<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut v = vec![
+            ("KINCODE_TABLE", "kincode"),
+            ("KINCODE_LOOKUP_SECRET", KEY),
+            ("KINCODE_DATA_KEY", KEY),
+        ];
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn production_is_the_default_and_refuses_the_simulator() {
+        let config =
+            Config::from_lookup(env(&base(&[("KINCODE_FACE_VERIFIER", "local-simulator")])))
+                .unwrap();
+        assert_eq!(config.stage, Stage::Production);
+        assert!(matches!(
+            config.face_verifier(),
+            Err(ConfigError::SimulatorInProduction)
+        ));
+    }
+
+    #[test]
+    fn local_stage_allows_the_simulator_and_a_local_endpoint() {
+        let config = Config::from_lookup(env(&base(&[
+            ("KINCODE_STAGE", "local"),
+            ("KINCODE_FACE_VERIFIER", "local-simulator"),
+            ("KINCODE_AWS_ENDPOINT", "http://127.0.0.1:5000"),
+        ])))
+        .unwrap();
+        assert_eq!(
+            config.face_verifier().unwrap(),
+            FaceVerifierKind::LocalSimulator
+        );
+    }
+
+    #[test]
+    fn production_refuses_a_local_endpoint() {
+        let err = Config::from_lookup(env(&base(&[(
+            "KINCODE_AWS_ENDPOINT",
+            "http://127.0.0.1:1",
+        )])));
+        assert!(matches!(err, Err(ConfigError::LocalEndpointInProduction)));
+    }
+
+    #[test]
+    fn missing_or_bad_keys_fail_at_start() {
+        assert!(matches!(
+            Config::from_lookup(env(&[("KINCODE_TABLE", "t")])),
+            Err(ConfigError::Missing("KINCODE_LOOKUP_SECRET"))
+        ));
+        let short = base(&[("KINCODE_DATA_KEY", "AAAA")]);
+        assert!(matches!(
+            Config::from_lookup(env(&short)),
+            Err(ConfigError::Key(_))
+        ));
+        let junk = base(&[("KINCODE_LOOKUP_SECRET", "%%%")]);
+        assert!(matches!(
+            Config::from_lookup(env(&junk)),
+            Err(ConfigError::NotBase64(_))
+        ));
+    }
+}

@@ -1,0 +1,129 @@
+//! A guardian's binding to a relative, and the identifiers around it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::policy::{AgeBand, VerificationMethod};
+use super::relationship::Relationship;
+
+/// The caller: the `sub` claim of the city platform's token. Opaque, but it becomes part of
+/// storage keys, so only printable ASCII without the key separator is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GuardianId(String);
+
+impl GuardianId {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = (1..=128).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A binding's public identifier: a UUID, random or derived from an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BindingId(String);
+
+impl BindingId {
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Anything that is not a canonical UUID is simply not a binding.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let id = uuid::Uuid::try_parse(raw).ok()?;
+        let canonical = id.hyphenated().to_string();
+        (canonical == raw).then_some(Self(canonical))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-chosen key that makes a retried request safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = (8..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingStatus {
+    /// Bound, but not usable until face recognition or the pledge is done.
+    PendingVerification,
+    Active,
+}
+
+/// How a binding was verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Verification {
+    Face { certify_id: String },
+    Pledge { version: String },
+}
+
+/// A binding as the domain sees it: personal data only in masked form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub id: BindingId,
+    pub guardian: GuardianId,
+    /// Keyed hash of the relative's ID number; shared by all their guardians.
+    pub relative_key: String,
+    pub masked_name: String,
+    pub masked_id_number: String,
+    pub relationship: Relationship,
+    pub age_band: AgeBand,
+    pub verification_method: VerificationMethod,
+    pub status: BindingStatus,
+    pub bound_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub verification: Option<Verification>,
+    /// Face recognition session in progress, if any.
+    pub pending_certify_id: Option<String>,
+    pub face_failures: Vec<DateTime<Utc>>,
+    /// Optimistic-concurrency version of the stored item.
+    pub version: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guardian_ids_are_printable_ascii_without_separator() {
+        assert!(GuardianId::parse("8f1c2a7e-user").is_some());
+        for bad in ["", "a#b", "a b", "用户", &"a".repeat(129)] {
+            assert!(GuardianId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn binding_ids_must_be_canonical_uuids() {
+        let id = BindingId::random();
+        assert_eq!(BindingId::parse(id.as_str()), Some(id.clone()));
+        let upper = id.as_str().to_uppercase();
+        for bad in ["", "123", "../etc", upper.as_str()] {
+            assert!(BindingId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_have_sane_length() {
+        assert!(IdempotencyKey::parse("a1b2c3d4").is_some());
+        assert!(IdempotencyKey::parse("short").is_none());
+        assert!(IdempotencyKey::parse("with space inside").is_none());
+    }
+}

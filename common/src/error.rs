@@ -1,0 +1,192 @@
+//! The one error type. Every variant knows its HTTP status, a stable English code and the
+//! simplified-Chinese message a user reads.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::domain::resident_id::ResidentIdError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("no authenticated caller")]
+    Unauthenticated,
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
+    #[error("request body too large")]
+    BodyTooLarge,
+    #[error("invalid resident id: {}", .0.as_str())]
+    InvalidResidentId(ResidentIdError),
+    #[error("invalid name")]
+    InvalidName,
+    #[error("invalid relationship")]
+    InvalidRelationship,
+    #[error("consent not given")]
+    ConsentRequired,
+    #[error("age {0} not eligible")]
+    AgeNotEligible(u32),
+    #[error("relative already bound by this guardian")]
+    AlreadyBound,
+    #[error("guardian holds the maximum number of relatives")]
+    GuardianLimitReached,
+    #[error("relative has the maximum number of guardians")]
+    RelativeLimitReached,
+    #[error("idempotency key reused for a different request")]
+    IdempotencyKeyReused,
+    #[error("binding not found")]
+    BindingNotFound,
+    #[error("unbind not yet allowed")]
+    UnbindTooEarly { available_at: DateTime<Utc> },
+    #[error("binding already verified")]
+    AlreadyVerified,
+    #[error("verification method does not apply")]
+    WrongVerificationMethod,
+    #[error("verification not started or certify id mismatch")]
+    VerificationNotStarted,
+    #[error("pledge version outdated")]
+    PledgeOutdated,
+    #[error("face verification failed")]
+    FaceVerificationFailed,
+    #[error("too many face verification failures")]
+    TooManyFaceAttempts { retry_at: DateTime<Utc> },
+    #[error("concurrent update, retry")]
+    Conflict,
+    #[error("dependency unavailable: {0}")]
+    DependencyUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn status(&self) -> u16 {
+        use AppError::*;
+        match self {
+            Unauthenticated => 401,
+            MalformedRequest(_) | BodyTooLarge | InvalidResidentId(_) | InvalidName
+            | InvalidRelationship | ConsentRequired => 400,
+            BindingNotFound => 404,
+            AlreadyBound
+            | GuardianLimitReached
+            | RelativeLimitReached
+            | UnbindTooEarly { .. }
+            | AlreadyVerified
+            | WrongVerificationMethod
+            | VerificationNotStarted
+            | PledgeOutdated
+            | Conflict => 409,
+            AgeNotEligible(_) | IdempotencyKeyReused | FaceVerificationFailed => 422,
+            TooManyFaceAttempts { .. } => 429,
+            Internal(_) => 500,
+            DependencyUnavailable(_) => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use AppError::*;
+        match self {
+            Unauthenticated => "unauthenticated",
+            MalformedRequest(_) => "malformed_request",
+            BodyTooLarge => "body_too_large",
+            InvalidResidentId(_) => "invalid_id_number",
+            InvalidName => "invalid_name",
+            InvalidRelationship => "invalid_relationship",
+            ConsentRequired => "consent_required",
+            AgeNotEligible(_) => "age_not_eligible",
+            AlreadyBound => "already_bound",
+            GuardianLimitReached => "guardian_limit_reached",
+            RelativeLimitReached => "relative_limit_reached",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            BindingNotFound => "binding_not_found",
+            UnbindTooEarly { .. } => "unbind_too_early",
+            AlreadyVerified => "already_verified",
+            WrongVerificationMethod => "wrong_verification_method",
+            VerificationNotStarted => "verification_not_started",
+            PledgeOutdated => "pledge_outdated",
+            FaceVerificationFailed => "face_verification_failed",
+            TooManyFaceAttempts { .. } => "too_many_face_attempts",
+            Conflict => "conflict",
+            DependencyUnavailable(_) => "service_unavailable",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn message(&self) -> &'static str {
+        use AppError::*;
+        match self {
+            Unauthenticated => "请先登录一码通",
+            MalformedRequest(_) => "请求格式不正确",
+            BodyTooLarge => "请求内容过大",
+            InvalidResidentId(_) => "请输入正确的身份证",
+            InvalidName => "请输入正确的姓名",
+            InvalidRelationship => "请选择正确的亲属关系",
+            ConsentRequired => "请先获得亲属授权并同意协议",
+            AgeNotEligible(_) => "暂时只支持绑定16岁以下及60岁以上的亲属",
+            AlreadyBound => "您已绑定该亲属,请勿重复绑定",
+            GuardianLimitReached => "每位一码通用户最多可为8位家人申领亲属码",
+            RelativeLimitReached => "该亲属已被3位用户绑定",
+            IdempotencyKeyReused => "请求重复提交,请刷新后重试",
+            BindingNotFound => "未找到该亲属码",
+            UnbindTooEarly { .. } => "绑定亲属码成员24小时后,才能进行解绑操作",
+            AlreadyVerified => "该亲属已完成认证",
+            WrongVerificationMethod => "该亲属不适用此认证方式",
+            VerificationNotStarted => "请先开始认证",
+            PledgeOutdated => "信息认证承诺已更新,请重新阅读并确认",
+            FaceVerificationFailed => "人脸识别认证失败,请重新认证",
+            TooManyFaceAttempts { .. } => "人脸识别失败次数过多,请1小时后再试",
+            Conflict => "操作过于频繁,请稍后重试",
+            DependencyUnavailable(_) => "系统繁忙,请稍后再试",
+            Internal(_) => "系统异常,请稍后再试",
+        }
+    }
+
+    /// Extra machine-readable fields. Never personal data.
+    fn details(&self) -> Map<String, Value> {
+        let mut details = Map::new();
+        match self {
+            AppError::InvalidResidentId(reason) => {
+                details.insert("reason".into(), reason.as_str().into());
+            }
+            AppError::UnbindTooEarly { available_at } => {
+                details.insert("unbind_available_at".into(), rfc3339(*available_at).into());
+            }
+            AppError::TooManyFaceAttempts { retry_at } => {
+                details.insert("retry_at".into(), rfc3339(*retry_at).into());
+            }
+            _ => {}
+        }
+        details
+    }
+
+    /// `{"error":{"code","message",…details}}`. Causes of 5xx stay in the logs, not the body.
+    pub fn body(&self) -> Value {
+        let mut error = self.details();
+        error.insert("code".into(), self.code().into());
+        error.insert("message".into(), self.message().into());
+        json!({ "error": error })
+    }
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_carry_code_message_and_details_but_not_causes() {
+        let err = AppError::DependencyUnavailable("dispatch failure to 10.0.0.1".into());
+        assert_eq!(err.status(), 503);
+        let body = err.body().to_string();
+        assert!(body.contains("service_unavailable") && body.contains("系统繁忙"));
+        assert!(!body.contains("10.0.0.1"));
+
+        let at = "2026-11-28T10:00:00Z".parse().unwrap();
+        let body = AppError::UnbindTooEarly { available_at: at }.body();
+        assert_eq!(body["error"]["unbind_available_at"], "2026-11-28T10:00:00Z");
+        assert_eq!(
+            body["error"]["message"],
+            "绑定亲属码成员24小时后,才能进行解绑操作"
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! HTTP glue shared by every function: who is calling, reading bodies, writing responses.
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::domain::binding::{Binding, BindingId, GuardianId, IdempotencyKey};
+use crate::domain::policy::unbind_available_at;
+use crate::error::{rfc3339, AppError};
+
+/// Bodies here are a few hundred bytes; anything near this is not a real client.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The caller, from the JWT authorizer's `sub` claim. A deployed function never takes
+/// identity from the body or a plain header.
+pub fn caller(req: &Request) -> Result<GuardianId, AppError> {
+    let sub = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|jwt| jwt.claims.get("sub")),
+        _ => None,
+    };
+    sub.and_then(|s| GuardianId::parse(s))
+        .ok_or(AppError::Unauthenticated)
+}
+
+/// API Gateway's request id, carried into audit records and logs.
+pub fn request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// A path parameter naming a binding. A malformed id names nothing: 404, like a missing one.
+pub fn binding_id(req: &Request) -> Result<BindingId, AppError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first("binding_id"))
+        .and_then(BindingId::parse)
+        .ok_or(AppError::BindingNotFound)
+}
+
+pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, AppError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(IdempotencyKey::parse)
+            .map(Some)
+            .ok_or_else(|| AppError::MalformedRequest("bad Idempotency-Key header".into())),
+    }
+}
+
+/// Parses a JSON body. serde's messages can quote the input (an ID number), so only the
+/// error's category and position are kept.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => b"",
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"",
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(AppError::BodyTooLarge);
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        AppError::MalformedRequest(format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// Turns a handler's outcome into the response. Every domain outcome is `Ok` for the runtime;
+/// 5xx causes are logged here (never the request itself).
+pub fn respond(outcome: Result<Response<Body>, AppError>) -> Response<Body> {
+    match outcome {
+        Ok(response) => response,
+        Err(err) => {
+            let status =
+                StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if status.is_server_error() {
+                tracing::error!(code = err.code(), error = %err, "request failed");
+            } else {
+                tracing::info!(
+                    code = err.code(),
+                    status = status.as_u16(),
+                    "request refused"
+                );
+            }
+            json_response(status, &err.body())
+        }
+    }
+}
+
+/// A binding as clients see it: masked personal data, no relative key.
+pub fn binding_json(b: &Binding) -> Value {
+    json!({
+        "id": b.id.as_str(),
+        "name": b.masked_name,
+        "id_number": b.masked_id_number,
+        "relationship": b.relationship.as_str(),
+        "relationship_label": b.relationship.label(),
+        "age_band": b.age_band,
+        "verification_method": b.verification_method,
+        "status": b.status,
+        "kind": "kin_code",
+        "bound_at": rfc3339(b.bound_at),
+        "unbind_available_at": rfc3339(unbind_available_at(b.bound_at)),
+        "verified_at": b.verified_at.map(rfc3339),
+    })
+}

@@ -1,0 +1,12 @@
+//! kincode's shared library: the pure domain, the ports and their AWS adapters, and the HTTP
+//! glue every function uses.
+
+pub mod bindings;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod face;
+pub mod http;
+pub mod services;
+pub mod store;

@@ -1,0 +1,49 @@
+//! What a function needs, built once per cold start: config, keys, the DynamoDB client.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+
+use crate::config::{Config, ConfigError};
+use crate::store::Store;
+
+pub struct Services {
+    pub config: Config,
+    pub store: Store,
+}
+
+/// A bounded wait: a testing site's queue should see a quick 503, not a hung spinner.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+}
+
+pub async fn dynamodb_client(config: &Config) -> aws_sdk_dynamodb::Client {
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await;
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared);
+    if let Some(endpoint) = &config.aws_endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+impl Services {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::from_config(Config::from_env()?).await
+    }
+
+    pub async fn from_config(config: Config) -> Result<Self, ConfigError> {
+        let client = dynamodb_client(&config).await;
+        let store = Store::new(client, config.table.clone(), config.keys()?);
+        Ok(Self { config, store })
+    }
+}

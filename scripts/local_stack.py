@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Local AWS stack: moto in server mode, with linearizable request handling.
+
+moto's stock threaded server handles requests concurrently, and its DynamoDB
+backend is not thread-safe: e.g. 40 concurrent TransactWriteItems that each
+bump a capped counter can let more than the cap through. This server wraps
+moto's WSGI app in one global lock so that every request is handled one at a
+time (connections are still accepted concurrently, threaded=True).
+
+Run with the venv built by scripts/ensure-venv.sh:
+
+    .local/venv/bin/python scripts/local_stack.py [--port 0] [--port-file PATH]
+
+When listening, prints exactly one line `READY http://HOST:PORT` on stdout.
+Request logging is off; warnings and errors go to stderr. Stops cleanly on
+SIGTERM / SIGINT (and, with --exit-with-parent, when its parent dies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+try:
+    from werkzeug.serving import make_server
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+except ImportError as e:  # pragma: no cover
+    sys.exit(
+        f"local_stack.py: {e}; run it with the venv python "
+        "(scripts/ensure-venv.sh builds .local/venv)"
+    )
+
+# Backends to build up front so the first request does not pay for it.
+PREWARM = ("dynamodb", "s3")
+
+
+class SerializedApp:
+    """WSGI middleware: one request at a time, response fully buffered."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        # Read a sized body before taking the lock, so a slow client cannot
+        # hold it. (Chunked bodies are left to werkzeug.)
+        length = environ.get("CONTENT_LENGTH")
+        if length and length.isdigit():
+            environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+class QuietHandler(MotoRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:  # no access log
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    parser.add_argument("--port-file", help="write the bound port to this file")
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="shut down when the parent process goes away (e.g. killed wrapper)",
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    for name in PREWARM:
+        dispatcher.app_instances[name] = create_backend_app(name)  # type: ignore[arg-type]
+
+    server = make_server(
+        args.host,
+        args.port,
+        SerializedApp(dispatcher),
+        threaded=True,
+        request_handler=QuietHandler,
+    )
+    port = server.server_port
+    # moto builds some URLs (e.g. S3 presigned/redirects) from MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+
+    def stop(signum: int, frame: Any) -> None:
+        # shutdown() waits for serve_forever() (running in this thread) to
+        # notice, so it must be called from another thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            server.shutdown()
+
+        threading.Thread(target=watch_parent, daemon=True).start()
+
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+
+    print(f"READY http://{args.host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        if args.port_file:
+            try:
+                os.remove(args.port_file)
+            except OSError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
