@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"READY http://{args.host}:{port}", flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.1)
     finally:
         server.server_close()
         if args.port_file:

@@ -13,6 +13,30 @@ use crate::error::{rfc3339, AppError};
 /// Bodies here are a few hundred bytes; anything near this is not a real client.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// An authenticated request: who is calling, and the id that traces it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub guardian: GuardianId,
+    pub request_id: String,
+}
+
+impl Call {
+    pub fn from_request(req: &Request) -> Result<Self, AppError> {
+        Ok(Self {
+            guardian: caller(req)?,
+            request_id: request_id(req),
+        })
+    }
+
+    /// The audit context of this call at `now`.
+    pub fn at(&self, now: chrono::DateTime<chrono::Utc>) -> crate::store::ActionContext<'_> {
+        crate::store::ActionContext {
+            request_id: &self.request_id,
+            at: now,
+        }
+    }
+}
+
 /// The caller, from the JWT authorizer's `sub` claim. A deployed function never takes
 /// identity from the body or a plain header.
 pub fn caller(req: &Request) -> Result<GuardianId, AppError> {

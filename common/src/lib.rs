@@ -10,3 +10,4 @@ pub mod face;
 pub mod http;
 pub mod services;
 pub mod store;
+pub mod telemetry;

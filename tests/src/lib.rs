@@ -1,1 +1,363 @@
+//! Test support shared by every tier: the local AWS stack (moto, started by
+//! `scripts/with-local-stack.sh`), a fresh table per test built from `template.yaml`, and the
+//! API Gateway events in `events/`.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use kincode_common::config::Config;
+use kincode_common::services::Services;
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+use serde_yaml::Value as Yaml;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The local stack's endpoint. Tests that need it are run by the README's test command,
+/// which starts the stack; run alone they stop here with a pointer.
+pub fn local_endpoint() -> String {
+    std::env::var("KINCODE_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("KINCODE_AWS_ENDPOINT is not set: run the tests with `scripts/test` (it starts the local AWS stack)")
+    })
+}
+
+/// `template.yaml`, parsed. CloudFormation tags (`!Ref`, `!Sub`…) stay as tagged values.
+pub struct Template(Yaml);
+
+impl Template {
+    pub fn load() -> Self {
+        let text =
+            std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml");
+        Self(serde_yaml::from_str(&text).expect("template.yaml parses"))
+    }
+
+    pub fn resource(&self, name: &str) -> &Yaml {
+        &self.0["Resources"][name]
+    }
+
+    pub fn resources_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Yaml)> + 'a {
+        self.0["Resources"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter(move |(_, r)| r["Type"].as_str() == Some(kind))
+            .map(|(name, r)| (name.as_str().unwrap_or_default(), r))
+    }
+
+    /// A function's environment as deployed: Globals merged with its own. Values that are
+    /// intrinsic functions (`!Ref`, `!Sub`) are given as `<intrinsic>`.
+    pub fn function_environment(&self, function: &str) -> HashMap<String, String> {
+        let globals = &self.0["Globals"]["Function"]["Environment"]["Variables"];
+        let own = &self.resource(function)["Properties"]["Environment"]["Variables"];
+        [globals, own]
+            .into_iter()
+            .filter_map(Yaml::as_mapping)
+            .flatten()
+            .map(|(k, v)| {
+                let value = v
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "<intrinsic>".into());
+                (k.as_str().unwrap_or_default().to_owned(), value)
+            })
+            .collect()
+    }
+
+    pub fn table_properties(&self) -> &Yaml {
+        &self.resource("Table")["Properties"]
+    }
+}
+
+fn text(y: &Yaml) -> String {
+    y.as_str()
+        .unwrap_or_else(|| panic!("expected a string in template.yaml, got {y:?}"))
+        .to_owned()
+}
+
+fn key_schema(list: &Yaml) -> Vec<KeySchemaElement> {
+    list.as_sequence()
+        .expect("KeySchema is a list")
+        .iter()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(text(&k["AttributeName"]))
+                .key_type(KeyType::from(text(&k["KeyType"]).as_str()))
+                .build()
+                .expect("key schema element")
+        })
+        .collect()
+}
+
+/// Creates a table named `name` exactly as `template.yaml` defines `Table`: the template is
+/// the one source of truth for the schema.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    let template = Template::load();
+    let props = template.table_properties();
+    let attributes = props["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(text(&a["AttributeName"]))
+                .attribute_type(ScalarAttributeType::from(
+                    text(&a["AttributeType"]).as_str(),
+                ))
+                .build()
+                .expect("attribute definition")
+        })
+        .collect();
+    let indexes = props["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|gsi| {
+            GlobalSecondaryIndex::builder()
+                .index_name(text(&gsi["IndexName"]))
+                .set_key_schema(Some(key_schema(&gsi["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            text(&gsi["Projection"]["ProjectionType"]).as_str(),
+                        ))
+                        .build(),
+                )
+                .build()
+                .expect("index")
+        })
+        .collect();
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(text(&props["BillingMode"]).as_str()))
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(key_schema(&props["KeySchema"])))
+        .set_global_secondary_indexes(Some(indexes))
+        .send()
+        .await
+        .expect("create table on the local stack");
+    let ttl = &props["TimeToLiveSpecification"];
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(text(&ttl["AttributeName"]))
+                .enabled(ttl["Enabled"].as_bool().unwrap_or(false))
+                .build()
+                .expect("ttl"),
+        )
+        .send()
+        .await
+        .expect("enable TTL");
+}
+
+fn random_key() -> String {
+    let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    B64.encode(bytes)
+}
+
+/// Local-stage configuration for `table`, with fresh random keys.
+pub fn local_config(table: &str, endpoint: &str) -> Config {
+    let vars = HashMap::from([
+        ("KINCODE_STAGE", "local".to_owned()),
+        ("KINCODE_TABLE", table.to_owned()),
+        ("KINCODE_AWS_ENDPOINT", endpoint.to_owned()),
+        ("KINCODE_LOOKUP_SECRET", random_key()),
+        ("KINCODE_DATA_KEY", random_key()),
+        ("KINCODE_FACE_VERIFIER", "local-simulator".to_owned()),
+    ]);
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("local config")
+}
+
+/// Services on a table of their own, so tests never see each other's data.
+pub async fn fresh_services() -> Services {
+    let endpoint = local_endpoint();
+    let table = format!("kincode-test-{}", uuid::Uuid::new_v4().simple());
+    let services = Services::from_config(local_config(&table, &endpoint))
+        .await
+        .expect("services");
+    create_table(&raw_client(&services).await, &table).await;
+    services
+}
+
+/// A plain client for inspecting what the functions wrote.
+pub async fn raw_client(services: &Services) -> aws_sdk_dynamodb::Client {
+    kincode_common::services::dynamodb_client(&services.config).await
+}
+
+/// Every item of the services' table (test tables are small).
+pub async fn all_items(services: &Services) -> Vec<HashMap<String, AttributeValue>> {
+    let client = raw_client(services).await;
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(&services.config.table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// A counter item's value (0 when absent).
+pub async fn counter(services: &Services, pk: &str, attribute: &str) -> u64 {
+    all_items(services)
+        .await
+        .iter()
+        .find(|i| {
+            i["pk"].as_s().ok().map(String::as_str) == Some(pk)
+                && i["sk"].as_s().ok().map(String::as_str) == Some("COUNT")
+        })
+        .and_then(|i| i.get(attribute)?.as_n().ok()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An event file from `events/`, as JSON to adjust before use.
+pub fn event(name: &str) -> Value {
+    let path = repo_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("event is JSON")
+}
+
+/// Adjustments tests make to an event file.
+pub trait EventExt {
+    fn with_caller(self, sub: &str) -> Self;
+    fn without_caller(self) -> Self;
+    fn with_path_binding(self, binding_id: &str) -> Self;
+    fn with_body(self, body: Value) -> Self;
+    fn with_raw_body(self, body: &str) -> Self;
+    fn with_header(self, name: &str, value: &str) -> Self;
+    fn into_request(self) -> Request;
+}
+
+impl EventExt for Value {
+    fn with_caller(mut self, sub: &str) -> Self {
+        self["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub.into();
+        self
+    }
+    fn without_caller(mut self) -> Self {
+        self["requestContext"]
+            .as_object_mut()
+            .expect("requestContext")
+            .remove("authorizer");
+        self
+    }
+    fn with_path_binding(mut self, binding_id: &str) -> Self {
+        let old = self["pathParameters"]["binding_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self["pathParameters"]["binding_id"] = binding_id.into();
+        for field in ["rawPath"] {
+            let replaced = self[field]
+                .as_str()
+                .unwrap_or_default()
+                .replace(&old, binding_id);
+            self[field] = replaced.into();
+        }
+        self
+    }
+    fn with_body(self, body: Value) -> Self {
+        self.with_raw_body(&body.to_string())
+    }
+    fn with_raw_body(mut self, body: &str) -> Self {
+        self["body"] = body.into();
+        self["isBase64Encoded"] = false.into();
+        self
+    }
+    fn with_header(mut self, name: &str, value: &str) -> Self {
+        self["headers"][name] = value.into();
+        self
+    }
+    fn into_request(self) -> Request {
+        lambda_http::request::from_str(&self.to_string()).expect("event converts to a request")
+    }
+}
+
+/// A response's status and JSON body (`Null` when empty).
+pub fn status_and_json(response: &Response<Body>) -> (u16, Value) {
+    let body = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).expect("JSON body"),
+        Body::Binary(b) => serde_json::from_slice(b).expect("JSON body"),
+        _ => Value::Null,
+    };
+    (response.status().as_u16(), body)
+}
+
+/// A valid resident ID number for someone born on `birth` (Xi'an, Yanta district).
+pub fn resident_id_born(birth: chrono::NaiveDate, sequence: u32) -> String {
+    let body = format!("610113{}{:03}", birth.format("%Y%m%d"), sequence % 1000);
+    let check = kincode_common::domain::resident_id::check_character(body.as_bytes());
+    format!("{body}{}", check as char)
+}
+
+/// Someone `years` old (and a few days) on `now`'s China date.
+pub fn resident_id_aged(years: u32, now: chrono::DateTime<chrono::Utc>, sequence: u32) -> String {
+    use chrono::Datelike;
+    let today = kincode_common::domain::age::china_date(now) - chrono::Duration::days(3);
+    let birth = today
+        .with_year(today.year() - years as i32)
+        .unwrap_or(today - chrono::Duration::days(365 * years as i64));
+    resident_id_born(birth, sequence)
+}
+
+/// Binds through the use case (not a handler), for tests that need bindings to exist.
+pub async fn bind_relative(
+    services: &Services,
+    guardian: &str,
+    id_number: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<kincode_common::domain::binding::Binding, kincode_common::error::AppError> {
+    let guardian =
+        kincode_common::domain::binding::GuardianId::parse(guardian).expect("guardian id");
+    let request = kincode_common::bindings::BindRequest {
+        name: Some("李秀英".into()),
+        id_number: Some(id_number.into()),
+        relationship: Some("grandparent".into()),
+        consent: Some(true),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let ctx = kincode_common::store::ActionContext {
+        request_id: &request_id,
+        at: now,
+    };
+    kincode_common::bindings::bind(&services.store, &guardian, request, None, ctx).await
+}
+
+/// Services whose DynamoDB endpoint refuses connections: the dependency is down.
+pub async fn unreachable_services() -> Services {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    Services::from_config(local_config("kincode-unreachable", &endpoint))
+        .await
+        .expect("services")
+}
+
+/// A new Idempotency-Key value.
+pub fn fresh_idempotency_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

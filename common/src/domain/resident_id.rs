@@ -99,8 +99,7 @@ impl ResidentId {
         if completed_years(birth_date, today) > MAX_PLAUSIBLE_AGE {
             return Err(ResidentIdError::ImplausiblyOld);
         }
-        let sum: u32 = (0..17).map(|i| digit(i) * WEIGHTS[i]).sum();
-        if CHECK_CHARS[(sum % 11) as usize] != check {
+        if check_character(body) != check {
             return Err(ResidentIdError::WrongCheckCharacter);
         }
         let mut number = String::with_capacity(18);
@@ -125,6 +124,16 @@ impl ResidentId {
     }
 }
 
+/// The ISO 7064 MOD 11-2 check character for the first 17 digits (ASCII digits assumed).
+pub fn check_character(first17: &[u8]) -> u8 {
+    let sum: u32 = first17
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    CHECK_CHARS[(sum % 11) as usize]
+}
+
 /// Masks an already-valid number (also used on numbers decrypted from the store).
 pub fn mask_resident_id(number: &str) -> String {
     let (head, tail) = (&number[..2], &number[number.len() - 4..]);
@@ -132,22 +141,23 @@ pub fn mask_resident_id(number: &str) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
     }
 
-    /// Builds a valid number for a birth date (test helper shared with other domain tests).
-    pub(crate) fn id_born(birth: NaiveDate, sequence: u32) -> String {
-        let body = format!("610113{}{:03}", birth.format("%Y%m%d"), sequence % 1000);
-        let sum: u32 = body
-            .bytes()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        format!("{body}{}", CHECK_CHARS[(sum % 11) as usize] as char)
+    fn id_born(birth: NaiveDate, sequence: u32) -> String {
+        with_check(&format!(
+            "610113{}{:03}",
+            birth.format("%Y%m%d"),
+            sequence % 1000
+        ))
+    }
+
+    fn with_check(body: &str) -> String {
+        format!("{body}{}", check_character(body.as_bytes()) as char)
     }
 
     const TODAY: (i32, u32, u32) = (2026, 11, 27);
@@ -242,15 +252,11 @@ pub(crate) mod tests {
         for region in [
             "00", "10", "16", "20", "39", "47", "55", "60", "66", "70", "84", "99",
         ] {
-            let candidate = format!("{region}0113{}", &id_born(day(2015, 6, 1), 1)[6..]);
-            // Fix the checksum so only the region is wrong.
-            let body = &candidate[..17];
-            let sum: u32 = body
-                .bytes()
-                .zip(WEIGHTS)
-                .map(|(b, w)| u32::from(b - b'0') * w)
-                .sum();
-            let fixed = format!("{body}{}", CHECK_CHARS[(sum % 11) as usize] as char);
+            // A valid checksum, so only the region is wrong.
+            let fixed = with_check(&format!(
+                "{region}0113{}",
+                &id_born(day(2015, 6, 1), 1)[6..17]
+            ));
             assert_eq!(
                 ResidentId::parse(&fixed, today()),
                 Err(ResidentIdError::UnknownRegion),
@@ -258,25 +264,13 @@ pub(crate) mod tests {
             );
         }
         for region in [11, 65, 71, 81, 82, 83] {
-            let id = format!("{region}{}", &id_born(day(2015, 6, 1), 1)[2..17]);
-            let sum: u32 = id
-                .bytes()
-                .zip(WEIGHTS)
-                .map(|(b, w)| u32::from(b - b'0') * w)
-                .sum();
-            let fixed = format!("{id}{}", CHECK_CHARS[(sum % 11) as usize] as char);
+            let fixed = with_check(&format!("{region}{}", &id_born(day(2015, 6, 1), 1)[2..17]));
             assert!(ResidentId::parse(&fixed, today()).is_ok(), "{region}");
         }
     }
 
     fn with_birth_digits(date: &str) -> String {
-        let body = format!("610113{date}123");
-        let sum: u32 = body
-            .bytes()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        format!("{body}{}", CHECK_CHARS[(sum % 11) as usize] as char)
+        with_check(&format!("610113{date}123"))
     }
 
     #[test]

@@ -1,0 +1,88 @@
+//! Logging: Lambda's advanced logging controls (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT`),
+//! as `lambda_runtime`'s default subscriber reads them, with one difference: the runtime's own
+//! TRACE output is never enabled, because it prints the raw event (names, ID numbers).
+
+use lambda_http::tracing::subscriber::filter::{EnvFilter, LevelFilter};
+use lambda_http::tracing::subscriber::fmt::MakeWriter;
+use lambda_http::tracing::Subscriber;
+
+/// The filter for a requested level: at most DEBUG for the runtime crates.
+pub fn filter(level: Option<&str>) -> EnvFilter {
+    let level = level
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    // In `tracing`, more verbose levels compare greater.
+    let runtime = level.min(LevelFilter::DEBUG);
+    EnvFilter::builder().parse_lossy(format!(
+        "{level},lambda_runtime={runtime},lambda_http={runtime}"
+    ))
+}
+
+pub fn subscriber<W>(
+    writer: W,
+    level: Option<&str>,
+    json: bool,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = lambda_http::tracing::subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .with_env_filter(filter(level))
+        .with_writer(writer);
+    if json {
+        Box::new(builder.json().finish())
+    } else {
+        Box::new(builder.finish())
+    }
+}
+
+/// Installs the process-wide subscriber, once per cold start.
+pub fn init() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    lambda_http::tracing::subscriber::util::SubscriberInitExt::init(subscriber(
+        std::io::stdout,
+        level.as_deref(),
+        json,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn runtime_trace_output_stays_off_even_at_trace_level() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let sub = subscriber(move || writer.clone(), Some("trace"), true);
+        lambda_http::tracing::dispatcher::with_default(
+            &lambda_http::tracing::Dispatch::new(sub),
+            || {
+                lambda_http::tracing::trace!(target: "lambda_runtime::layers::api_response", body = "raw event", "raw JSON event received from Lambda");
+                lambda_http::tracing::trace!(target: "kincode_common::store", "our own trace line");
+            },
+        );
+        let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(!out.contains("raw event"), "{out}");
+        assert!(out.contains("our own trace line"), "{out}");
+    }
+}
