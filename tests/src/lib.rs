@@ -58,8 +58,8 @@ impl Template {
             .map(|(name, r)| (name.as_str().unwrap_or_default(), r))
     }
 
-    /// A function's environment as deployed: Globals merged with its own. Values that are
-    /// intrinsic functions (`!Ref`, `!Sub`) are given as `<intrinsic>`.
+    /// A function's environment as deployed: Globals merged with its own. serde_yaml drops
+    /// CloudFormation tags, so `!Ref Table` reads as `Table` and `!Sub` as its template string.
     pub fn function_environment(&self, function: &str) -> HashMap<String, String> {
         let globals = &self.0["Globals"]["Function"]["Environment"]["Variables"];
         let own = &self.resource(function)["Properties"]["Environment"]["Variables"];
@@ -271,13 +271,12 @@ impl EventExt for Value {
             .unwrap_or_default()
             .to_owned();
         self["pathParameters"]["binding_id"] = binding_id.into();
-        for field in ["rawPath"] {
-            let replaced = self[field]
-                .as_str()
-                .unwrap_or_default()
-                .replace(&old, binding_id);
-            self[field] = replaced.into();
-        }
+        let path = self["rawPath"]
+            .as_str()
+            .unwrap_or_default()
+            .replace(&old, binding_id);
+        self["rawPath"] = path.clone().into();
+        self["requestContext"]["http"]["path"] = path.into();
         self
     }
     fn with_body(self, body: Value) -> Self {

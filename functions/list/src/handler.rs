@@ -26,3 +26,75 @@ async fn list(services: &Services, req: &Request) -> Result<Response<Body>, AppE
         &json!({ "relatives": relatives }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kincode_tests::*;
+
+    const GUARDIAN: &str = "user-7f3a9c2e";
+
+    async fn call(services: &Services, event: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = handle(services, event.into_request(), Utc::now())
+            .await
+            .expect("handler never errs");
+        status_and_json(&response)
+    }
+
+    #[tokio::test]
+    async fn lists_the_callers_relatives_newest_first_and_masked() {
+        let services = fresh_services().await;
+        let t0 = Utc::now();
+        let elder = resident_id_aged(75, t0, 21);
+        let child = resident_id_aged(5, t0, 22);
+        bind_relative(&services, GUARDIAN, &elder, t0)
+            .await
+            .unwrap();
+        bind_relative(
+            &services,
+            GUARDIAN,
+            &child,
+            t0 + chrono::Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+        bind_relative(&services, "user-other", &resident_id_aged(80, t0, 23), t0)
+            .await
+            .unwrap();
+
+        let (status, body) = call(&services, event("list.json")).await;
+        assert_eq!(status, 200, "{body}");
+        let relatives = body["relatives"].as_array().unwrap();
+        assert_eq!(relatives.len(), 2, "only the caller's own");
+        assert_eq!(relatives[0]["age_band"], "child");
+        assert_eq!(relatives[1]["age_band"], "elder");
+        assert_eq!(relatives[0]["verification_method"], "pledge");
+        assert_eq!(relatives[0]["kind"], "kin_code");
+        for r in relatives {
+            assert_eq!(r["name"], "**英");
+            let masked = r["id_number"].as_str().unwrap();
+            assert_eq!(masked.len(), 18);
+            assert_eq!(&masked[2..14], "************");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_guardian_has_an_empty_list_and_no_caller_is_401() {
+        let services = fresh_services().await;
+        let (status, body) = call(&services, event("list.json").with_caller("user-new")).await;
+        assert_eq!(
+            (status, body["relatives"].as_array().map(Vec::len)),
+            (200, Some(0))
+        );
+        assert_eq!(
+            call(&services, event("list.json").without_caller()).await.0,
+            401
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_table_is_503() {
+        let services = unreachable_services().await;
+        assert_eq!(call(&services, event("list.json")).await.0, 503);
+    }
+}

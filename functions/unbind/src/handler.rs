@@ -25,3 +25,126 @@ async fn unbind(
     bindings::unbind(&services.store, &call.guardian, &id, call.at(now)).await?;
     Ok(http::no_content())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use kincode_tests::*;
+    use serde_json::Value;
+
+    const GUARDIAN: &str = "user-7f3a9c2e";
+
+    async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
+        let response = handle(services, event.into_request(), now)
+            .await
+            .expect("handler never errs");
+        status_and_json(&response)
+    }
+
+    fn unbind_event(binding: &str) -> Value {
+        event("unbind.json").with_path_binding(binding)
+    }
+
+    #[tokio::test]
+    async fn unbinding_opens_24_hours_after_binding_and_releases_both_counters() {
+        let services = fresh_services().await;
+        let bound_at = Utc::now();
+        let id = resident_id_aged(66, bound_at, 31);
+        let binding = bind_relative(&services, GUARDIAN, &id, bound_at)
+            .await
+            .unwrap();
+        let relative_pk = format!("R#{}", binding.relative_key);
+
+        let early = bound_at + Duration::hours(24) - Duration::seconds(1);
+        let (status, body) = call(&services, unbind_event(binding.id.as_str()), early).await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            "绑定亲属码成员24小时后,才能进行解绑操作"
+        );
+        let available: DateTime<Utc> = body["error"]["unbind_available_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            available.timestamp(),
+            (bound_at + Duration::hours(24)).timestamp()
+        );
+
+        let (status, body) = call(
+            &services,
+            unbind_event(binding.id.as_str()),
+            bound_at + Duration::hours(24),
+        )
+        .await;
+        assert_eq!((status, body), (204, Value::Null));
+        assert_eq!(
+            counter(&services, &format!("G#{GUARDIAN}"), "bound").await,
+            0
+        );
+        assert_eq!(counter(&services, &relative_pk, "guardians").await, 0);
+        let remaining: Vec<String> = all_items(&services)
+            .await
+            .iter()
+            .map(|i| i["sk"].as_s().unwrap().clone())
+            .filter(|sk| sk.starts_with("B#") || sk.starts_with("L#"))
+            .collect();
+        assert!(remaining.is_empty(), "{remaining:?}");
+
+        // A repeated DELETE is success; the relative can be bound again.
+        let later = bound_at + Duration::hours(25);
+        assert_eq!(
+            call(&services, unbind_event(binding.id.as_str()), later)
+                .await
+                .0,
+            204
+        );
+        assert!(bind_relative(&services, GUARDIAN, &id, later).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_event_file_binding_and_strangers_bindings_are_not_found() {
+        let services = fresh_services().await;
+        let now = Utc::now();
+        let binding = bind_relative(&services, GUARDIAN, &resident_id_aged(70, now, 32), now)
+            .await
+            .unwrap();
+        let later = now + Duration::hours(48);
+        let (status, body) = call(&services, event("unbind.json"), later).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("binding_not_found"))
+        );
+        let stranger = unbind_event(binding.id.as_str()).with_caller("user-stranger");
+        assert_eq!(call(&services, stranger, later).await.0, 404);
+        assert_eq!(
+            counter(&services, &format!("G#{GUARDIAN}"), "bound").await,
+            1,
+            "untouched"
+        );
+        assert_eq!(
+            call(
+                &services,
+                unbind_event(binding.id.as_str()).without_caller(),
+                later
+            )
+            .await
+            .0,
+            401
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_table_is_503() {
+        let services = unreachable_services().await;
+        let (status, _) = call(
+            &services,
+            unbind_event("3f6d2b1e-8c4a-4f0e-9b7d-2a5c8e1f4d90"),
+            Utc::now(),
+        )
+        .await;
+        assert_eq!(status, 503);
+    }
+}

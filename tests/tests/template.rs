@@ -1,0 +1,112 @@
+//! `template.yaml` agrees with the code: the schema the store uses, the functions that exist,
+//! the events that exercise them, and a production config that refuses simulators.
+
+use std::collections::HashMap;
+
+use kincode_common::config::{Config, ConfigError};
+use kincode_tests::{repo_root, Template};
+
+const TEST_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// A function's deployed environment, with the secrets it resolves at deploy time filled in.
+fn deployed_config(
+    template: &Template,
+    function: &str,
+    overrides: &[(&str, &str)],
+) -> Result<Config, ConfigError> {
+    let mut env = template.function_environment(function);
+    for v in env.values_mut() {
+        if v.starts_with("{{resolve:secretsmanager:") {
+            *v = TEST_KEY.into();
+        }
+    }
+    for (k, v) in overrides {
+        env.insert((*k).into(), (*v).into());
+    }
+    Config::from_lookup(|k| env.get(k).cloned())
+}
+
+#[test]
+fn the_deployed_verify_function_refuses_the_face_simulator() {
+    let template = Template::load();
+    let config = deployed_config(&template, "VerifyFunction", &[]).expect("deployed config parses");
+    assert!(config.face_verifier().is_err());
+    let switched = deployed_config(
+        &template,
+        "VerifyFunction",
+        &[("KINCODE_FACE_VERIFIER", "local-simulator")],
+    )
+    .unwrap();
+    assert!(matches!(
+        switched.face_verifier(),
+        Err(ConfigError::SimulatorInProduction)
+    ));
+}
+
+#[test]
+fn every_function_is_production_staged_and_has_a_binary_and_an_event() {
+    let template = Template::load();
+    let functions: Vec<_> = template
+        .resources_of_type("AWS::Serverless::Function")
+        .collect();
+    assert!(functions.len() >= 4);
+    let events: Vec<String> = std::fs::read_dir(repo_root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for (name, resource) in functions {
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("Binary");
+        let main = repo_root()
+            .join("functions")
+            .join(binary)
+            .join("src/main.rs");
+        assert!(main.exists(), "{name}: no {}", main.display());
+        assert!(
+            events.iter().any(|e| e.starts_with(binary)),
+            "{name}: no event file for {binary}"
+        );
+        let env = template.function_environment(name);
+        assert_eq!(
+            env.get("KINCODE_STAGE").map(String::as_str),
+            Some("production"),
+            "{name}"
+        );
+        assert!(!env.contains_key("KINCODE_AWS_ENDPOINT"), "{name}");
+        deployed_config(&template, name, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn the_table_has_the_keys_index_and_ttl_the_store_uses() {
+    let template = Template::load();
+    let props = template.table_properties();
+    let names = |list: &serde_yaml::Value| -> Vec<String> {
+        list.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| k["AttributeName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&props["KeySchema"]), ["pk", "sk"]);
+    let gsi = &props["GlobalSecondaryIndexes"][0];
+    assert_eq!(gsi["IndexName"].as_str(), Some("by_expiry"));
+    assert_eq!(names(&gsi["KeySchema"]), ["expiry_bucket", "expires_at"]);
+    assert_eq!(
+        props["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some("expires_at")
+    );
+    let types: HashMap<String, String> = props["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap().into(),
+                a["AttributeType"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(types["expires_at"], "N", "TTL needs a number");
+}
