@@ -196,8 +196,7 @@ pub async fn complete_verification(
             Verification::Face { certify_id }
         }
     };
-    store.activate(&binding, &verification, ctx).await?;
-    owned_binding(store, guardian, id).await
+    store.activate(binding, verification, ctx).await
 }
 
 pub async fn unbind(

@@ -565,24 +565,33 @@ impl Store {
         .await
     }
 
+    /// Makes a pending binding usable; returns it as now stored.
     pub async fn activate(
         &self,
-        binding: &Binding,
-        verification: &Verification,
+        binding: Binding,
+        verification: Verification,
         ctx: ActionContext<'_>,
-    ) -> Result<(), AppError> {
-        let verification = serde_dynamo::to_attribute_value(verification)
+    ) -> Result<Binding, AppError> {
+        let encoded = serde_dynamo::to_attribute_value(&verification)
             .map_err(|e| AppError::Internal(format!("encode verification: {e}")))?;
         let verified_at = serde_dynamo::to_attribute_value(ctx.at)
             .map_err(|e| AppError::Internal(format!("encode time: {e}")))?;
         self.update_pending(
-            binding,
+            &binding,
             "REMOVE pending_certify_id SET #status = :active, verified_at = :at, verification = :verification",
-            vec![(":active", s("active")), (":at", verified_at), (":verification", verification)],
+            vec![(":active", s("active")), (":at", verified_at), (":verification", encoded)],
             AuditAction::Verified,
             ctx,
         )
-        .await
+        .await?;
+        Ok(Binding {
+            status: BindingStatus::Active,
+            verified_at: Some(ctx.at),
+            verification: Some(verification),
+            pending_certify_id: None,
+            version: binding.version + 1,
+            ..binding
+        })
     }
 
     /// One transaction: the binding (unchanged since read), its pair guard, both counters

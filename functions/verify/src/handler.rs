@@ -149,7 +149,11 @@ mod tests {
 
         // Retrying the completion answers the same; starting again is refused.
         let again = json!({"certify_id": certify_id, "evidence": {"simulated_outcome": "pass"}});
-        assert_eq!(complete(&services, &binding, again, now).await.0, 200);
+        assert_eq!(
+            complete(&services, &binding, again, now).await,
+            (200, done.clone()),
+            "as stored"
+        );
         let (status, body) = start(&services, &binding, now).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
