@@ -5,17 +5,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use kincode_common::config::Config;
 use kincode_common::services::Services;
+pub use kincode_localdev::template::Template;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use serde_yaml::Value as Yaml;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,140 +27,6 @@ pub fn local_endpoint() -> String {
     std::env::var("KINCODE_AWS_ENDPOINT").unwrap_or_else(|_| {
         panic!("KINCODE_AWS_ENDPOINT is not set: run the tests with `scripts/test` (it starts the local AWS stack)")
     })
-}
-
-/// `template.yaml`, parsed. CloudFormation tags (`!Ref`, `!Sub`…) stay as tagged values.
-pub struct Template(Yaml);
-
-impl Template {
-    pub fn load() -> Self {
-        let text =
-            std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml");
-        Self(serde_yaml::from_str(&text).expect("template.yaml parses"))
-    }
-
-    pub fn resource(&self, name: &str) -> &Yaml {
-        &self.0["Resources"][name]
-    }
-
-    pub fn resources_of_type<'a>(
-        &'a self,
-        kind: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a Yaml)> + 'a {
-        self.0["Resources"]
-            .as_mapping()
-            .into_iter()
-            .flatten()
-            .filter(move |(_, r)| r["Type"].as_str() == Some(kind))
-            .map(|(name, r)| (name.as_str().unwrap_or_default(), r))
-    }
-
-    /// A function's environment as deployed: Globals merged with its own. serde_yaml drops
-    /// CloudFormation tags, so `!Ref Table` reads as `Table` and `!Sub` as its template string.
-    pub fn function_environment(&self, function: &str) -> HashMap<String, String> {
-        let globals = &self.0["Globals"]["Function"]["Environment"]["Variables"];
-        let own = &self.resource(function)["Properties"]["Environment"]["Variables"];
-        [globals, own]
-            .into_iter()
-            .filter_map(Yaml::as_mapping)
-            .flatten()
-            .map(|(k, v)| {
-                let value = v
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| "<intrinsic>".into());
-                (k.as_str().unwrap_or_default().to_owned(), value)
-            })
-            .collect()
-    }
-
-    pub fn table_properties(&self) -> &Yaml {
-        &self.resource("Table")["Properties"]
-    }
-}
-
-fn text(y: &Yaml) -> String {
-    y.as_str()
-        .unwrap_or_else(|| panic!("expected a string in template.yaml, got {y:?}"))
-        .to_owned()
-}
-
-fn key_schema(list: &Yaml) -> Vec<KeySchemaElement> {
-    list.as_sequence()
-        .expect("KeySchema is a list")
-        .iter()
-        .map(|k| {
-            KeySchemaElement::builder()
-                .attribute_name(text(&k["AttributeName"]))
-                .key_type(KeyType::from(text(&k["KeyType"]).as_str()))
-                .build()
-                .expect("key schema element")
-        })
-        .collect()
-}
-
-/// Creates a table named `name` exactly as `template.yaml` defines `Table`: the template is
-/// the one source of truth for the schema.
-pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
-    let template = Template::load();
-    let props = template.table_properties();
-    let attributes = props["AttributeDefinitions"]
-        .as_sequence()
-        .expect("AttributeDefinitions")
-        .iter()
-        .map(|a| {
-            AttributeDefinition::builder()
-                .attribute_name(text(&a["AttributeName"]))
-                .attribute_type(ScalarAttributeType::from(
-                    text(&a["AttributeType"]).as_str(),
-                ))
-                .build()
-                .expect("attribute definition")
-        })
-        .collect();
-    let indexes = props["GlobalSecondaryIndexes"]
-        .as_sequence()
-        .into_iter()
-        .flatten()
-        .map(|gsi| {
-            GlobalSecondaryIndex::builder()
-                .index_name(text(&gsi["IndexName"]))
-                .set_key_schema(Some(key_schema(&gsi["KeySchema"])))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::from(
-                            text(&gsi["Projection"]["ProjectionType"]).as_str(),
-                        ))
-                        .build(),
-                )
-                .build()
-                .expect("index")
-        })
-        .collect();
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::from(text(&props["BillingMode"]).as_str()))
-        .set_attribute_definitions(Some(attributes))
-        .set_key_schema(Some(key_schema(&props["KeySchema"])))
-        .set_global_secondary_indexes(Some(indexes))
-        .send()
-        .await
-        .expect("create table on the local stack");
-    let ttl = &props["TimeToLiveSpecification"];
-    client
-        .update_time_to_live()
-        .table_name(name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(text(&ttl["AttributeName"]))
-                .enabled(ttl["Enabled"].as_bool().unwrap_or(false))
-                .build()
-                .expect("ttl"),
-        )
-        .send()
-        .await
-        .expect("enable TTL");
 }
 
 fn random_key() -> String {
@@ -192,7 +55,10 @@ pub async fn fresh_services() -> Services {
     let services = Services::from_config(local_config(&table, &endpoint))
         .await
         .expect("services");
-    create_table(&raw_client(&services).await, &table).await;
+    let template = Template::load(&repo_root().join("template.yaml")).expect("template.yaml");
+    kincode_localdev::provision::create_table(&raw_client(&services).await, &template, &table)
+        .await
+        .expect("table on the local stack");
     services
 }
 

@@ -28,7 +28,7 @@ fn deployed_config(
 
 #[test]
 fn the_deployed_verify_function_refuses_the_face_simulator() {
-    let template = Template::load();
+    let template = Template::load(&repo_root().join("template.yaml")).unwrap();
     let config = deployed_config(&template, "VerifyFunction", &[]).expect("deployed config parses");
     assert!(config.face_verifier().is_err());
     let switched = deployed_config(
@@ -45,7 +45,7 @@ fn the_deployed_verify_function_refuses_the_face_simulator() {
 
 #[test]
 fn every_function_is_production_staged_and_has_a_binary_and_an_event() {
-    let template = Template::load();
+    let template = Template::load(&repo_root().join("template.yaml")).unwrap();
     let functions: Vec<_> = template
         .resources_of_type("AWS::Serverless::Function")
         .collect();
@@ -80,7 +80,7 @@ fn every_function_is_production_staged_and_has_a_binary_and_an_event() {
 
 #[test]
 fn the_table_has_the_keys_index_and_ttl_the_store_uses() {
-    let template = Template::load();
+    let template = Template::load(&repo_root().join("template.yaml")).unwrap();
     let props = template.table_properties();
     let names = |list: &serde_yaml::Value| -> Vec<String> {
         list.as_sequence()

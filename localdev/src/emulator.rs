@@ -1,0 +1,195 @@
+//! One function under AWS's Lambda Runtime Interface Emulator (`aws-lambda-rie`, shipped in the
+//! aws-sam-cli package): the same emulator `sam local invoke` runs inside its container.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::http::Method;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Notify;
+
+use crate::client::HttpClient;
+
+/// A free port on the loopback interface.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The emulator logs `INIT REPORT(durationMs: …)` on a cold start. (Its `REPORT` line's
+/// "Init Duration" is not the function's init: it reads near zero.)
+fn init_duration_ms(line: &str) -> Option<f64> {
+    let rest = line.split("INIT REPORT(durationMs: ").nth(1)?;
+    rest.split(')').next()?.trim().parse().ok()
+}
+
+#[derive(Default)]
+struct Reports {
+    init_ms: Mutex<Option<f64>>,
+    arrived: Notify,
+}
+
+pub struct Emulator {
+    pub function: String,
+    invoke_url: String,
+    /// The emulator runs one invocation at a time, like one Lambda instance.
+    busy: tokio::sync::Mutex<()>,
+    reports: Arc<Reports>,
+    child: Mutex<Option<Child>>,
+    client: HttpClient,
+}
+
+/// What one invocation returned.
+pub struct Invocation {
+    pub payload: Vec<u8>,
+    /// Set on a cold start.
+    pub init_ms: Option<f64>,
+}
+
+impl Emulator {
+    /// Starts the emulator for `bootstrap` with exactly `env` (plus PATH), as Lambda gives a
+    /// function only its configured environment. Function output is forwarded to stderr,
+    /// prefixed with the function's name; the emulator's own chatter only when `verbose`.
+    pub async fn spawn(
+        function: &str,
+        rie: &Path,
+        bootstrap: &Path,
+        env: &HashMap<String, String>,
+        verbose: bool,
+    ) -> Result<Self, String> {
+        let (port, runtime_api_port) = (
+            free_port().map_err(|e| e.to_string())?,
+            free_port().map_err(|e| e.to_string())?,
+        );
+        let mut command = Command::new(rie);
+        command
+            .arg("--runtime-interface-emulator-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--runtime-api-address")
+            .arg(format!("127.0.0.1:{runtime_api_port}"))
+            .arg(bootstrap)
+            .env_clear()
+            .envs(env)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_FUNCTION_NAME", function)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("{}: {e}", rie.display()))?;
+        let reports = Arc::new(Reports::default());
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let (reports, function) = (reports.clone(), function.to_owned());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(ms) = init_duration_ms(&line) {
+                        *reports.init_ms.lock().expect("lock") = Some(ms);
+                    }
+                    if line.starts_with("REPORT ") {
+                        reports.arrived.notify_one();
+                    }
+                    let emulator_chatter = line.contains("(rapid)")
+                        || line.starts_with("START ")
+                        || line.starts_with("END ")
+                        || line.starts_with("REPORT ");
+                    if verbose || !emulator_chatter {
+                        eprintln!("[{function}] {line}");
+                    }
+                }
+            });
+        }
+        let emulator = Self {
+            function: function.to_owned(),
+            invoke_url: format!(
+                "http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
+            ),
+            busy: tokio::sync::Mutex::new(()),
+            reports,
+            child: Mutex::new(Some(child)),
+            client: HttpClient::default(),
+        };
+        emulator.wait_listening(port).await?;
+        Ok(emulator)
+    }
+
+    async fn wait_listening(&self, port: u16) -> Result<(), String> {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(child) = self.child.lock().expect("lock").as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("emulator for {} exited: {status}", self.function));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "emulator for {} did not listen on {port}",
+            self.function
+        ))
+    }
+
+    pub async fn invoke(&self, event: &serde_json::Value) -> Result<Invocation, String> {
+        let _one_at_a_time = self.busy.lock().await;
+        *self.reports.init_ms.lock().expect("lock") = None;
+        let arrived = self.reports.arrived.notified();
+        let answer = self
+            .client
+            .send(
+                Method::POST,
+                &self.invoke_url,
+                &[("content-type", "application/json")],
+                event.to_string().into_bytes(),
+            )
+            .await?;
+        // The REPORT line follows the answer closely; wait a moment for it, not forever.
+        let _ = tokio::time::timeout(Duration::from_millis(200), arrived).await;
+        let init_ms = *self.reports.init_ms.lock().expect("lock");
+        Ok(Invocation {
+            payload: answer.body,
+            init_ms,
+        })
+    }
+
+    pub async fn stop(&self) {
+        let child = self.child.lock().expect("lock").take();
+        if let Some(mut child) = child {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_init_duration_from_report_lines() {
+        let cold = "27 Nov 2026 04:26:47,644 [INFO] (rapid) INIT REPORT(durationMs: 37.896000)";
+        assert_eq!(init_duration_ms(cold), Some(37.896));
+        assert_eq!(
+            init_duration_ms("REPORT RequestId: 1b2c Init Duration: 0.02 ms"),
+            None
+        );
+    }
+}

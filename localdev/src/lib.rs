@@ -1,0 +1,11 @@
+//! Local development for kincode, without Docker: the template as the one source of truth,
+//! tables provisioned from it, and a local API gateway that serves the real function
+//! binaries through AWS's Lambda Runtime Interface Emulator.
+
+pub mod apigw;
+pub mod auth;
+pub mod client;
+pub mod emulator;
+pub mod gateway;
+pub mod provision;
+pub mod template;

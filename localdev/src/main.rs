@@ -1,0 +1,223 @@
+//! `kincode-local`: the whole API on 127.0.0.1, served by the real function binaries under the
+//! Lambda Runtime Interface Emulator, on a local AWS stack. See `scripts/run`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use clap::Parser;
+use kincode_localdev::auth::DevAuth;
+use kincode_localdev::emulator::Emulator;
+use kincode_localdev::gateway::Gateway;
+use kincode_localdev::provision::ensure_table;
+use kincode_localdev::template::Template;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "Serve kincode's API locally through the Lambda Runtime Interface Emulator")]
+struct Args {
+    /// The SAM template: routes, functions and their environment.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Where the functions' binaries are (named as the template's `Binary`).
+    #[arg(long, default_value = "target/debug")]
+    bin_dir: PathBuf,
+    /// The `aws-lambda-rie` binary.
+    #[arg(long)]
+    rie: PathBuf,
+    /// The local AWS stack (moto).
+    #[arg(long, env = "KINCODE_AWS_ENDPOINT")]
+    endpoint: String,
+    /// Table to provision (from the template's definition) and give the functions.
+    #[arg(long, default_value = "kincode-local")]
+    table: String,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Development keys, created on first start and kept so tokens survive restarts.
+    #[arg(long, default_value = ".local/dev-keys.json")]
+    keys_file: PathBuf,
+    /// Overrides in `sam local --env-vars` format: {"Parameters": {..}, "<Function>": {..}}.
+    #[arg(long)]
+    env_vars: Option<PathBuf>,
+    /// Show the emulator's own log lines too.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn random_secret() -> String {
+    let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    B64.encode(bytes)
+}
+
+/// `{lookup_secret, data_key, jwt_secret}`, base64, created once.
+fn dev_keys(path: &Path) -> Result<HashMap<String, String>, String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let keys: HashMap<String, String> = ["lookup_secret", "data_key", "jwt_secret"]
+        .into_iter()
+        .map(|k| (k.to_owned(), random_secret()))
+        .collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&keys).expect("JSON"))
+        .map_err(|e| e.to_string())?;
+    Ok(keys)
+}
+
+fn overrides(path: Option<&Path>) -> Result<Value, String> {
+    match path {
+        None => Ok(json!({})),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+        }
+    }
+}
+
+/// The environment a function gets locally: the template's, with the local stack, the dev
+/// keys and the local stage in place of what the cloud would resolve.
+fn function_env(
+    template: &Template,
+    function: &str,
+    args: &Args,
+    keys: &HashMap<String, String>,
+    extra: &Value,
+) -> HashMap<String, String> {
+    let mut env = template.function_environment(function);
+    env.extend([
+        ("KINCODE_STAGE".to_owned(), "local".to_owned()),
+        ("KINCODE_TABLE".to_owned(), args.table.clone()),
+        ("KINCODE_AWS_ENDPOINT".to_owned(), args.endpoint.clone()),
+        (
+            "KINCODE_LOOKUP_SECRET".to_owned(),
+            keys["lookup_secret"].clone(),
+        ),
+        ("KINCODE_DATA_KEY".to_owned(), keys["data_key"].clone()),
+        (
+            "KINCODE_FACE_VERIFIER".to_owned(),
+            "local-simulator".to_owned(),
+        ),
+    ]);
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "RUST_LOG",
+    ] {
+        if let Ok(value) = std::env::var(name) {
+            env.insert(name.to_owned(), value);
+        }
+    }
+    env.entry("AWS_REGION".to_owned())
+        .or_insert_with(|| "us-east-1".to_owned());
+    for section in ["Parameters", function] {
+        for (k, v) in extra[section].as_object().into_iter().flatten() {
+            env.insert(
+                k.clone(),
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string()),
+            );
+        }
+    }
+    env
+}
+
+async fn start(args: Args) -> Result<(), String> {
+    let template = Template::load(&args.template)?;
+    let keys = dev_keys(&args.keys_file)?;
+    let extra = overrides(args.env_vars.as_deref())?;
+
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&args.endpoint)
+        .load()
+        .await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&shared);
+    if ensure_table(&dynamodb, &template, &args.table).await? {
+        eprintln!(
+            "provisioned table {} from {}",
+            args.table,
+            args.template.display()
+        );
+    }
+
+    let routes = template.routes();
+    let mut emulators = HashMap::new();
+    for (function, binary) in template.functions() {
+        if !routes.iter().any(|r| r.function == function) {
+            continue;
+        }
+        let bootstrap = args.bin_dir.join(&binary);
+        if !bootstrap.exists() {
+            return Err(format!(
+                "{function}: no binary at {} (build it first)",
+                bootstrap.display()
+            ));
+        }
+        let env = function_env(&template, &function, &args, &keys, &extra);
+        let emulator =
+            Emulator::spawn(&function, &args.rie, &bootstrap, &env, args.verbose).await?;
+        emulators.insert(function, Arc::new(emulator));
+    }
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .map_err(|e| format!("127.0.0.1:{}: {e}", args.port))?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let auth = DevAuth::new(B64.decode(&keys["jwt_secret"]).map_err(|e| e.to_string())?);
+    let token = auth.issue("dev-guardian", chrono::Utc::now());
+    println!(
+        "kincode local API on {base} ({} routes, {} functions)",
+        routes.len(),
+        emulators.len()
+    );
+    for route in &routes {
+        println!("  {:<52} {}", route.key(), route.function);
+    }
+    println!(
+        "dev JWT: HS256, secret (base64) {}, iss {}, aud {}",
+        auth.secret_base64(),
+        kincode_localdev::auth::ISSUER,
+        kincode_localdev::auth::AUDIENCE
+    );
+    println!("dev token (sub dev-guardian, 30 days): {token}");
+    println!("or name the caller directly: -H 'Authorization: Dev <sub>'");
+    println!("try: curl -s -H 'Authorization: Bearer {token}' {base}/relatives");
+    println!("READY {base}");
+
+    let gateway = Arc::new(Gateway {
+        routes,
+        emulators,
+        auth,
+    });
+    let serving = tokio::spawn(gateway.clone().serve(listener));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    serving.abort();
+    gateway.stop().await;
+    eprintln!("stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = start(Args::parse()).await {
+        eprintln!("kincode-local: {e}");
+        std::process::exit(1);
+    }
+}
