@@ -7,5 +7,6 @@ pub mod auth;
 pub mod client;
 pub mod emulator;
 pub mod gateway;
+pub mod local;
 pub mod provision;
 pub mod template;

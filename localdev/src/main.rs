@@ -2,7 +2,7 @@
 //! Lambda Runtime Interface Emulator, on a local AWS stack. See `scripts/run`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
@@ -12,9 +12,9 @@ use clap::Parser;
 use kincode_localdev::auth::DevAuth;
 use kincode_localdev::emulator::Emulator;
 use kincode_localdev::gateway::Gateway;
+use kincode_localdev::local::{overrides, DevKeys, LocalStack};
 use kincode_localdev::provision::ensure_table;
 use kincode_localdev::template::Template;
-use serde_json::{json, Value};
 
 #[derive(Parser)]
 #[command(about = "Serve kincode's API locally through the Lambda Runtime Interface Emulator")]
@@ -48,93 +48,15 @@ struct Args {
     verbose: bool,
 }
 
-fn random_secret() -> String {
-    let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
-    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    B64.encode(bytes)
-}
-
-/// `{lookup_secret, data_key, jwt_secret}`, base64, created once.
-fn dev_keys(path: &Path) -> Result<HashMap<String, String>, String> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    let keys: HashMap<String, String> = ["lookup_secret", "data_key", "jwt_secret"]
-        .into_iter()
-        .map(|k| (k.to_owned(), random_secret()))
-        .collect();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(path, serde_json::to_string_pretty(&keys).expect("JSON"))
-        .map_err(|e| e.to_string())?;
-    Ok(keys)
-}
-
-fn overrides(path: Option<&Path>) -> Result<Value, String> {
-    match path {
-        None => Ok(json!({})),
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
-        }
-    }
-}
-
-/// The environment a function gets locally: the template's, with the local stack, the dev
-/// keys and the local stage in place of what the cloud would resolve.
-fn function_env(
-    template: &Template,
-    function: &str,
-    args: &Args,
-    keys: &HashMap<String, String>,
-    extra: &Value,
-) -> HashMap<String, String> {
-    let mut env = template.function_environment(function);
-    env.extend([
-        ("KINCODE_STAGE".to_owned(), "local".to_owned()),
-        ("KINCODE_TABLE".to_owned(), args.table.clone()),
-        ("KINCODE_AWS_ENDPOINT".to_owned(), args.endpoint.clone()),
-        (
-            "KINCODE_LOOKUP_SECRET".to_owned(),
-            keys["lookup_secret"].clone(),
-        ),
-        ("KINCODE_DATA_KEY".to_owned(), keys["data_key"].clone()),
-        (
-            "KINCODE_FACE_VERIFIER".to_owned(),
-            "local-simulator".to_owned(),
-        ),
-    ]);
-    for name in [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-        "RUST_LOG",
-    ] {
-        if let Ok(value) = std::env::var(name) {
-            env.insert(name.to_owned(), value);
-        }
-    }
-    env.entry("AWS_REGION".to_owned())
-        .or_insert_with(|| "us-east-1".to_owned());
-    for section in ["Parameters", function] {
-        for (k, v) in extra[section].as_object().into_iter().flatten() {
-            env.insert(
-                k.clone(),
-                v.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| v.to_string()),
-            );
-        }
-    }
-    env
-}
-
 async fn start(args: Args) -> Result<(), String> {
     let template = Template::load(&args.template)?;
-    let keys = dev_keys(&args.keys_file)?;
+    let keys = DevKeys::load_or_create(&args.keys_file)?;
     let extra = overrides(args.env_vars.as_deref())?;
+    let local = LocalStack {
+        table: args.table.clone(),
+        endpoint: args.endpoint.clone(),
+        keys: keys.clone(),
+    };
 
     let shared = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(&args.endpoint)
@@ -162,7 +84,7 @@ async fn start(args: Args) -> Result<(), String> {
                 bootstrap.display()
             ));
         }
-        let env = function_env(&template, &function, &args, &keys, &extra);
+        let env = local.function_env(&template, &function, &extra);
         let emulator =
             Emulator::spawn(&function, &args.rie, &bootstrap, &env, args.verbose).await?;
         emulators.insert(function, Arc::new(emulator));
@@ -175,7 +97,7 @@ async fn start(args: Args) -> Result<(), String> {
         "http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    let auth = DevAuth::new(B64.decode(&keys["jwt_secret"]).map_err(|e| e.to_string())?);
+    let auth = DevAuth::new(B64.decode(&keys.jwt_secret).map_err(|e| e.to_string())?);
     let token = auth.issue("dev-guardian", chrono::Utc::now());
     println!(
         "kincode local API on {base} ({} routes, {} functions)",

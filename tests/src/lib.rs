@@ -226,3 +226,31 @@ pub async fn unreachable_services() -> Services {
 pub fn fresh_idempotency_key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// The Lambda Runtime Interface Emulator (from the aws-sam-cli package), as `scripts/test`
+/// exports it.
+pub fn rie_path() -> PathBuf {
+    std::env::var_os("KINCODE_RIE").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("KINCODE_RIE is not set: run the tests with `scripts/test` (it installs the emulator)")
+    })
+}
+
+/// Where the workspace's binaries are: beside this test executable's `deps/` folder.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// A function's built binary, or a pointer to the command that builds it.
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `scripts/test` builds the binaries first",
+        path.display()
+    );
+    path
+}
