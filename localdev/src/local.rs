@@ -62,14 +62,15 @@ pub fn overrides(path: Option<&Path>) -> Result<Value, String> {
 /// The local AWS stack and keys the functions are pointed at.
 #[derive(Debug, Clone)]
 pub struct LocalStack {
-    pub table: String,
     pub endpoint: String,
     pub keys: DevKeys,
+    /// Template logical id → the local resource standing in for it (`Table` → a table name).
+    pub resources: HashMap<String, String>,
 }
 
 impl LocalStack {
-    /// The template's environment for `function`, with the local stack, the dev keys and the
-    /// local stage in place of what the cloud would resolve, then `extra` overrides.
+    /// The template's environment for `function`, with the local stack, its resources, the dev
+    /// keys and the local stage in place of what the cloud would resolve, then `extra` overrides.
     pub fn function_env(
         &self,
         template: &Template,
@@ -77,9 +78,14 @@ impl LocalStack {
         extra: &Value,
     ) -> HashMap<String, String> {
         let mut env = template.function_environment(function);
+        // `!Ref Table` reads as `Table`: point references at the local stand-ins.
+        for value in env.values_mut() {
+            if let Some(local) = self.resources.get(value.as_str()) {
+                *value = local.clone();
+            }
+        }
         env.extend([
             ("KINCODE_STAGE".to_owned(), "local".to_owned()),
-            ("KINCODE_TABLE".to_owned(), self.table.clone()),
             ("KINCODE_AWS_ENDPOINT".to_owned(), self.endpoint.clone()),
             (
                 "KINCODE_LOOKUP_SECRET".to_owned(),

@@ -13,7 +13,7 @@ use kincode_localdev::auth::DevAuth;
 use kincode_localdev::emulator::Emulator;
 use kincode_localdev::gateway::Gateway;
 use kincode_localdev::local::{overrides, DevKeys, LocalStack};
-use kincode_localdev::provision::ensure_table;
+use kincode_localdev::provision::{ensure_buckets, ensure_table};
 use kincode_localdev::template::Template;
 
 #[derive(Parser)]
@@ -52,11 +52,6 @@ async fn start(args: Args) -> Result<(), String> {
     let template = Template::load(&args.template)?;
     let keys = DevKeys::load_or_create(&args.keys_file)?;
     let extra = overrides(args.env_vars.as_deref())?;
-    let local = LocalStack {
-        table: args.table.clone(),
-        endpoint: args.endpoint.clone(),
-        keys: keys.clone(),
-    };
 
     let shared = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(&args.endpoint)
@@ -70,6 +65,18 @@ async fn start(args: Args) -> Result<(), String> {
             args.template.display()
         );
     }
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(true)
+            .build(),
+    );
+    let mut resources = HashMap::from([("Table".to_owned(), args.table.clone())]);
+    resources.extend(ensure_buckets(&s3, &template, &args.table).await?);
+    let local = LocalStack {
+        endpoint: args.endpoint.clone(),
+        keys: keys.clone(),
+        resources,
+    };
 
     let routes = template.routes();
     let mut emulators = HashMap::new();

@@ -117,3 +117,52 @@ pub async fn ensure_table(
         )),
     }
 }
+
+/// Creates every bucket the template defines, as `<prefix>-<logical id in kebab case>`,
+/// unless it exists. Returns the names by logical id.
+pub async fn ensure_buckets(
+    client: &aws_sdk_s3::Client,
+    template: &Template,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let mut buckets = Vec::new();
+    for (logical_id, _) in template.resources_of_type("AWS::S3::Bucket") {
+        let name = local_bucket_name(prefix, logical_id);
+        if client.head_bucket().bucket(&name).send().await.is_err() {
+            client
+                .create_bucket()
+                .bucket(&name)
+                .send()
+                .await
+                .map_err(|e| format!("create bucket {name}: {}", DisplayErrorContext(&e)))?;
+        }
+        buckets.push((logical_id.to_owned(), name));
+    }
+    Ok(buckets)
+}
+
+/// `OfflineCodeBucket` → `<prefix>-offline-code-bucket`.
+pub fn local_bucket_name(prefix: &str, logical_id: &str) -> String {
+    let mut name = prefix.to_ascii_lowercase();
+    for (i, c) in logical_id.chars().enumerate() {
+        if i == 0 || c.is_ascii_uppercase() {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_are_kebab_case_and_prefixed() {
+        assert_eq!(
+            local_bucket_name("kincode-local", "OfflineCodeBucket"),
+            "kincode-local-offline-code-bucket"
+        );
+        assert_eq!(local_bucket_name("k", "bucket"), "k-bucket");
+    }
+}

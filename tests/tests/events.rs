@@ -25,9 +25,9 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
     let template = Template::load(&repo_root().join("template.yaml")).unwrap();
     let services = fresh_services().await;
     let local = LocalStack {
-        table: services.config.table.clone(),
         endpoint: local_endpoint(),
         keys: DevKeys::random(),
+        resources: HashMap::from([("Table".to_owned(), services.config.table.clone())]),
     };
 
     let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events"))
