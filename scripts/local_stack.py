@@ -7,7 +7,7 @@ bump a capped counter can let more than the cap through. This server wraps
 moto's WSGI app in one global lock so that every request is handled one at a
 time (connections are still accepted concurrently, threaded=True).
 
-Run with the venv built by scripts/ensure-venv.sh:
+Run with the venv built by `scripts/ensure-venv.sh local`:
 
     .local/venv/bin/python scripts/local_stack.py [--port 0] [--port-file PATH]
 
@@ -38,7 +38,7 @@ try:
 except ImportError as e:  # pragma: no cover
     sys.exit(
         f"local_stack.py: {e}; run it with the venv python "
-        "(scripts/ensure-venv.sh builds .local/venv)"
+        "(scripts/ensure-venv.sh local builds .local/venv)"
     )
 
 # Backends to build up front so the first request does not pay for it.

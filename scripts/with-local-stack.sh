@@ -24,7 +24,7 @@ if [[ $# -eq 0 ]]; then
 fi
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$("$script_dir/ensure-venv.sh" --print-path)"
+venv="$("$script_dir/ensure-venv.sh" local --print-path)"
 timeout_s="${LOCAL_STACK_READY_TIMEOUT:-30}"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kincode-local-stack.XXXXXX")"
