@@ -22,7 +22,8 @@ struct Args {
     /// The SAM template: routes, functions and their environment.
     #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
-    /// Where the functions' binaries are (named as the template's `Binary`).
+    /// Where the functions' binaries are: cargo's target dir (binaries named as the template's
+    /// `Binary`) or `sam build`'s build dir (`<Function>/bootstrap`, the deployed artifacts).
     #[arg(long, default_value = "target/debug")]
     bin_dir: PathBuf,
     /// The `aws-lambda-rie` binary.
@@ -84,16 +85,20 @@ async fn start(args: Args) -> Result<(), String> {
         if !routes.iter().any(|r| r.function == function) {
             continue;
         }
-        let bootstrap = args.bin_dir.join(&binary);
-        if !bootstrap.exists() {
+        // Cargo's layout (`<dir>/<binary>`) or `sam build`'s (`<dir>/<Function>/bootstrap`).
+        let candidates = [
+            args.bin_dir.join(&binary),
+            args.bin_dir.join(&function).join("bootstrap"),
+        ];
+        let Some(bootstrap) = candidates.iter().find(|p| p.is_file()) else {
             return Err(format!(
-                "{function}: no binary at {} (build it first)",
-                bootstrap.display()
+                "{function}: no {} or {} (build first)",
+                candidates[0].display(),
+                candidates[1].display()
             ));
-        }
+        };
         let env = local.function_env(&template, &function, &extra);
-        let emulator =
-            Emulator::spawn(&function, &args.rie, &bootstrap, &env, args.verbose).await?;
+        let emulator = Emulator::spawn(&function, &args.rie, bootstrap, &env, args.verbose).await?;
         emulators.insert(function, Arc::new(emulator));
     }
 

@@ -113,9 +113,11 @@ fn the_table_has_the_keys_index_and_ttl_the_store_uses() {
 
 #[test]
 fn the_sam_local_example_env_file_is_a_valid_local_config() {
-    let text = std::fs::read_to_string(repo_root().join("scripts/sam-local-env.example.json")).unwrap();
+    let text =
+        std::fs::read_to_string(repo_root().join("scripts/sam-local-env.example.json")).unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     let params = &file["Parameters"];
-    let config = Config::from_lookup(|k| params[k].as_str().map(str::to_owned)).expect("valid config");
+    let config =
+        Config::from_lookup(|k| params[k].as_str().map(str::to_owned)).expect("valid config");
     assert!(config.face_verifier().is_ok());
 }
