@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod entry;
 pub mod error;
 pub mod face;
 pub mod http;

@@ -64,6 +64,36 @@ fn start_local_api() -> LocalApi {
 }
 
 impl LocalApi {
+    /// One face recognition attempt: a new session, completed with the simulated outcome.
+    async fn face_attempt(
+        &self,
+        id: &str,
+        auth: Option<&str>,
+        outcome: &str,
+    ) -> (StatusCode, Value) {
+        let (status, started) = self
+            .call(
+                Method::POST,
+                &format!("/relatives/{id}/verification"),
+                auth,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, started["method"].as_str()),
+            (StatusCode::OK, Some("face")),
+            "{started}"
+        );
+        let evidence = json!({"certify_id": started["certify_id"], "evidence": {"simulated_outcome": outcome}});
+        self.call(
+            Method::POST,
+            &format!("/relatives/{id}/verification/complete"),
+            auth,
+            Some(evidence),
+        )
+        .await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -102,49 +132,10 @@ async fn bind_verify_list_unbind_over_http() {
     assert_eq!(bound["status"], "pending_verification");
     let id = bound["id"].as_str().unwrap();
 
-    let (status, started) = api
-        .call(
-            Method::POST,
-            &format!("/relatives/{id}/verification"),
-            me,
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, started["method"].as_str()),
-        (StatusCode::OK, Some("face")),
-        "{started}"
-    );
-    let failing =
-        json!({"certify_id": started["certify_id"], "evidence": {"simulated_outcome": "fail"}});
-    let (status, failed) = api
-        .call(
-            Method::POST,
-            &format!("/relatives/{id}/verification/complete"),
-            me,
-            Some(failing),
-        )
-        .await;
+    let (status, failed) = api.face_attempt(id, me, "fail").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(failed["error"]["message"], "人脸识别认证失败,请重新认证");
-    let (_, started) = api
-        .call(
-            Method::POST,
-            &format!("/relatives/{id}/verification"),
-            me,
-            None,
-        )
-        .await;
-    let passing =
-        json!({"certify_id": started["certify_id"], "evidence": {"simulated_outcome": "pass"}});
-    let (status, verified) = api
-        .call(
-            Method::POST,
-            &format!("/relatives/{id}/verification/complete"),
-            me,
-            Some(passing),
-        )
-        .await;
+    let (status, verified) = api.face_attempt(id, me, "pass").await;
     assert_eq!(
         (status, verified["status"].as_str()),
         (StatusCode::OK, Some("active")),

@@ -1,16 +1,11 @@
-//! Lambda entry point: configuration and clients once per cold start, then the handler.
+//! Lambda entry point: a cold start, then the handler with the current time.
 
 mod handler;
 
-use kincode_common::services::Services;
-use lambda_http::{run, service_fn, Error};
+use kincode_common::entry;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    kincode_common::telemetry::init();
-    let services = Services::from_env().await?;
-    run(service_fn(|req| {
-        handler::handle(&services, req, chrono::Utc::now())
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    let services = entry::cold_start().await?;
+    entry::serve(|req| handler::handle(services, req, chrono::Utc::now())).await
 }

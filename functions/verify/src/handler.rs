@@ -238,28 +238,25 @@ mod tests {
         let version = started["pledge"]["version"].as_str().unwrap().to_owned();
         assert!(started["pledge"]["text"].as_str().unwrap().contains("承诺"));
 
-        let (status, body) = complete(
-            &services,
-            &binding,
-            json!({"pledge_version": "2020-01-v0", "accepted": true}),
-            now,
-        )
-        .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (409, Some("pledge_outdated"))
-        );
-        let (status, body) = complete(
-            &services,
-            &binding,
-            json!({"pledge_version": version, "accepted": false}),
-            now,
-        )
-        .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some("consent_required"))
-        );
+        let refusals = [
+            (
+                json!({"pledge_version": "2020-01-v0", "accepted": true}),
+                409,
+                "pledge_outdated",
+            ),
+            (
+                json!({"pledge_version": version, "accepted": false}),
+                400,
+                "consent_required",
+            ),
+        ];
+        for (body, status, code) in refusals {
+            let (got, answer) = complete(&services, &binding, body, now).await;
+            assert_eq!(
+                (got, answer["error"]["code"].as_str()),
+                (status, Some(code))
+            );
+        }
         let (status, body) = complete(
             &services,
             &binding,

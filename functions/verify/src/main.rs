@@ -1,23 +1,18 @@
-//! Lambda entry point: configuration, clients and the face verifier once per cold start.
+//! Lambda entry point: a cold start with the configured face verifier, then the handler.
 
 mod handler;
 
 use kincode_common::config::FaceVerifierKind;
+use kincode_common::entry;
 use kincode_common::face::LocalFaceSimulator;
-use kincode_common::services::Services;
-use lambda_http::{run, service_fn, Error};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    kincode_common::telemetry::init();
-    let services = Services::from_env().await?;
+async fn main() -> Result<(), lambda_http::Error> {
+    let services = entry::cold_start().await?;
     // Production config refuses the simulator, so a deployment without a real provider fails
     // its cold start instead of waving people through.
     let face = match services.config.face_verifier()? {
         FaceVerifierKind::LocalSimulator => LocalFaceSimulator,
     };
-    run(service_fn(|req| {
-        handler::handle(&services, &face, req, chrono::Utc::now())
-    }))
-    .await
+    entry::serve(|req| handler::handle(services, &face, req, chrono::Utc::now())).await
 }

@@ -1,0 +1,23 @@
+//! What every function's `main` does: a cold start, then serve events.
+
+use std::future::Future;
+
+use lambda_http::{service_fn, Body, Error, Request, Response};
+
+use crate::services::Services;
+
+/// Logging, config and clients, once per execution environment. Leaked on purpose: they live
+/// exactly as long as the process, and handlers borrow them without reference counting.
+pub async fn cold_start() -> Result<&'static Services, Error> {
+    crate::telemetry::init();
+    Ok(Box::leak(Box::new(Services::from_env().await?)))
+}
+
+/// Serves API Gateway events until the runtime stops the process.
+pub async fn serve<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, Error>> + Send,
+{
+    lambda_http::run(service_fn(handler)).await
+}
