@@ -43,7 +43,11 @@ impl Services {
 
     pub async fn from_config(config: Config) -> Result<Self, ConfigError> {
         let client = dynamodb_client(&config).await;
-        let store = Store::new(client, config.table.clone(), config.keys()?);
+        Self::new(config, client)
+    }
+
+    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Result<Self, ConfigError> {
+        let store = Store::new(dynamodb, config.table.clone(), config.keys()?);
         Ok(Self { config, store })
     }
 }

@@ -254,3 +254,51 @@ pub fn binary(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Counts the DynamoDB calls a client makes, by operation (an SDK interceptor: it sees every
+/// call the adapter sends, retries excluded).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            self.0.lock().expect("lock").push(meta.name().to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl CallCounter {
+    /// The operations called since the last `take`, in order.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+}
+
+/// Like `fresh_services`, with every DynamoDB call counted.
+pub async fn counted_services() -> (Services, CallCounter) {
+    let services = fresh_services().await;
+    let counter = CallCounter::default();
+    let client = raw_client(&services).await;
+    let counted = aws_sdk_dynamodb::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let services = Services::new(services.config, counted).expect("services");
+    (services, counter)
+}

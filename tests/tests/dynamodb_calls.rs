@@ -1,0 +1,94 @@
+//! How many DynamoDB calls each operation makes, on the real data path (local stack). Each
+//! call is a round trip on a testing day's hot path: a change here should be deliberate.
+
+use chrono::{Duration, Utc};
+use kincode_common::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
+use kincode_common::domain::binding::{GuardianId, IdempotencyKey};
+use kincode_common::face::LocalFaceSimulator;
+use kincode_common::store::ActionContext;
+use kincode_tests::*;
+use serde_json::json;
+
+fn request(id_number: &str) -> BindRequest {
+    BindRequest {
+        name: Some("周建华".into()),
+        id_number: Some(id_number.into()),
+        relationship: Some("parent".into()),
+        consent: Some(true),
+    }
+}
+
+#[tokio::test]
+async fn each_operation_makes_the_documented_number_of_calls() {
+    let (services, calls) = counted_services().await;
+    let store = &services.store;
+    let guardian = GuardianId::parse("user-calls").unwrap();
+    let key = IdempotencyKey::parse("calls-key-0001").unwrap();
+    let now = Utc::now();
+    let ctx = ActionContext {
+        request_id: "calls",
+        at: now,
+    };
+    let id_number = resident_id_aged(66, now, 71);
+
+    let binding = bindings::bind(store, &guardian, request(&id_number), Some(&key), ctx)
+        .await
+        .unwrap();
+    assert_eq!(calls.take(), ["TransactWriteItems"], "bind");
+    bindings::bind(store, &guardian, request(&id_number), Some(&key), ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        ["TransactWriteItems", "GetItem"],
+        "retried bind"
+    );
+
+    bindings::list(store, &guardian).await.unwrap();
+    assert_eq!(calls.take(), ["Query"], "list");
+
+    let face = LocalFaceSimulator;
+    let VerificationStart::Face { certify_id } =
+        bindings::start_verification(store, &face, &guardian, &binding.id, ctx)
+            .await
+            .unwrap()
+    else {
+        panic!("a 66-year-old verifies by face");
+    };
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "TransactWriteItems"],
+        "start face verification"
+    );
+    let complete = CompleteRequest {
+        certify_id: Some(certify_id),
+        evidence: json!({"simulated_outcome": "pass"}),
+        pledge_version: None,
+        accepted: None,
+    };
+    bindings::complete_verification(store, &face, &guardian, &binding.id, complete, ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "TransactWriteItems"],
+        "complete verification"
+    );
+
+    assert!(bindings::unbind(store, &guardian, &binding.id, ctx)
+        .await
+        .is_err());
+    assert_eq!(calls.take(), ["GetItem"], "unbind too early");
+    let later = ActionContext {
+        request_id: "calls-later",
+        at: now + Duration::hours(24),
+    };
+    bindings::unbind(store, &guardian, &binding.id, later)
+        .await
+        .unwrap();
+    assert_eq!(calls.take(), ["GetItem", "TransactWriteItems"], "unbind");
+    bindings::unbind(store, &guardian, &binding.id, later)
+        .await
+        .unwrap();
+    assert_eq!(calls.take(), ["GetItem", "Query"], "repeated unbind");
+}
