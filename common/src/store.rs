@@ -119,6 +119,16 @@ struct AuditRecord {
     expiry_bucket: String,
 }
 
+/// One log line per recorded action: the binding and request, never the person.
+fn log_recorded(action: AuditAction, binding: &BindingId, ctx: ActionContext<'_>) {
+    tracing::info!(
+        ?action,
+        binding = binding.as_str(),
+        request_id = ctx.request_id,
+        "recorded"
+    );
+}
+
 /// Who did what, when: every write carries one.
 #[derive(Debug, Clone, Copy)]
 pub struct ActionContext<'a> {
@@ -379,7 +389,10 @@ impl Store {
             )?,
         ];
         match self.transact("bind", items).await {
-            Ok(()) => Ok(self.binding_from_record(record)?),
+            Ok(()) => {
+                log_recorded(AuditAction::Bound, new.id, ctx);
+                Ok(self.binding_from_record(record)?)
+            }
             Err(err) => Err(match Self::failed_conditions(&err).as_deref() {
                 Some([true, ..]) => CreateBindingError::IdTaken,
                 Some([_, true, ..]) => CreateBindingError::AlreadyBound,
@@ -522,7 +535,10 @@ impl Store {
             )?,
         ];
         match self.transact("update binding", items).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                log_recorded(action, &binding.id, ctx);
+                Ok(())
+            }
             Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
                 Err(AppError::Conflict)
             }
@@ -628,7 +644,10 @@ impl Store {
             )?,
         ];
         match self.transact("unbind", items).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                log_recorded(AuditAction::Unbound, &binding.id, ctx);
+                Ok(())
+            }
             Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
                 Err(AppError::Conflict)
             }
