@@ -15,6 +15,7 @@ struct LocalApi {
     child: Child,
     base: String,
     token: String,
+    keys_dir: std::path::PathBuf,
 }
 
 impl Drop for LocalApi {
@@ -24,6 +25,7 @@ impl Drop for LocalApi {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.keys_dir);
     }
 }
 
@@ -60,6 +62,7 @@ fn start_local_api() -> LocalApi {
         child,
         base: base.expect("READY line"),
         token: token.expect("dev token line"),
+        keys_dir: dir,
     }
 }
 

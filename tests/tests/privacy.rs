@@ -160,7 +160,10 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
         }
     }
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("request refused") && logs.contains("recorded"), "the log capture works");
+    assert!(
+        logs.contains("request refused") && logs.contains("recorded"),
+        "the log capture works"
+    );
     for secret in &secrets {
         assert!(
             !logs.contains(secret.as_str()),
