@@ -302,3 +302,6 @@ pub async fn counted_services() -> (Services, CallCounter) {
     let services = Services::new(services.config, counted).expect("services");
     (services, counter)
 }
+
+/// The caller (`sub` claim) in every file of `events/`.
+pub const EVENT_GUARDIAN: &str = "user-7f3a9c2e";

@@ -44,8 +44,6 @@ mod tests {
     use kincode_tests::*;
     use serde_json::json;
 
-    const GUARDIAN: &str = "user-7f3a9c2e";
-
     async fn call(services: &Services, event: serde_json::Value) -> (u16, serde_json::Value) {
         let response = handle(services, event.into_request(), Utc::now())
             .await
@@ -76,7 +74,7 @@ mod tests {
             .unwrap();
         assert_eq!(unbind - bound, chrono::Duration::hours(24));
         assert_eq!(
-            counter(&services, &format!("G#{GUARDIAN}"), "bound").await,
+            counter(&services, &format!("G#{EVENT_GUARDIAN}"), "bound").await,
             1
         );
     }
@@ -89,7 +87,7 @@ mod tests {
         assert_eq!((first_status, second_status), (201, 201));
         assert_eq!(first["id"], second["id"]);
         assert_eq!(
-            counter(&services, &format!("G#{GUARDIAN}"), "bound").await,
+            counter(&services, &format!("G#{EVENT_GUARDIAN}"), "bound").await,
             1
         );
         let bindings = all_items(&services)

@@ -32,8 +32,6 @@ mod tests {
     use super::*;
     use kincode_tests::*;
 
-    const GUARDIAN: &str = "user-7f3a9c2e";
-
     async fn call(services: &Services, event: serde_json::Value) -> (u16, serde_json::Value) {
         let response = handle(services, event.into_request(), Utc::now())
             .await
@@ -47,12 +45,12 @@ mod tests {
         let t0 = Utc::now();
         let elder = resident_id_aged(75, t0, 21);
         let child = resident_id_aged(5, t0, 22);
-        bind_relative(&services, GUARDIAN, &elder, t0)
+        bind_relative(&services, EVENT_GUARDIAN, &elder, t0)
             .await
             .unwrap();
         bind_relative(
             &services,
-            GUARDIAN,
+            EVENT_GUARDIAN,
             &child,
             t0 + chrono::Duration::minutes(1),
         )

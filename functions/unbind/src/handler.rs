@@ -33,8 +33,6 @@ mod tests {
     use kincode_tests::*;
     use serde_json::Value;
 
-    const GUARDIAN: &str = "user-7f3a9c2e";
-
     async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
         let response = handle(services, event.into_request(), now)
             .await
@@ -51,7 +49,7 @@ mod tests {
         let services = fresh_services().await;
         let bound_at = Utc::now();
         let id = resident_id_aged(66, bound_at, 31);
-        let binding = bind_relative(&services, GUARDIAN, &id, bound_at)
+        let binding = bind_relative(&services, EVENT_GUARDIAN, &id, bound_at)
             .await
             .unwrap();
         let relative_pk = format!("R#{}", binding.relative_key);
@@ -81,7 +79,7 @@ mod tests {
         .await;
         assert_eq!((status, body), (204, Value::Null));
         assert_eq!(
-            counter(&services, &format!("G#{GUARDIAN}"), "bound").await,
+            counter(&services, &format!("G#{EVENT_GUARDIAN}"), "bound").await,
             0
         );
         assert_eq!(counter(&services, &relative_pk, "guardians").await, 0);
@@ -101,16 +99,23 @@ mod tests {
                 .0,
             204
         );
-        assert!(bind_relative(&services, GUARDIAN, &id, later).await.is_ok());
+        assert!(bind_relative(&services, EVENT_GUARDIAN, &id, later)
+            .await
+            .is_ok());
     }
 
     #[tokio::test]
     async fn the_event_file_binding_and_strangers_bindings_are_not_found() {
         let services = fresh_services().await;
         let now = Utc::now();
-        let binding = bind_relative(&services, GUARDIAN, &resident_id_aged(70, now, 32), now)
-            .await
-            .unwrap();
+        let binding = bind_relative(
+            &services,
+            EVENT_GUARDIAN,
+            &resident_id_aged(70, now, 32),
+            now,
+        )
+        .await
+        .unwrap();
         let later = now + Duration::hours(48);
         let (status, body) = call(&services, event("unbind.json"), later).await;
         assert_eq!(
@@ -120,7 +125,7 @@ mod tests {
         let stranger = unbind_event(binding.id.as_str()).with_caller("user-stranger");
         assert_eq!(call(&services, stranger, later).await.0, 404);
         assert_eq!(
-            counter(&services, &format!("G#{GUARDIAN}"), "bound").await,
+            counter(&services, &format!("G#{EVENT_GUARDIAN}"), "bound").await,
             1,
             "untouched"
         );

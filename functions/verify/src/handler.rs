@@ -84,8 +84,6 @@ mod tests {
     use kincode_tests::*;
     use serde_json::{json, Value};
 
-    const GUARDIAN: &str = "user-7f3a9c2e";
-
     async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
         let response = handle(services, &LocalFaceSimulator, event.into_request(), now)
             .await
@@ -116,7 +114,7 @@ mod tests {
 
     async fn face_binding(services: &Services, now: DateTime<Utc>) -> String {
         let id = resident_id_aged(10, now, 11);
-        bind_relative(services, GUARDIAN, &id, now)
+        bind_relative(services, EVENT_GUARDIAN, &id, now)
             .await
             .unwrap()
             .id
@@ -227,7 +225,7 @@ mod tests {
         let services = fresh_services().await;
         let now = Utc::now();
         let id = resident_id_aged(3, now, 12);
-        let binding = bind_relative(&services, GUARDIAN, &id, now)
+        let binding = bind_relative(&services, EVENT_GUARDIAN, &id, now)
             .await
             .unwrap()
             .id
