@@ -31,6 +31,8 @@ fn init_duration_ms(line: &str) -> Option<f64> {
 struct Reports {
     init_ms: Mutex<Option<f64>>,
     arrived: Notify,
+    /// Set when stopping: the function's complaint that its runtime API went away is noise.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 pub struct Emulator {
@@ -108,7 +110,8 @@ impl Emulator {
                         || line.starts_with("START ")
                         || line.starts_with("END ")
                         || line.starts_with("REPORT ");
-                    if verbose || !emulator_chatter {
+                    let stopping = reports.stopping.load(std::sync::atomic::Ordering::Relaxed);
+                    if verbose || !(emulator_chatter || stopping) {
                         eprintln!("[{function}] {line}");
                     }
                 }
@@ -172,6 +175,9 @@ impl Emulator {
     }
 
     pub async fn stop(&self) {
+        self.reports
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let child = self.child.lock().expect("lock").take();
         if let Some(mut child) = child {
             let _ = child.kill().await;
