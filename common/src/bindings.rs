@@ -217,5 +217,11 @@ pub async fn unbind(
             available_at: unbind_available_at(binding.bound_at),
         });
     }
-    store.delete_binding(&binding, ctx).await
+    // An active binding's offline cards go on the published revocation list in the same
+    // transaction that unbinds it.
+    let offline_cards = match binding.status {
+        BindingStatus::Active => store.offline_cards(&binding.id).await?,
+        BindingStatus::PendingVerification => Vec::new(),
+    };
+    store.delete_binding(&binding, &offline_cards, ctx).await
 }

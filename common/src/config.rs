@@ -3,6 +3,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
+use crate::codes::keys::{KeyRing, KeyRingError};
 use crate::crypto::{KeyError, Keys};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub enum ConfigError {
     SimulatorInProduction,
     #[error("KINCODE_AWS_ENDPOINT (a local AWS stack) is refused in production")]
     LocalEndpointInProduction,
+    #[error("KINCODE_SIGNING_KEYS: {0}")]
+    SigningKeys(#[from] KeyRingError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +48,8 @@ pub struct Config {
     lookup_secret: Vec<u8>,
     data_key: Vec<u8>,
     face_verifier: Option<String>,
+    signing_keys: Option<String>,
+    offline_bucket: Option<String>,
 }
 
 impl Config {
@@ -77,6 +82,8 @@ impl Config {
             lookup_secret: secret("KINCODE_LOOKUP_SECRET")?,
             data_key: secret("KINCODE_DATA_KEY")?,
             face_verifier: lookup("KINCODE_FACE_VERIFIER"),
+            signing_keys: lookup("KINCODE_SIGNING_KEYS"),
+            offline_bucket: lookup("KINCODE_OFFLINE_BUCKET"),
         };
         config.keys()?;
         Ok(config)
@@ -84,6 +91,23 @@ impl Config {
 
     pub fn keys(&self) -> Result<Keys, KeyError> {
         Keys::new(&self.lookup_secret, &self.data_key)
+    }
+
+    /// The code signing and verification keys; only the functions that make or check codes
+    /// ask, and they fail their cold start without them.
+    pub fn signing_keys(&self) -> Result<KeyRing, ConfigError> {
+        let text = self
+            .signing_keys
+            .as_deref()
+            .ok_or(ConfigError::Missing("KINCODE_SIGNING_KEYS"))?;
+        Ok(KeyRing::from_json(text)?)
+    }
+
+    /// The bucket of offline card images.
+    pub fn offline_bucket(&self) -> Result<&str, ConfigError> {
+        self.offline_bucket
+            .as_deref()
+            .ok_or(ConfigError::Missing("KINCODE_OFFLINE_BUCKET"))
     }
 
     /// Only the functions that verify faces ask; the others start without one.

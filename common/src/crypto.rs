@@ -41,8 +41,16 @@ impl std::fmt::Debug for Keys {
 /// another item does not open.
 #[derive(Debug, Clone, Copy)]
 pub enum SealContext<'a> {
-    RelativeName { binding_id: &'a str },
-    RelativeIdNumber { binding_id: &'a str },
+    RelativeName {
+        binding_id: &'a str,
+    },
+    RelativeIdNumber {
+        binding_id: &'a str,
+    },
+    /// The masked name a scanned code shows, kept with the code anchor.
+    CodeHolderName {
+        binding_id: &'a str,
+    },
 }
 
 impl SealContext<'_> {
@@ -50,6 +58,7 @@ impl SealContext<'_> {
         match self {
             Self::RelativeName { binding_id } => format!("kincode/name/{binding_id}"),
             Self::RelativeIdNumber { binding_id } => format!("kincode/id/{binding_id}"),
+            Self::CodeHolderName { binding_id } => format!("kincode/code-holder/{binding_id}"),
         }
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::codes::token::TokenError;
 use crate::domain::resident_id::ResidentIdError;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,24 @@ pub enum AppError {
     TooManyFaceAttempts { retry_at: DateTime<Utc> },
     #[error("concurrent update, retry")]
     Conflict,
+    #[error("caller lacks the scope this route needs")]
+    Forbidden,
+    #[error("binding not verified yet")]
+    VerificationRequired,
+    #[error("daily offline code limit reached")]
+    OfflineCodeLimitReached,
+    #[error("no valid offline code")]
+    OfflineCodeNotFound,
+    #[error("code rejected: {0}")]
+    InvalidCode(TokenError),
+    #[error("code revoked")]
+    CodeRevoked,
+    #[error("kin codes are not accepted for arrival declarations")]
+    KinCodeNotForArrival,
+    #[error("unknown scan purpose")]
+    InvalidPurpose,
+    #[error("batch too large")]
+    BatchTooLarge { max_rows: usize },
     #[error("dependency unavailable: {0}")]
     DependencyUnavailable(String),
     #[error("internal error: {0}")]
@@ -61,9 +80,16 @@ impl AppError {
         use AppError::*;
         match self {
             Unauthenticated => 401,
-            MalformedRequest(_) | BodyTooLarge | InvalidResidentId(_) | InvalidName
-            | InvalidRelationship | ConsentRequired => 400,
-            BindingNotFound => 404,
+            MalformedRequest(_)
+            | BodyTooLarge
+            | InvalidResidentId(_)
+            | InvalidName
+            | InvalidRelationship
+            | ConsentRequired
+            | InvalidPurpose
+            | BatchTooLarge { .. } => 400,
+            Forbidden => 403,
+            BindingNotFound | OfflineCodeNotFound => 404,
             AlreadyBound
             | GuardianLimitReached
             | RelativeLimitReached
@@ -72,9 +98,15 @@ impl AppError {
             | WrongVerificationMethod
             | VerificationNotStarted
             | PledgeOutdated
-            | Conflict => 409,
-            AgeNotEligible(_) | IdempotencyKeyReused | FaceVerificationFailed => 422,
-            TooManyFaceAttempts { .. } => 429,
+            | Conflict
+            | VerificationRequired => 409,
+            AgeNotEligible(_)
+            | IdempotencyKeyReused
+            | FaceVerificationFailed
+            | InvalidCode(_)
+            | CodeRevoked
+            | KinCodeNotForArrival => 422,
+            TooManyFaceAttempts { .. } | OfflineCodeLimitReached => 429,
             Internal(_) => 500,
             DependencyUnavailable(_) => 503,
         }
@@ -104,6 +136,15 @@ impl AppError {
             FaceVerificationFailed => "face_verification_failed",
             TooManyFaceAttempts { .. } => "too_many_face_attempts",
             Conflict => "conflict",
+            Forbidden => "forbidden",
+            VerificationRequired => "verification_required",
+            OfflineCodeLimitReached => "offline_code_limit_reached",
+            OfflineCodeNotFound => "offline_code_not_found",
+            InvalidCode(reason) => reason.code(),
+            CodeRevoked => "code_revoked",
+            KinCodeNotForArrival => "kin_code_not_for_arrival",
+            InvalidPurpose => "invalid_purpose",
+            BatchTooLarge { .. } => "batch_too_large",
             DependencyUnavailable(_) => "service_unavailable",
             Internal(_) => "internal_error",
         }
@@ -133,6 +174,16 @@ impl AppError {
             FaceVerificationFailed => "人脸识别认证失败,请重新认证",
             TooManyFaceAttempts { .. } => "人脸识别失败次数过多,请1小时后再试",
             Conflict => "操作过于频繁,请稍后重试",
+            Forbidden => "无权进行此操作",
+            VerificationRequired => "请先完成亲属认证",
+            OfflineCodeLimitReached => "今日离线码生成次数已达上限,请明天再试",
+            OfflineCodeNotFound => "暂无有效的离线码,请重新生成",
+            InvalidCode(TokenError::Expired) => "亲属码已过期,请刷新后重新出示",
+            InvalidCode(_) => "无法识别的亲属码",
+            CodeRevoked => "该亲属码已失效",
+            KinCodeNotForArrival => "亲属码现阶段不适用于“一场两站”",
+            InvalidPurpose => "请选择正确的扫码场景",
+            BatchTooLarge { .. } => "单次提交的记录过多",
             DependencyUnavailable(_) => "系统繁忙,请稍后再试",
             Internal(_) => "系统异常,请稍后再试",
         }
@@ -150,6 +201,9 @@ impl AppError {
             }
             AppError::TooManyFaceAttempts { retry_at } => {
                 details.insert("retry_at".into(), rfc3339(*retry_at).into());
+            }
+            AppError::BatchTooLarge { max_rows } => {
+                details.insert("max_rows".into(), (*max_rows).into());
             }
             _ => {}
         }

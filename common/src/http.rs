@@ -37,18 +37,68 @@ impl Call {
     }
 }
 
-/// The caller, from the JWT authorizer's `sub` claim. A deployed function never takes
-/// identity from the body or a plain header.
-pub fn caller(req: &Request) -> Result<GuardianId, AppError> {
-    let sub = match req.request_context_ref() {
+/// Route scopes of the staff routes (the template's `AuthorizationScopes`; the functions
+/// check them again).
+pub const CHECKPOINT_SCOPE: &str = "kincode/checkpoint";
+pub const AUTHORITY_SCOPE: &str = "kincode/authority";
+
+/// A call by staff: testing-site staff, labs or the health authority. `actor` is their `sub`.
+#[derive(Debug, Clone)]
+pub struct StaffCall {
+    pub actor: String,
+    pub request_id: String,
+}
+
+impl StaffCall {
+    /// The caller, who must hold `scope`: 401 without a caller, 403 without the scope.
+    pub fn from_request(req: &Request, scope: &str) -> Result<Self, AppError> {
+        let actor = caller(req)?;
+        let claims = jwt_claims(req);
+        // `scope` is space-separated (RFC 8693); some issuers send `scp`, which API Gateway
+        // renders as `[a b]` when it is an array.
+        let granted = ["scope", "scp"]
+            .iter()
+            .filter_map(|name| claims.and_then(|c| c.get(*name)))
+            .flat_map(|value| {
+                value
+                    .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+                    .filter(|s| !s.is_empty())
+            })
+            .any(|granted| granted == scope);
+        if !granted {
+            return Err(AppError::Forbidden);
+        }
+        Ok(Self {
+            actor: actor.as_str().to_owned(),
+            request_id: request_id(req),
+        })
+    }
+
+    pub fn at(&self, now: chrono::DateTime<chrono::Utc>) -> crate::store::ActionContext<'_> {
+        crate::store::ActionContext {
+            request_id: &self.request_id,
+            at: now,
+        }
+    }
+}
+
+fn jwt_claims(req: &Request) -> Option<&std::collections::HashMap<String, String>> {
+    match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx
             .authorizer
             .as_ref()
             .and_then(|a| a.jwt.as_ref())
-            .and_then(|jwt| jwt.claims.get("sub")),
+            .map(|jwt| &jwt.claims),
         _ => None,
-    };
-    sub.and_then(|s| GuardianId::parse(s))
+    }
+}
+
+/// The caller, from the JWT authorizer's `sub` claim. A deployed function never takes
+/// identity from the body or a plain header.
+pub fn caller(req: &Request) -> Result<GuardianId, AppError> {
+    jwt_claims(req)
+        .and_then(|claims| claims.get("sub"))
+        .and_then(|s| GuardianId::parse(s))
         .ok_or(AppError::Unauthenticated)
 }
 
@@ -110,6 +160,28 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
+    response
+}
+
+/// Whether the client asked for the image itself (`Accept: image/png`) rather than JSON.
+pub fn wants_png(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| media.split(';').next().map(str::trim) == Some("image/png"))
+}
+
+/// A PNG body; never cached, since a code's colour can change.
+pub fn png_response(png: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Body::Binary(png));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

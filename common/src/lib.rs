@@ -1,7 +1,11 @@
 //! kincode's shared library: the pure domain, the ports and their AWS adapters, and the HTTP
 //! glue every function uses.
 
+pub mod authority;
 pub mod bindings;
+pub mod blobs;
+pub mod cleanup;
+pub mod codes;
 pub mod config;
 pub mod crypto;
 pub mod domain;
@@ -9,6 +13,7 @@ pub mod entry;
 pub mod error;
 pub mod face;
 pub mod http;
+pub mod imaging;
 pub mod services;
 pub mod store;
 pub mod telemetry;

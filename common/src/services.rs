@@ -6,6 +6,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 
+use crate::blobs::BlobStore;
 use crate::config::{Config, ConfigError};
 use crate::store::Store;
 
@@ -23,17 +24,31 @@ fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-pub async fn dynamodb_client(config: &Config) -> aws_sdk_dynamodb::Client {
-    let shared = aws_config::defaults(BehaviorVersion::latest())
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
-        .await;
+        .await
+}
+
+pub async fn dynamodb_client(config: &Config) -> aws_sdk_dynamodb::Client {
+    let shared = sdk_config().await;
     let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared);
     if let Some(endpoint) = &config.aws_endpoint {
         builder = builder.endpoint_url(endpoint);
     }
     aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+/// The S3 client of the offline-card bucket; path-style on a local stack (moto).
+pub async fn s3_client(config: &Config) -> aws_sdk_s3::Client {
+    let shared = sdk_config().await;
+    let mut builder = aws_sdk_s3::config::Builder::from(&shared);
+    if let Some(endpoint) = &config.aws_endpoint {
+        builder = builder.endpoint_url(endpoint).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
 }
 
 impl Services {
@@ -44,6 +59,14 @@ impl Services {
     pub async fn from_config(config: Config) -> Result<Self, ConfigError> {
         let client = dynamodb_client(&config).await;
         Self::new(config, client)
+    }
+
+    /// The offline-card store, for the functions that handle cards.
+    pub async fn blobs(&self) -> Result<BlobStore, ConfigError> {
+        Ok(BlobStore::new(
+            s3_client(&self.config).await,
+            self.config.offline_bucket()?,
+        ))
     }
 
     pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Result<Self, ConfigError> {

@@ -35,12 +35,13 @@ fn is_text(headers: &HeaderMap) -> bool {
 }
 
 /// The event API Gateway would send. Like API Gateway, repeated headers and query parameters
-/// are joined with commas, and cookies move to their own list.
+/// are joined with commas, and cookies move to their own list. `claims` is `None` on a public
+/// route, whose event has no `requestContext.authorizer`.
 pub fn event(
     incoming: &Incoming<'_>,
     route: &Route,
     path_parameters: &HashMap<String, String>,
-    claims: &BTreeMap<String, String>,
+    claims: Option<&BTreeMap<String, String>>,
     request_id: &str,
     now: DateTime<Utc>,
 ) -> Value {
@@ -89,7 +90,6 @@ pub fn event(
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "local",
-            "authorizer": { "jwt": { "claims": claims, "scopes": null } },
             "domainName": domain,
             "domainPrefix": domain.split('.').next().unwrap_or("localhost"),
             "http": {
@@ -107,6 +107,10 @@ pub fn event(
         },
         "isBase64Encoded": false,
     });
+    if let Some(claims) = claims {
+        event["requestContext"]["authorizer"] =
+            json!({ "jwt": { "claims": claims, "scopes": null } });
+    }
     if !cookies.is_empty() {
         event["cookies"] = json!(cookies);
     }
@@ -156,6 +160,10 @@ pub struct Outgoing {
 impl Outgoing {
     /// API Gateway's own answers (`{"message": "…"}`), for when no function answers.
     pub fn gateway(status: StatusCode, message: &str) -> Self {
+        Self::json(status, &json!({ "message": message }))
+    }
+
+    pub fn json(status: StatusCode, body: &Value) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(
             hyper::header::CONTENT_TYPE,
@@ -164,7 +172,7 @@ impl Outgoing {
         Self {
             status,
             headers,
-            body: json!({ "message": message }).to_string().into_bytes(),
+            body: body.to_string().into_bytes(),
         }
     }
 }
@@ -228,6 +236,7 @@ mod tests {
             method: "POST".into(),
             path: "/relatives/{binding_id}".into(),
             function: "F".into(),
+            auth: crate::template::RouteAuth::Jwt { scopes: vec![] },
         }
     }
 
@@ -248,7 +257,14 @@ mod tests {
         };
         let params = HashMap::from([("binding_id".to_owned(), "abc".to_owned())]);
         let claims = BTreeMap::from([("sub".to_owned(), "user-1".to_owned())]);
-        let event = event(&incoming, &route(), &params, &claims, "req-1", Utc::now());
+        let event = event(
+            &incoming,
+            &route(),
+            &params,
+            Some(&claims),
+            "req-1",
+            Utc::now(),
+        );
         assert_eq!(event["headers"]["x-multi"], "a,b");
         assert_eq!(event["cookies"], json!(["a=1", "b=2"]));
         assert_eq!(event["queryStringParameters"]["x"], "1,2");
@@ -258,12 +274,25 @@ mod tests {
             event["requestContext"]["routeKey"],
             "POST /relatives/{binding_id}"
         );
+        assert_eq!(
+            event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"],
+            "user-1"
+        );
+        let public = super::event(&incoming, &route(), &params, None, "req-3", Utc::now());
+        assert!(public["requestContext"].get("authorizer").is_none());
 
         let binary = Incoming {
             body: &[0xff, 0x00],
             ..incoming
         };
-        let event = super::event(&binary, &route(), &params, &claims, "req-2", Utc::now());
+        let event = super::event(
+            &binary,
+            &route(),
+            &params,
+            Some(&claims),
+            "req-2",
+            Utc::now(),
+        );
         assert_eq!(event["isBase64Encoded"], true);
         assert_eq!(event["body"], "/wA=");
     }

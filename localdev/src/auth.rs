@@ -1,6 +1,7 @@
 //! Stands in for API Gateway's JWT authorizer: HS256 tokens signed with a local dev secret, or
-//! the explicit `Authorization: Dev <sub>` form. Either way the claims land where API Gateway
-//! puts them (`requestContext.authorizer.jwt.claims`); without one the answer is 401.
+//! the explicit `Authorization: Dev <sub> [<scope> ...]` form. Either way the claims land where
+//! API Gateway puts them (`requestContext.authorizer.jwt.claims`); without one the answer is
+//! 401, and without one of a route's scopes 403.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,8 @@ use serde_json::{json, Map, Value};
 
 pub const ISSUER: &str = "kincode-local";
 pub const AUDIENCE: &str = "kincode";
-/// Scheme of the plain development form: `Authorization: Dev user-123`.
+/// Scheme of the plain development form: `Authorization: Dev user-123`, or with scopes
+/// `Authorization: Dev site-7 kincode/checkpoint`.
 pub const DEV_SCHEME: &str = "Dev ";
 
 pub struct DevAuth {
@@ -30,13 +32,21 @@ impl DevAuth {
 
     /// A token for `sub`, valid 30 days.
     pub fn issue(&self, sub: &str, now: DateTime<Utc>) -> String {
-        let claims = json!({
+        self.issue_with_scope(sub, None, now)
+    }
+
+    /// A token for `sub` with a `scope` claim (space-separated scopes), valid 30 days.
+    pub fn issue_with_scope(&self, sub: &str, scope: Option<&str>, now: DateTime<Utc>) -> String {
+        let mut claims = json!({
             "sub": sub,
             "iss": ISSUER,
             "aud": AUDIENCE,
             "iat": now.timestamp(),
             "exp": (now + Duration::days(30)).timestamp(),
         });
+        if let Some(scope) = scope {
+            claims["scope"] = scope.into();
+        }
         encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -48,14 +58,18 @@ impl DevAuth {
     /// The claims of a valid `Authorization` header, as API Gateway passes them (strings).
     pub fn claims(&self, authorization: Option<&str>) -> Option<BTreeMap<String, String>> {
         let header = authorization?.trim();
-        if let Some(sub) = header.strip_prefix(DEV_SCHEME) {
-            let sub = sub.trim();
-            return (!sub.is_empty()).then(|| {
-                BTreeMap::from([
-                    ("sub".to_owned(), sub.to_owned()),
-                    ("iss".to_owned(), format!("{ISSUER}/dev")),
-                ])
-            });
+        if let Some(words) = header.strip_prefix(DEV_SCHEME) {
+            let mut words = words.split_whitespace();
+            let sub = words.next()?;
+            let mut claims = BTreeMap::from([
+                ("sub".to_owned(), sub.to_owned()),
+                ("iss".to_owned(), format!("{ISSUER}/dev")),
+            ]);
+            let scope = words.collect::<Vec<_>>().join(" ");
+            if !scope.is_empty() {
+                claims.insert("scope".to_owned(), scope);
+            }
+            return Some(claims);
         }
         let token = header.strip_prefix("Bearer ").unwrap_or(header);
         let mut validation = Validation::new(Algorithm::HS256);
@@ -70,16 +84,39 @@ impl DevAuth {
         Some(
             data.claims
                 .into_iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (k, text)
-                })
+                .map(|(k, v)| (k, claim_text(v)))
                 .collect(),
         )
     }
+}
+
+/// A claim as API Gateway passes it: a string as is, an array as `[a b]`, anything else as JSON.
+fn claim_text(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        Value::Array(items) => {
+            let items: Vec<String> = items.into_iter().map(claim_text).collect();
+            format!("[{}]", items.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// API Gateway's scope check: the `scope` or `scp` claim (space-separated; `scp` arrives as
+/// `[a b]` when the token holds an array) names at least one of `required` exactly.
+pub fn grants_any_scope(claims: &BTreeMap<String, String>, required: &[String]) -> bool {
+    ["scope", "scp"]
+        .iter()
+        .filter_map(|name| claims.get(*name))
+        .flat_map(|value| {
+            let value = value.trim();
+            let listed = value
+                .strip_prefix('[')
+                .and_then(|v| v.strip_suffix(']'))
+                .unwrap_or(value);
+            listed.split_whitespace()
+        })
+        .any(|granted| required.iter().any(|r| r == granted))
 }
 
 #[cfg(test)]
@@ -106,7 +143,84 @@ mod tests {
     #[test]
     fn the_dev_form_names_the_caller_directly() {
         let auth = DevAuth::new(vec![3; 32]);
-        assert_eq!(auth.claims(Some("Dev user-9")).unwrap()["sub"], "user-9");
+        let plain = auth.claims(Some("Dev user-9")).unwrap();
+        assert_eq!(plain["sub"], "user-9");
+        assert!(!plain.contains_key("scope"));
         assert!(auth.claims(Some("Dev ")).is_none());
+        assert!(auth.claims(Some("Dev    ")).is_none());
+    }
+
+    #[test]
+    fn the_dev_form_takes_scopes_after_the_caller() {
+        let auth = DevAuth::new(vec![3; 32]);
+        let staff = auth
+            .claims(Some("Dev  site-7   kincode/checkpoint  kincode/lab "))
+            .unwrap();
+        assert_eq!(staff["sub"], "site-7");
+        assert_eq!(staff["scope"], "kincode/checkpoint kincode/lab");
+    }
+
+    #[test]
+    fn issued_tokens_carry_their_scope() {
+        let auth = DevAuth::new(vec![3; 32]);
+        let token = auth.issue_with_scope("dev-authority", Some("kincode/authority"), Utc::now());
+        let claims = auth.claims(Some(&token)).unwrap();
+        assert_eq!(claims["sub"], "dev-authority");
+        assert_eq!(claims["scope"], "kincode/authority");
+        let plain = auth
+            .claims(Some(&auth.issue("user-1", Utc::now())))
+            .unwrap();
+        assert!(!plain.contains_key("scope"));
+    }
+
+    #[test]
+    fn array_claims_read_as_api_gateway_renders_them() {
+        assert_eq!(claim_text(json!(["a/b", "c"])), "[a/b c]");
+        assert_eq!(claim_text(json!(12)), "12");
+        assert_eq!(claim_text(json!("x y")), "x y");
+    }
+
+    #[test]
+    fn the_scope_check_matches_whole_scopes_of_scope_or_scp() {
+        let required = ["kincode/checkpoint".to_owned()];
+        let with = |name: &str, value: &str| {
+            BTreeMap::from([
+                ("sub".to_owned(), "s".to_owned()),
+                (name.to_owned(), value.to_owned()),
+            ])
+        };
+        assert!(grants_any_scope(
+            &with("scope", "openid kincode/checkpoint"),
+            &required
+        ));
+        assert!(grants_any_scope(
+            &with("scp", "[kincode/checkpoint kincode/lab]"),
+            &required
+        ));
+        assert!(grants_any_scope(
+            &with("scp", "kincode/checkpoint"),
+            &required
+        ));
+        assert!(!grants_any_scope(
+            &with("scope", "kincode/checkpoints"),
+            &required
+        ));
+        assert!(!grants_any_scope(
+            &with("scope", "kincode/checkpoint,x"),
+            &required
+        ));
+        assert!(!grants_any_scope(&with("scope", "kincode"), &required));
+        assert!(!grants_any_scope(&with("scope", ""), &required));
+        assert!(!grants_any_scope(
+            &with("aud", "kincode/checkpoint"),
+            &required
+        ));
+        assert!(grants_any_scope(
+            &with("scope", "kincode/authority"),
+            &[
+                "kincode/checkpoint".to_owned(),
+                "kincode/authority".to_owned()
+            ]
+        ));
     }
 }

@@ -1,6 +1,6 @@
 //! Local development for kincode, without Docker: the template as the one source of truth,
 //! tables provisioned from it, and a local API gateway that serves the real function
-//! binaries through AWS's Lambda Runtime Interface Emulator.
+//! binaries through AWS's Lambda Runtime Interface Emulator, and runs their schedules on demand.
 
 pub mod apigw;
 pub mod auth;
@@ -9,4 +9,5 @@ pub mod emulator;
 pub mod gateway;
 pub mod local;
 pub mod provision;
+pub mod scheduler;
 pub mod template;

@@ -5,24 +5,53 @@ use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use kincode_common::codes::keys::{KeyRing, KEY_LEN};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::template::Template;
 
-/// Development keys, kept in a file so tokens and stored data survive restarts.
+/// Key id of the local code signing key.
+pub const SIGNING_KID: &str = "local-1";
+
+/// Development keys, kept in a file so tokens, stored data and signed codes survive restarts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DevKeys {
     pub lookup_secret: String,
     pub data_key: String,
     pub jwt_secret: String,
+    /// Seed of the Ed25519 key that signs codes (base64 in the file). A file written before
+    /// it existed gets one generated.
+    #[serde(with = "base64_seed", default = "random_bytes")]
+    pub signing_seed: [u8; KEY_LEN],
+}
+
+/// `[u8; 32]` as base64 text; anything but 32 bytes is refused when the file is read.
+mod base64_seed {
+    use super::{Engine, B64, KEY_LEN};
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(seed: &[u8; KEY_LEN], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(seed))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; KEY_LEN], D::Error> {
+        let text = String::deserialize(d)?;
+        B64.decode(text)
+            .map_err(D::Error::custom)?
+            .try_into()
+            .map_err(|_| D::Error::custom(format!("signing_seed must be {KEY_LEN} bytes")))
+    }
+}
+
+fn random_bytes() -> [u8; KEY_LEN] {
+    let mut bytes = [0; KEY_LEN];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
+    bytes
 }
 
 fn random_secret() -> String {
-    // Two v4 UUIDs: 32 bytes from the OS's random source (less the version bits).
-    let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
-    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    B64.encode(bytes)
+    B64.encode(random_bytes())
 }
 
 impl DevKeys {
@@ -31,20 +60,44 @@ impl DevKeys {
             lookup_secret: random_secret(),
             data_key: random_secret(),
             jwt_secret: random_secret(),
+            signing_seed: random_bytes(),
         }
     }
 
+    /// Reads the keys file, or creates it. A file missing a newer key is saved back with the
+    /// generated one, so the key stays the same on the next start.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
+        let in_file = |e: serde_json::Error| format!("{}: {e}", path.display());
         if let Ok(text) = std::fs::read_to_string(path) {
-            return serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()));
+            let stored: Value = serde_json::from_str(&text).map_err(in_file)?;
+            let keys: Self = serde_json::from_value(stored.clone()).map_err(in_file)?;
+            let current = serde_json::to_value(&keys).map_err(in_file)?;
+            let generated = current
+                .as_object()
+                .into_iter()
+                .flatten()
+                .any(|(name, _)| stored.get(name).is_none());
+            if generated {
+                keys.save(path)?;
+            }
+            return Ok(keys);
         }
         let keys = Self::random();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(path, serde_json::to_string_pretty(&keys).expect("JSON"))
-            .map_err(|e| e.to_string())?;
+        keys.save(path)?;
         Ok(keys)
+    }
+
+    fn save(&self, path: &Path) -> Result<(), String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(self).expect("JSON"))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// `KINCODE_SIGNING_KEYS`: a key ring whose only key comes from the signing seed.
+    pub fn signing_keys_config(&self) -> String {
+        KeyRing::config_json(SIGNING_KID, &self.signing_seed)
     }
 }
 
@@ -84,6 +137,11 @@ impl LocalStack {
                 *value = local.clone();
             }
         }
+        // Only where the template names it, as Lambda gives a function only its configured
+        // environment; the template's value is an unresolved Secrets Manager reference.
+        if let Some(signing_keys) = env.get_mut("KINCODE_SIGNING_KEYS") {
+            *signing_keys = self.keys.signing_keys_config();
+        }
         env.extend([
             ("KINCODE_STAGE".to_owned(), "local".to_owned()),
             ("KINCODE_AWS_ENDPOINT".to_owned(), self.endpoint.clone()),
@@ -121,5 +179,74 @@ impl LocalStack {
             }
         }
         env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn project_template() -> Template {
+        Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap()
+    }
+
+    fn stack(keys: DevKeys) -> LocalStack {
+        LocalStack {
+            endpoint: "http://127.0.0.1:5000".into(),
+            keys,
+            resources: HashMap::from([
+                ("Table".to_owned(), "local-table".to_owned()),
+                (
+                    "OfflineCodeBucket".to_owned(),
+                    "local-offline-code-bucket".to_owned(),
+                ),
+            ]),
+        }
+    }
+
+    #[test]
+    fn functions_get_local_resources_and_the_dev_signing_keys_where_named() {
+        let template = project_template();
+        let local = stack(DevKeys::random());
+        let offline = local.function_env(&template, "OfflineFunction", &json!({}));
+        assert_eq!(
+            offline["KINCODE_OFFLINE_BUCKET"],
+            "local-offline-code-bucket"
+        );
+        assert_eq!(offline["KINCODE_TABLE"], "local-table");
+        let ring = KeyRing::from_json(&offline["KINCODE_SIGNING_KEYS"]).unwrap();
+        assert_eq!(ring.signer().kid(), SIGNING_KID);
+        assert_eq!(
+            local.function_env(&template, "ScanFunction", &json!({}))["KINCODE_SIGNING_KEYS"],
+            offline["KINCODE_SIGNING_KEYS"]
+        );
+        let bind = local.function_env(&template, "BindFunction", &json!({}));
+        assert!(!bind.contains_key("KINCODE_SIGNING_KEYS"));
+        assert!(!bind.contains_key("KINCODE_OFFLINE_BUCKET"));
+    }
+
+    #[test]
+    fn an_old_keys_file_gets_a_signing_seed_that_sticks() {
+        let dir = std::env::temp_dir().join(format!("kincode-keys-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("dev-keys.json");
+        let old = json!({"lookup_secret": "bA==", "data_key": "ZA==", "jwt_secret": "ag=="});
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, old.to_string()).unwrap();
+
+        let first = DevKeys::load_or_create(&path).unwrap();
+        assert_eq!(first.jwt_secret, "ag==");
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(saved["signing_seed"], B64.encode(first.signing_seed));
+        let again = DevKeys::load_or_create(&path).unwrap();
+        assert_eq!(again.signing_seed, first.signing_seed);
+
+        let mut short = old;
+        short["signing_seed"] = B64.encode(b"short").into();
+        std::fs::write(&path, short.to_string()).unwrap();
+        let refused = DevKeys::load_or_create(&path).unwrap_err();
+        assert!(refused.contains("32 bytes"), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

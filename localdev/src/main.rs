@@ -1,5 +1,6 @@
 //! `kincode-local`: the whole API on 127.0.0.1, served by the real function binaries under the
-//! Lambda Runtime Interface Emulator, on a local AWS stack. See `scripts/run`.
+//! Lambda Runtime Interface Emulator, on a local AWS stack, with each schedule runnable on demand
+//! at `POST /_local/schedules/{Function}`. See `scripts/run`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,7 +15,12 @@ use kincode_localdev::emulator::Emulator;
 use kincode_localdev::gateway::Gateway;
 use kincode_localdev::local::{overrides, DevKeys, LocalStack};
 use kincode_localdev::provision::{ensure_buckets, ensure_table};
-use kincode_localdev::template::Template;
+use kincode_localdev::scheduler;
+use kincode_localdev::template::{RouteAuth, Template};
+
+/// The staff callers the banner prints tokens for: (sub, scope).
+const CHECKPOINT_STAFF: (&str, &str) = ("dev-checkpoint", "kincode/checkpoint");
+const AUTHORITY: (&str, &str) = ("dev-authority", "kincode/authority");
 
 #[derive(Parser)]
 #[command(about = "Serve kincode's API locally through the Lambda Runtime Interface Emulator")]
@@ -80,9 +86,27 @@ async fn start(args: Args) -> Result<(), String> {
     };
 
     let routes = template.routes();
+    let schedules = template.schedules()?;
+    // The schedule endpoint names a function, so it can run one schedule per function.
+    for schedule in &schedules {
+        if schedules
+            .iter()
+            .filter(|s| s.function == schedule.function)
+            .count()
+            > 1
+        {
+            return Err(format!(
+                "{}: more than one schedule; {} runs one per function",
+                schedule.function,
+                scheduler::PATH_PREFIX
+            ));
+        }
+    }
     let mut emulators = HashMap::new();
     for (function, binary) in template.functions() {
-        if !routes.iter().any(|r| r.function == function) {
+        let invoked = routes.iter().any(|r| r.function == function)
+            || schedules.iter().any(|s| s.function == function);
+        if !invoked {
             continue;
         }
         // Cargo's layout (`<dir>/<binary>`) or `sam build`'s (`<dir>/<Function>/bootstrap`).
@@ -110,28 +134,61 @@ async fn start(args: Args) -> Result<(), String> {
         listener.local_addr().map_err(|e| e.to_string())?
     );
     let auth = DevAuth::new(B64.decode(&keys.jwt_secret).map_err(|e| e.to_string())?);
-    let token = auth.issue("dev-guardian", chrono::Utc::now());
+    let now = chrono::Utc::now();
+    let token = auth.issue("dev-guardian", now);
     println!(
-        "kincode local API on {base} ({} routes, {} functions)",
+        "kincode local API on {base} ({} routes, {} schedules, {} functions)",
         routes.len(),
+        schedules.len(),
         emulators.len()
     );
     for route in &routes {
-        println!("  {:<52} {}", route.key(), route.function);
+        let access = match &route.auth {
+            RouteAuth::Public => "public".to_owned(),
+            RouteAuth::Jwt { scopes } if scopes.is_empty() => "jwt".to_owned(),
+            RouteAuth::Jwt { scopes } => format!("jwt + scope {}", scopes.join(" | ")),
+        };
+        println!("  {:<52} {:<22} {access}", route.key(), route.function);
+    }
+    for schedule in &schedules {
+        let endpoint = format!("POST {}", scheduler::path(&schedule.function));
+        println!(
+            "  {endpoint:<52} {:<22} local only, no auth: runs schedule {} ({}) with its Input {}",
+            schedule.function, schedule.name, schedule.expression, schedule.input
+        );
     }
     println!(
-        "dev JWT: HS256, secret (base64) {}, iss {}, aud {}",
+        "dev JWT: HS256, secret (base64) {}, iss {}, aud {}; a `scope` claim (space-separated) grants route scopes",
         auth.secret_base64(),
         kincode_localdev::auth::ISSUER,
         kincode_localdev::auth::AUDIENCE
     );
     println!("dev token (sub dev-guardian, 30 days): {token}");
-    println!("or name the caller directly: -H 'Authorization: Dev <sub>'");
+    for (sub, scope) in [CHECKPOINT_STAFF, AUTHORITY] {
+        println!(
+            "dev token (sub {sub}, scope {scope}, 30 days): {}",
+            auth.issue_with_scope(sub, Some(scope), now)
+        );
+    }
+    println!(
+        "or name the caller (and any scopes) directly: -H 'Authorization: Dev <sub> [<scope> ...]'"
+    );
     println!("try: curl -s -H 'Authorization: Bearer {token}' {base}/relatives");
+    println!(
+        "try: curl -s -H 'Authorization: Dev {} {}' -H 'content-type: application/json' -d '{{\"code\":\"<code>\",\"purpose\":\"nucleic_acid_test\"}}' {base}/checkpoints/scan",
+        CHECKPOINT_STAFF.0, CHECKPOINT_STAFF.1
+    );
+    for schedule in &schedules {
+        println!(
+            "try: curl -s -X POST {base}{}  (local only, no auth: what the schedule does when it fires)",
+            scheduler::path(&schedule.function)
+        );
+    }
     println!("READY {base}");
 
     let gateway = Arc::new(Gateway {
         routes,
+        schedules,
         emulators,
         auth,
     });

@@ -1,14 +1,26 @@
-//! `template.yaml`, read as the one source of truth for routes, functions, their environment
-//! and the table schema.
+//! `template.yaml`, read as the one source of truth for routes, schedules, functions, their
+//! environment and the table schema.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
 /// A parsed template. serde_yaml drops CloudFormation tags, so `!Ref Table` reads as `Table`
 /// and `!Sub "…"` as its template string.
 pub struct Template(Yaml);
+
+/// What API Gateway checks before a route's function runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAuth {
+    /// `Authorizer: NONE` (or an API without a default authorizer): anyone may call, and the
+    /// event carries no `requestContext.authorizer`.
+    Public,
+    /// The JWT authorizer: a valid token, and when `scopes` is not empty, a `scope` (or `scp`)
+    /// claim holding at least one of them.
+    Jwt { scopes: Vec<String> },
+}
 
 /// An HTTP API route and the function behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +30,17 @@ pub struct Route {
     pub path: String,
     /// Logical id of the function resource, e.g. `BindFunction`.
     pub function: String,
+    pub auth: RouteAuth,
+}
+
+/// A `ScheduleV2` event: EventBridge Scheduler invokes `function` with `input` as the raw event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub function: String,
+    /// The event's name in the template, e.g. `Hourly`.
+    pub name: String,
+    pub expression: String,
+    pub input: Value,
 }
 
 impl Route {
@@ -85,31 +108,84 @@ impl Template {
             .collect()
     }
 
+    /// Every event of type `kind`, as (function, event name, event properties).
+    fn events_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str, &'a Yaml)> + 'a {
+        self.resources_of_type("AWS::Serverless::Function")
+            .flat_map(|(function, resource)| {
+                resource["Properties"]["Events"]
+                    .as_mapping()
+                    .into_iter()
+                    .flatten()
+                    .map(move |(name, event)| (function, name.as_str().unwrap_or_default(), event))
+            })
+            .filter(move |(_, _, event)| event["Type"].as_str() == Some(kind))
+            .map(|(function, name, event)| (function, name, &event["Properties"]))
+    }
+
     /// Every `HttpApi` event of every function.
     pub fn routes(&self) -> Vec<Route> {
-        let mut routes = Vec::new();
-        for (function, resource) in self.resources_of_type("AWS::Serverless::Function") {
-            for (_, event) in resource["Properties"]["Events"]
-                .as_mapping()
+        self.events_of_type("HttpApi")
+            .filter_map(|(function, _, props)| {
+                Some(Route {
+                    method: props["Method"].as_str()?.to_ascii_uppercase(),
+                    path: props["Path"].as_str()?.to_owned(),
+                    function: function.to_owned(),
+                    auth: self.route_auth(props),
+                })
+            })
+            .collect()
+    }
+
+    /// A route's own `Auth`, else its API's default authorizer, as SAM resolves them. Scopes
+    /// come from the route, else from the authorizer's own `AuthorizationScopes`.
+    fn route_auth(&self, route: &Yaml) -> RouteAuth {
+        // `ApiId: !Ref Api` reads as `Api`.
+        let api_auth =
+            &self.resource(route["ApiId"].as_str().unwrap_or_default())["Properties"]["Auth"];
+        let authorizer = route["Auth"]["Authorizer"]
+            .as_str()
+            .or(api_auth["DefaultAuthorizer"].as_str());
+        match authorizer {
+            None | Some("NONE") => RouteAuth::Public,
+            Some(name) => {
+                let scopes = [
+                    &route["Auth"]["AuthorizationScopes"],
+                    &api_auth["Authorizers"][name]["AuthorizationScopes"],
+                ]
+                .into_iter()
+                .find_map(Yaml::as_sequence)
                 .into_iter()
                 .flatten()
-            {
-                if event["Type"].as_str() != Some("HttpApi") {
-                    continue;
-                }
-                let props = &event["Properties"];
-                if let (Some(method), Some(path)) =
-                    (props["Method"].as_str(), props["Path"].as_str())
-                {
-                    routes.push(Route {
-                        method: method.to_ascii_uppercase(),
-                        path: path.to_owned(),
-                        function: function.to_owned(),
-                    });
-                }
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect();
+                RouteAuth::Jwt { scopes }
             }
         }
-        routes
+    }
+
+    /// Every `ScheduleV2` event of every function. Its `Input` is required: it is the event
+    /// the function gets (a Lambda target's input must be JSON).
+    pub fn schedules(&self) -> Result<Vec<Schedule>, String> {
+        self.events_of_type("ScheduleV2")
+            .map(|(function, name, props)| {
+                let input = props["Input"]
+                    .as_str()
+                    .ok_or_else(|| format!("{function}.{name}: no Input"))?;
+                Ok(Schedule {
+                    function: function.to_owned(),
+                    name: name.to_owned(),
+                    expression: props["ScheduleExpression"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    input: serde_json::from_str(input)
+                        .map_err(|e| format!("{function}.{name}: Input is not JSON: {e}"))?,
+                })
+            })
+            .collect()
     }
 
     /// A function's environment as deployed: Globals merged with its own.
@@ -141,7 +217,19 @@ mod tests {
             method: method.into(),
             path: path.into(),
             function: "F".into(),
+            auth: RouteAuth::Jwt { scopes: vec![] },
         }
+    }
+
+    fn project_template() -> Template {
+        Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap()
+    }
+
+    fn find<'a>(routes: &'a [Route], key: &str) -> &'a Route {
+        routes
+            .iter()
+            .find(|r| r.key() == key)
+            .unwrap_or_else(|| panic!("no route {key}"))
     }
 
     #[test]
@@ -165,19 +253,99 @@ mod tests {
     }
 
     #[test]
-    fn the_projects_template_has_a_route_per_function() {
-        let template =
-            Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
-                .unwrap();
+    fn every_function_of_the_projects_template_has_a_route_or_a_schedule() {
+        let template = project_template();
         let routes = template.routes();
+        let schedules = template.schedules().unwrap();
         for (function, _) in template.functions() {
             assert!(
-                routes.iter().any(|r| r.function == function),
-                "{function} has no route"
+                routes.iter().any(|r| r.function == function)
+                    || schedules.iter().any(|s| s.function == function),
+                "{function} has neither a route nor a schedule"
             );
         }
-        assert!(routes
+    }
+
+    #[test]
+    fn the_projects_routes_carry_their_authorization() {
+        let routes = project_template().routes();
+        let guardian = RouteAuth::Jwt { scopes: vec![] };
+        assert_eq!(
+            find(&routes, "DELETE /relatives/{binding_id}").auth,
+            guardian
+        );
+        assert_eq!(
+            find(&routes, "GET /.well-known/kincode-keys").auth,
+            RouteAuth::Public
+        );
+        assert_eq!(
+            find(&routes, "POST /checkpoints/scan").auth,
+            RouteAuth::Jwt {
+                scopes: vec!["kincode/checkpoint".into()]
+            }
+        );
+        assert_eq!(
+            find(&routes, "POST /authority/risk-flags").auth,
+            RouteAuth::Jwt {
+                scopes: vec!["kincode/authority".into()]
+            }
+        );
+        assert_eq!(
+            find(&routes, "GET /.well-known/kincode-keys").function,
+            "KeysFunction"
+        );
+    }
+
+    #[test]
+    fn the_projects_cleanup_schedule_is_found_with_its_input() {
+        let schedules = project_template().schedules().unwrap();
+        let cleanup = schedules
             .iter()
-            .any(|r| r.key() == "DELETE /relatives/{binding_id}"));
+            .find(|s| s.function == "CleanupFunction")
+            .expect("cleanup schedule");
+        assert_eq!(cleanup.name, "Hourly");
+        assert_eq!(cleanup.input, serde_json::json!({"job": "cleanup"}));
+        assert!(cleanup.expression.starts_with("cron("));
+    }
+
+    #[test]
+    fn routes_without_their_own_auth_follow_the_api_default() {
+        let template = Template(
+            serde_yaml::from_str(
+                r#"
+Resources:
+  Open:
+    Type: AWS::Serverless::HttpApi
+  Guarded:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Jwt
+        Authorizers:
+          Jwt:
+            AuthorizationScopes: [a/b]
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        One: {Type: HttpApi, Properties: {ApiId: !Ref Open, Method: get, Path: /one}}
+        Two: {Type: HttpApi, Properties: {ApiId: !Ref Guarded, Method: get, Path: /two}}
+        Job: {Type: ScheduleV2, Properties: {ScheduleExpression: rate(1 hour)}}
+"#,
+            )
+            .unwrap(),
+        );
+        let routes = template.routes();
+        assert_eq!(find(&routes, "GET /one").auth, RouteAuth::Public);
+        assert_eq!(
+            find(&routes, "GET /two").auth,
+            RouteAuth::Jwt {
+                scopes: vec!["a/b".into()]
+            }
+        );
+        assert!(template
+            .schedules()
+            .unwrap_err()
+            .contains("F.Job: no Input"));
     }
 }

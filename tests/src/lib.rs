@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use kincode_common::blobs::BlobStore;
+use kincode_common::codes::keys::KeyRing;
 use kincode_common::config::Config;
+use kincode_common::domain::binding::{Binding, GuardianId};
 use kincode_common::services::Services;
 pub use kincode_localdev::template::Template;
 use lambda_http::{Body, Request, Response};
@@ -29,6 +32,18 @@ pub fn local_endpoint() -> String {
     })
 }
 
+fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    seed
+}
+
+/// A code key ring with one fresh key: two calls give rings that do not know each other.
+pub fn test_key_ring() -> KeyRing {
+    KeyRing::generate("test-key")
+}
+
 fn random_key() -> String {
     let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
     bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
@@ -44,6 +59,11 @@ pub fn local_config(table: &str, endpoint: &str) -> Config {
         ("KINCODE_LOOKUP_SECRET", random_key()),
         ("KINCODE_DATA_KEY", random_key()),
         ("KINCODE_FACE_VERIFIER", "local-simulator".to_owned()),
+        (
+            "KINCODE_SIGNING_KEYS",
+            KeyRing::config_json("test-key", &random_seed()),
+        ),
+        ("KINCODE_OFFLINE_BUCKET", format!("{table}-cards")),
     ]);
     Config::from_lookup(|k| vars.get(k).cloned()).expect("local config")
 }
@@ -60,6 +80,15 @@ pub async fn fresh_services() -> Services {
         .await
         .expect("table on the local stack");
     services
+}
+
+/// A client of the local stack's DynamoDB, for tests that reach past the functions.
+pub async fn local_dynamodb() -> aws_sdk_dynamodb::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(local_endpoint())
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&shared)
 }
 
 /// A plain client for inspecting what the functions wrote.
@@ -112,6 +141,8 @@ pub fn event(name: &str) -> Value {
 pub trait EventExt {
     fn with_caller(self, sub: &str) -> Self;
     fn without_caller(self) -> Self;
+    /// Sets the `scope` claim (`None` removes it).
+    fn with_scope(self, scope: Option<&str>) -> Self;
     fn with_path_binding(self, binding_id: &str) -> Self;
     fn with_body(self, body: Value) -> Self;
     fn with_raw_body(self, body: &str) -> Self;
@@ -129,6 +160,16 @@ impl EventExt for Value {
             .as_object_mut()
             .expect("requestContext")
             .remove("authorizer");
+        self
+    }
+    fn with_scope(mut self, scope: Option<&str>) -> Self {
+        let claims = &mut self["requestContext"]["authorizer"]["jwt"]["claims"];
+        match scope {
+            Some(scope) => claims["scope"] = scope.into(),
+            None => {
+                claims.as_object_mut().expect("claims").remove("scope");
+            }
+        }
         self
     }
     fn with_path_binding(mut self, binding_id: &str) -> Self {
@@ -305,3 +346,165 @@ pub async fn counted_services() -> (Services, CallCounter) {
 
 /// The caller (`sub` claim) in every file of `events/`.
 pub const EVENT_GUARDIAN: &str = "user-7f3a9c2e";
+
+/// Binds `id_number` as a child (王小明) and verifies the binding, through the use cases.
+/// Aged under 7 (a pledge) or any eligible age (the local face simulator) both work.
+pub async fn active_relative_with(
+    services: &Services,
+    guardian: &str,
+    id_number: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Binding {
+    use kincode_common::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
+    use kincode_common::face::LocalFaceSimulator;
+    let guardian = GuardianId::parse(guardian).expect("guardian id");
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let ctx = kincode_common::store::ActionContext {
+        request_id: &request_id,
+        at: now,
+    };
+    let request = BindRequest {
+        name: Some("王小明".into()),
+        id_number: Some(id_number.into()),
+        relationship: Some("child".into()),
+        consent: Some(true),
+    };
+    let binding = bindings::bind(&services.store, &guardian, request, None, ctx)
+        .await
+        .expect("bind");
+    let face = LocalFaceSimulator;
+    let started = bindings::start_verification(&services.store, &face, &guardian, &binding.id, ctx)
+        .await
+        .expect("start verification");
+    let complete = match started {
+        VerificationStart::Face { certify_id } => CompleteRequest {
+            certify_id: Some(certify_id),
+            evidence: serde_json::json!({ "simulated_outcome": "pass" }),
+            pledge_version: None,
+            accepted: None,
+        },
+        VerificationStart::Pledge { version, .. } => CompleteRequest {
+            certify_id: None,
+            evidence: Value::Null,
+            pledge_version: Some(version.into()),
+            accepted: Some(true),
+        },
+    };
+    bindings::complete_verification(
+        &services.store,
+        &face,
+        &guardian,
+        &binding.id,
+        complete,
+        ctx,
+    )
+    .await
+    .expect("complete verification")
+}
+
+/// An active binding of a new five-year-old (a pledge binding).
+pub async fn active_relative(
+    services: &Services,
+    guardian: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Binding {
+    let sequence = uuid::Uuid::new_v4().as_u128() as u32;
+    active_relative_with(services, guardian, &resident_id_aged(5, now, sequence), now).await
+}
+
+/// Unbinds through the use case (`now` at least 24 h after binding).
+pub async fn unbind_relative(
+    services: &Services,
+    guardian: &str,
+    binding: &Binding,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let guardian = GuardianId::parse(guardian).expect("guardian id");
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let ctx = kincode_common::store::ActionContext {
+        request_id: &request_id,
+        at: now,
+    };
+    kincode_common::bindings::unbind(&services.store, &guardian, &binding.id, ctx)
+        .await
+        .expect("unbind");
+}
+
+/// The services' offline-card bucket, created on the local stack.
+pub async fn fresh_bucket(services: &Services) -> BlobStore {
+    let client = kincode_common::services::s3_client(&services.config).await;
+    let bucket = services.config.offline_bucket().expect("bucket configured");
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("bucket on the local stack");
+    BlobStore::new(client, bucket)
+}
+
+/// A bucket whose endpoint refuses connections: S3 is down.
+pub async fn unreachable_bucket(services: &Services) -> BlobStore {
+    let unreachable = unreachable_services().await;
+    let client = kincode_common::services::s3_client(&unreachable.config).await;
+    BlobStore::new(client, services.config.offline_bucket().expect("bucket"))
+}
+
+/// An object as S3 holds it.
+#[derive(Debug)]
+pub struct StoredObject {
+    pub key: String,
+    pub server_side_encryption: Option<String>,
+    pub metadata: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// Every object of the bucket, with its encryption, metadata and bytes.
+pub async fn bucket_objects(services: &Services, blobs: &BlobStore) -> Vec<StoredObject> {
+    let client = kincode_common::services::s3_client(&services.config).await;
+    let listed = client
+        .list_objects_v2()
+        .bucket(blobs.bucket())
+        .send()
+        .await
+        .expect("list objects");
+    let mut objects = Vec::new();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        let object = client
+            .get_object()
+            .bucket(blobs.bucket())
+            .key(key)
+            .send()
+            .await
+            .expect("get object");
+        objects.push(StoredObject {
+            key: key.to_owned(),
+            server_side_encryption: object
+                .server_side_encryption()
+                .map(|e| e.as_str().to_owned()),
+            metadata: object.metadata().cloned().unwrap_or_default(),
+            body: object.body.collect().await.expect("body").to_vec(),
+        });
+    }
+    objects
+}
+
+/// The text of the (one) QR code in a PNG, read with `rqrr` (not our encoder's code).
+pub fn decode_qr_png(png_bytes: &[u8]) -> String {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().expect("PNG header");
+    let mut buffer = vec![0; reader.output_buffer_size().expect("size")];
+    let frame = reader.next_frame(&mut buffer).expect("PNG frame");
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let channels = frame.color_type.samples();
+    let luma = |x: usize, y: usize| -> u8 {
+        let i = (y * width + x) * channels;
+        let px = &buffer[i..i + channels.min(3)];
+        (px.iter().map(|&v| v as u32).sum::<u32>() / px.len() as u32) as u8
+    };
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, luma);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("QR decodes").1
+}

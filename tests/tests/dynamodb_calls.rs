@@ -2,8 +2,11 @@
 //! call is a round trip on a testing day's hot path: a change here should be deliberate.
 
 use chrono::{Duration, Utc};
+use kincode_common::authority;
 use kincode_common::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
+use kincode_common::codes::{publish, scan, show};
 use kincode_common::domain::binding::{GuardianId, IdempotencyKey};
+use kincode_common::domain::code::ScanPurpose;
 use kincode_common::face::LocalFaceSimulator;
 use kincode_common::store::ActionContext;
 use kincode_tests::*;
@@ -79,6 +82,45 @@ async fn each_operation_makes_the_documented_number_of_calls() {
         .await
         .is_err());
     assert_eq!(calls.take(), ["GetItem"], "unbind too early");
+
+    // Codes: render, offline card (issue and fetch), scan, the published keys, a flag row.
+    let keys = test_key_ring();
+    let blobs = fresh_bucket(&services).await;
+    calls.take();
+    let code = show::online_code(store, &keys, &guardian, &binding.id, now)
+        .await
+        .unwrap();
+    assert_eq!(calls.take(), ["GetItem", "Query"], "render");
+    show::issue_offline_card(store, &blobs, &keys, &guardian, &binding.id, ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "Query", "TransactWriteItems"],
+        "offline card"
+    );
+    show::latest_offline_card(store, &blobs, &guardian, &binding.id, now)
+        .await
+        .unwrap();
+    assert_eq!(calls.take(), ["GetItem", "Query"], "fetch offline card");
+    scan::scan(store, &keys, &code.token, ScanPurpose::VenueEntry, now)
+        .await
+        .unwrap();
+    assert_eq!(calls.take(), ["GetItem", "Query"], "scan");
+    publish::published_keys(store, &keys, now).await.unwrap();
+    assert_eq!(calls.take(), ["Query"], "published keys");
+    let row =
+        json!({"rows": [{"id_number": id_number, "flag": "fever_clinic", "effective_at": now}]});
+    authority::apply_flags(
+        store,
+        "authority",
+        serde_json::from_value(row).unwrap(),
+        ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(calls.take(), ["TransactWriteItems"], "one flag row");
+
     let later = ActionContext {
         request_id: "calls-later",
         at: now + Duration::hours(24),
@@ -86,7 +128,11 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     bindings::unbind(store, &guardian, &binding.id, later)
         .await
         .unwrap();
-    assert_eq!(calls.take(), ["GetItem", "TransactWriteItems"], "unbind");
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "Query", "TransactWriteItems"],
+        "unbind of an active binding (its offline cards are revoked with it)"
+    );
     bindings::unbind(store, &guardian, &binding.id, later)
         .await
         .unwrap();

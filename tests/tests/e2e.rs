@@ -1,10 +1,13 @@
 //! End to end over HTTP: the local gateway (`kincode-local`, as `scripts/run` starts it) in
 //! front of the real function binaries under the Lambda Runtime Interface Emulator, on the
-//! local AWS stack. bind → verify → list → unbind, and what API Gateway itself answers.
+//! local AWS stack. bind → verify → list → unbind; the kin code's whole life (render, the
+//! authority's flag, the offline card, a checkpoint's scan, revocation by unbinding); and what
+//! API Gateway itself answers.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use hyper::http::{Method, StatusCode};
 use kincode_localdev::client::HttpClient;
 use kincode_tests::*;
@@ -15,6 +18,7 @@ struct LocalApi {
     child: Child,
     base: String,
     token: String,
+    table: String,
     keys_dir: std::path::PathBuf,
 }
 
@@ -31,11 +35,12 @@ impl Drop for LocalApi {
 
 fn start_local_api() -> LocalApi {
     let dir = std::env::temp_dir().join(format!("kincode-e2e-{}", fresh_idempotency_key()));
+    let table = format!("kincode-e2e-{}", &fresh_idempotency_key()[..8]);
     let mut child = Command::new(binary("kincode-local"))
         .args(["--rie"])
         .arg(rie_path())
         .args(["--endpoint", &local_endpoint(), "--port", "0", "--table"])
-        .arg(format!("kincode-e2e-{}", &fresh_idempotency_key()[..8]))
+        .arg(&table)
         .arg("--bin-dir")
         .arg(bin_dir())
         .arg("--template")
@@ -62,6 +67,7 @@ fn start_local_api() -> LocalApi {
         child,
         base: base.expect("READY line"),
         token: token.expect("dev token line"),
+        table,
         keys_dir: dir,
     }
 }
@@ -118,6 +124,205 @@ impl LocalApi {
             serde_json::from_slice(&answer.body).unwrap_or(Value::Null),
         )
     }
+
+    /// Moves a binding's bind time back, as if `hours` had passed since (the functions read
+    /// the real clock).
+    async fn backdate_binding(&self, guardian: &str, id: &str, hours: i64) {
+        let bound_at = chrono::Utc::now() - chrono::Duration::hours(hours);
+        local_dynamodb()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("G#{guardian}")))
+            .key("sk", AttributeValue::S(format!("B#{id}")))
+            .update_expression("SET bound_at = :t")
+            .expression_attribute_values(":t", AttributeValue::S(bound_at.to_rfc3339()))
+            .send()
+            .await
+            .expect("backdate binding");
+    }
+}
+
+/// Checks a token's signature with the independent Python verifier against the keys the
+/// public route serves; returns the claims it read.
+fn python_verified_claims(jwks: &Value, token: &str) -> Value {
+    let file = std::env::temp_dir().join(format!("kincode-jwks-{}.json", fresh_idempotency_key()));
+    std::fs::write(&file, jwks.to_string()).unwrap();
+    let output = Command::new("python3")
+        .arg(repo_root().join("tests/python/verify_kc1.py"))
+        .arg("--jwks")
+        .arg(&file)
+        .arg(token)
+        .output()
+        .expect("python3 runs");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "python verifier: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("claims JSON")
+}
+
+#[tokio::test]
+async fn a_kin_code_from_render_to_revocation_over_http() {
+    let api = start_local_api();
+    let guardian = "user-e2e-codes";
+    let me_header = format!("Dev {guardian}");
+    let me = Some(me_header.as_str());
+    let authority = Some("Dev authority-e2e kincode/authority");
+    let checkpoint = Some("Dev site-e2e kincode/checkpoint");
+    let now = chrono::Utc::now();
+
+    let elder = resident_id_aged(68, now, 71);
+    let (status, bound) = api
+        .call(Method::POST, "/relatives", me, Some(json!({"name": "张建国", "id_number": elder, "relationship": "parent", "consent": true})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bound}");
+    let id = bound["id"].as_str().unwrap().to_owned();
+    let (status, _) = api
+        .call(Method::GET, &format!("/relatives/{id}/code"), me, None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "pending bindings have no code"
+    );
+    assert_eq!(api.face_attempt(&id, me, "pass").await.0, StatusCode::OK);
+
+    // Render: green, marked as a kin code, the QR decodes to a token the keys route verifies.
+    let (status, shown) = api
+        .call(Method::GET, &format!("/relatives/{id}/code"), me, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(
+        (shown["colour"].as_str(), shown["label"].as_str()),
+        (Some("green"), Some("亲属码"))
+    );
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        shown["qr_png_base64"].as_str().unwrap(),
+    )
+    .unwrap();
+    let online = decode_qr_png(&png);
+    assert_eq!(online, shown["code"].as_str().unwrap());
+    let (status, published) = api
+        .call(Method::GET, "/.well-known/kincode-keys", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "public, no token");
+    let claims = python_verified_claims(&published, &online);
+    assert_eq!(
+        (claims["kind"].as_str(), claims["colour"].as_str()),
+        (Some("kin_online"), Some("green"))
+    );
+
+    // The authority flags the person: the next render is yellow.
+    let flags = json!({"rows": [{"id_number": elder, "flag": "secondary_contact", "effective_at": now - chrono::Duration::minutes(1)}]});
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/authority/risk-flags",
+            authority,
+            Some(flags.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["results"][0]["outcome"].as_str()),
+        (StatusCode::OK, Some("stored")),
+        "{answer}"
+    );
+    let (status, _) = api
+        .call(Method::POST, "/authority/risk-flags", me, Some(flags))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a guardian is not the authority"
+    );
+    let (_, shown) = api
+        .call(Method::GET, &format!("/relatives/{id}/code"), me, None)
+        .await;
+    assert_eq!(shown["colour"], "yellow");
+
+    // The offline card: stored, downloadable through its short link, scannable.
+    let (status, issued) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/offline-code"),
+            me,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let download = HttpClient::default()
+        .send(
+            Method::GET,
+            issued["download_url"].as_str().unwrap(),
+            &[],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(download.status, StatusCode::OK);
+    let offline = decode_qr_png(&download.body);
+    let claims = python_verified_claims(&published, &offline);
+    assert_eq!(
+        (claims["kind"].as_str(), claims["colour"].as_str()),
+        (Some("kin_offline"), Some("yellow"))
+    );
+
+    let scan = json!({"code": offline, "purpose": "nucleic_acid_test"});
+    let (status, scanned) = api
+        .call(
+            Method::POST,
+            "/checkpoints/scan",
+            checkpoint,
+            Some(scan.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{scanned}");
+    assert_eq!(
+        (
+            scanned["code_kind"].as_str(),
+            scanned["colour"].as_str(),
+            scanned["name"].as_str()
+        ),
+        (Some("kin_offline"), Some("yellow"), Some("**国"))
+    );
+    let (status, body) = api
+        .call(Method::POST, "/checkpoints/scan", me, Some(scan.clone()))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
+    );
+    let arrival = json!({"code": offline, "purpose": "arrival"});
+    let (status, refused) = api
+        .call(Method::POST, "/checkpoints/scan", checkpoint, Some(arrival))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused["error"]["message"],
+        "亲属码现阶段不适用于“一场两站”"
+    );
+
+    // 24 hours on, the guardian unbinds: the card is revoked, at the scan and in the list.
+    api.backdate_binding(guardian, &id, 25).await;
+    let (status, _) = api
+        .call(Method::DELETE, &format!("/relatives/{id}"), me, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, refused) = api
+        .call(Method::POST, "/checkpoints/scan", checkpoint, Some(scan))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("code_revoked"))
+    );
+    let (_, published) = api
+        .call(Method::GET, "/.well-known/kincode-keys", None, None)
+        .await;
+    assert_eq!(published["revoked"][0]["cti"], claims["cti"]);
 }
 
 #[tokio::test]

@@ -92,7 +92,7 @@ fn the_table_has_the_keys_index_and_ttl_the_store_uses() {
     assert_eq!(names(&props["KeySchema"]), ["pk", "sk"]);
     let gsi = &props["GlobalSecondaryIndexes"][0];
     assert_eq!(gsi["IndexName"].as_str(), Some("by_expiry"));
-    assert_eq!(names(&gsi["KeySchema"]), ["expiry_bucket", "expires_at"]);
+    assert_eq!(names(&gsi["KeySchema"]), ["expiry_bucket", "due_at"]);
     assert_eq!(
         props["TimeToLiveSpecification"]["AttributeName"].as_str(),
         Some("expires_at")
@@ -108,7 +108,11 @@ fn the_table_has_the_keys_index_and_ttl_the_store_uses() {
             )
         })
         .collect();
-    assert_eq!(types["expires_at"], "N", "TTL needs a number");
+    assert_eq!(types["due_at"], "N", "the cleanup compares due times");
+    assert_eq!(
+        props["GlobalSecondaryIndexes"][0]["IndexName"].as_str(),
+        Some(kincode_common::store::EXPIRY_INDEX)
+    );
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 pub mod age;
 pub mod binding;
+pub mod code;
+pub mod health;
 pub mod name;
 pub mod pledge;
 pub mod policy;

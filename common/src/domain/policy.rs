@@ -17,6 +17,18 @@ pub fn unbind_cooldown() -> Duration {
     Duration::hours(24)
 }
 
+/// A binding never verified within this window is removed by the scheduled cleanup, freeing
+/// both limits: three days covers a weekend without a face scan, and a pending binding would
+/// otherwise hold one of the guardian's eight places for ever.
+pub fn pending_verification_window() -> Duration {
+    Duration::hours(72)
+}
+
+/// Offline cards a relative may have generated per China day, across all their guardians:
+/// each is valid 7 days, so a few a day covers a lost print without letting a client flood
+/// storage with images.
+pub const OFFLINE_CARDS_PER_DAY: u32 = 3;
+
 pub fn face_failure_window() -> Duration {
     Duration::hours(1)
 }

@@ -1,69 +1,34 @@
-//! DynamoDB adapter: the one table that holds bindings, counters and the audit trail.
-//!
-//! Item layout (`pk` / `sk`):
-//! - `G#<guardian>` / `COUNT`: how many relatives the guardian holds (`bound`).
-//! - `G#<guardian>` / `B#<binding id>`: a binding; name and ID number sealed with AEAD.
-//! - `G#<guardian>` / `L#<relative key>`: guard item that makes one binding per pair.
-//! - `G#<guardian>` / `A#<binding id>#<time>#<action>#<request id>`: audit records, with TTL.
-//! - `R#<relative key>` / `COUNT`: how many guardians hold the relative (`guardians`).
-//!
-//! The relative key is an HMAC of the ID number, so guardians binding the same person meet
-//! on one counter without the number being a key.
+//! Bindings: the guardian's item, the pair guard, the counters, verification and unbinding.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, Duration, Utc};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{Keys, SealContext};
+use super::codes::OfflineCardRecord;
+use super::{
+    audit_prefix, dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext,
+    AuditAction, AuditSubject, Due, Store,
+};
+use crate::crypto::SealContext;
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId, Verification};
-use crate::domain::expiry_bucket;
 use crate::domain::name::{mask_name, PersonName};
 use crate::domain::policy::{
-    AgeBand, Eligibility, VerificationMethod, MAX_GUARDIANS_PER_RELATIVE,
-    MAX_RELATIVES_PER_GUARDIAN,
+    pending_verification_window, AgeBand, Eligibility, VerificationMethod,
+    MAX_GUARDIANS_PER_RELATIVE, MAX_RELATIVES_PER_GUARDIAN,
 };
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::{mask_resident_id, ResidentId};
 use crate::error::AppError;
 
-/// Audit records are kept one year: long enough for disputes over a binding, short enough
-/// that people's traces do not outlive the epidemic response.
-pub fn audit_retention() -> Duration {
-    Duration::days(365)
-}
-
-const COUNT_SK: &str = "COUNT";
-
-fn guardian_pk(guardian: &GuardianId) -> String {
-    format!("G#{}", guardian.as_str())
-}
-fn relative_pk(relative_key: &str) -> String {
-    format!("R#{relative_key}")
-}
-fn binding_sk(id: &BindingId) -> String {
+pub(super) fn binding_sk(id: &BindingId) -> String {
     format!("B#{}", id.as_str())
 }
 fn link_sk(relative_key: &str) -> String {
     format!("L#{relative_key}")
 }
-fn audit_prefix(id: &BindingId) -> String {
-    format!("A#{}#", id.as_str())
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
 
 #[derive(Debug, Serialize, Deserialize)]
-struct BindingRecord {
+pub(super) struct BindingRecord {
     pk: String,
     sk: String,
     binding_id: String,
@@ -74,7 +39,7 @@ struct BindingRecord {
     relationship: Relationship,
     age_band: AgeBand,
     verification_method: VerificationMethod,
-    status: BindingStatus,
+    pub(super) status: BindingStatus,
     bound_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     verified_at: Option<DateTime<Utc>>,
@@ -85,6 +50,9 @@ struct BindingRecord {
     #[serde(default)]
     face_failures: Vec<DateTime<Utc>>,
     version: u64,
+    /// Only while pending: when the cleanup removes it if still unverified.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub(super) due: Option<Due>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,48 +60,6 @@ struct LinkRecord<'a> {
     pk: String,
     sk: String,
     binding_id: &'a str,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditAction {
-    Bound,
-    FaceStarted,
-    FaceFailed,
-    Verified,
-    Unbound,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct AuditRecord {
-    pk: String,
-    sk: String,
-    action: AuditAction,
-    guardian: String,
-    binding_id: String,
-    relative_key: String,
-    request_id: String,
-    at: DateTime<Utc>,
-    /// TTL attribute (epoch seconds).
-    expires_at: i64,
-    expiry_bucket: String,
-}
-
-/// One log line per recorded action: the binding and request, never the person.
-fn log_recorded(action: AuditAction, binding: &BindingId, ctx: ActionContext<'_>) {
-    tracing::info!(
-        ?action,
-        binding = binding.as_str(),
-        request_id = ctx.request_id,
-        "recorded"
-    );
-}
-
-/// Who did what, when: every write carries one.
-#[derive(Debug, Clone, Copy)]
-pub struct ActionContext<'a> {
-    pub request_id: &'a str,
-    pub at: DateTime<Utc>,
 }
 
 /// Everything a new binding needs; the store seals the personal data.
@@ -164,168 +90,17 @@ impl From<AppError> for CreateBindingError {
     }
 }
 
-/// Maps an SDK failure: transport trouble and throttling are a dependency outage (503);
-/// anything else is our bug (500). Details go to the logs only.
-pub fn dynamodb_error<E>(
-    operation: &'static str,
-    err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> AppError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    const TRANSIENT: [&str; 6] = [
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "ThrottlingException",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionInProgressException",
-    ];
-    let detail = format!("{operation}: {}", DisplayErrorContext(&err));
-    match &err {
-        SdkError::ServiceError(ctx) if !TRANSIENT.contains(&ctx.err().code().unwrap_or("")) => {
-            AppError::Internal(detail)
-        }
-        _ => AppError::DependencyUnavailable(detail),
+/// The audit subject of a guardian's own action on a binding.
+fn binding_subject(binding: &Binding) -> AuditSubject<'_> {
+    AuditSubject::Binding {
+        actor: binding.guardian.as_str(),
+        guardian: &binding.guardian,
+        binding: &binding.id,
+        relative_key: &binding.relative_key,
     }
-}
-
-pub struct Store {
-    client: Client,
-    table: String,
-    keys: Keys,
 }
 
 impl Store {
-    pub fn new(client: Client, table: impl Into<String>, keys: Keys) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            keys,
-        }
-    }
-
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
-    fn to_item<T: Serialize>(record: &T) -> Result<HashMap<String, AttributeValue>, AppError> {
-        serde_dynamo::to_item(record).map_err(|e| AppError::Internal(format!("encode item: {e}")))
-    }
-
-    fn audit_put(
-        &self,
-        binding: &BindingId,
-        guardian: &GuardianId,
-        relative_key: &str,
-        action: AuditAction,
-        ctx: ActionContext<'_>,
-    ) -> Result<TransactWriteItem, AppError> {
-        let expires = ctx.at + audit_retention();
-        let action_name = serde_json::to_value(action).expect("enum serialises");
-        let record = AuditRecord {
-            pk: guardian_pk(guardian),
-            sk: format!(
-                "{}{}#{}#{}",
-                audit_prefix(binding),
-                ctx.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
-                action_name.as_str().unwrap_or_default(),
-                ctx.request_id
-            ),
-            action,
-            guardian: guardian.as_str().into(),
-            binding_id: binding.as_str().into(),
-            relative_key: relative_key.into(),
-            request_id: ctx.request_id.into(),
-            at: ctx.at,
-            expires_at: expires.timestamp(),
-            expiry_bucket: expiry_bucket(expires),
-        };
-        self.put_item(Self::to_item(&record)?, None)
-    }
-
-    fn put_item(
-        &self,
-        item: HashMap<String, AttributeValue>,
-        condition: Option<&str>,
-    ) -> Result<TransactWriteItem, AppError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned))
-            .build()
-            .map_err(|e| AppError::Internal(format!("build put: {e}")))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-    }
-
-    /// Adds `delta` to a counter, refusing to pass `max` or go below zero.
-    fn counter_update(
-        &self,
-        pk: String,
-        attribute: &str,
-        delta: i64,
-        max: u32,
-    ) -> Result<TransactWriteItem, AppError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(pk, COUNT_SK.into())))
-            .update_expression("SET #c = if_not_exists(#c, :zero) + :delta")
-            .expression_attribute_names("#c", attribute)
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":delta", n(delta));
-        update = if delta > 0 {
-            update
-                .condition_expression("attribute_not_exists(#c) OR #c < :max")
-                .expression_attribute_values(":max", n(max))
-        } else {
-            update
-                .condition_expression("#c >= :one")
-                .expression_attribute_values(":one", n(-delta))
-        };
-        let update = update
-            .build()
-            .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    async fn transact(
-        &self,
-        operation: &'static str,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>>
-    {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map(|_| ())
-            .inspect_err(|e| tracing::debug!(operation, error = %DisplayErrorContext(e), "transaction refused"))
-    }
-
-    /// Which items of a cancelled transaction failed their condition.
-    fn failed_conditions(
-        err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-    ) -> Option<Vec<bool>> {
-        match err {
-            SdkError::ServiceError(ctx) => match ctx.err() {
-                TransactWriteItemsError::TransactionCanceledException(e) => Some(
-                    e.cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
-                        .collect(),
-                ),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// One transaction: binding, pair guard, both counters and the audit record.
     pub async fn create_binding(
         &self,
         new: NewBinding<'_>,
@@ -359,6 +134,7 @@ impl Store {
             pending_certify_id: None,
             face_failures: Vec::new(),
             version: 1,
+            due: Some(Due::at(ctx.at + pending_verification_window())),
         };
         let link = LinkRecord {
             pk: guardian_pk(new.guardian),
@@ -381,16 +157,19 @@ impl Store {
                 MAX_GUARDIANS_PER_RELATIVE,
             )?,
             self.audit_put(
-                new.id,
-                new.guardian,
-                new.relative_key,
+                AuditSubject::Binding {
+                    actor: new.guardian.as_str(),
+                    guardian: new.guardian,
+                    binding: new.id,
+                    relative_key: new.relative_key,
+                },
                 AuditAction::Bound,
                 ctx,
             )?,
         ];
         match self.transact("bind", items).await {
             Ok(()) => {
-                log_recorded(AuditAction::Bound, new.id, ctx);
+                log_recorded(AuditAction::Bound, new.id.as_str(), ctx);
                 Ok(self.binding_from_record(record)?)
             }
             Err(err) => Err(match Self::failed_conditions(&err).as_deref() {
@@ -403,7 +182,7 @@ impl Store {
         }
     }
 
-    fn binding_from_record(&self, r: BindingRecord) -> Result<Binding, AppError> {
+    pub(super) fn binding_from_record(&self, r: BindingRecord) -> Result<Binding, AppError> {
         let opened = |sealed: &str, ctx| {
             self.keys.open(sealed, ctx).map_err(|_| {
                 AppError::Internal(format!(
@@ -504,6 +283,7 @@ impl Store {
         set: &str,
         values: Vec<(&str, AttributeValue)>,
         action: AuditAction,
+        extra: Vec<TransactWriteItem>,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
         let mut update = Update::builder()
@@ -524,19 +304,14 @@ impl Store {
         let update = update
             .build()
             .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().update(update).build(),
-            self.audit_put(
-                &binding.id,
-                &binding.guardian,
-                &binding.relative_key,
-                action,
-                ctx,
-            )?,
+            self.audit_put(binding_subject(binding), action, ctx)?,
         ];
+        items.extend(extra);
         match self.transact("update binding", items).await {
             Ok(()) => {
-                log_recorded(action, &binding.id, ctx);
+                log_recorded(action, binding.id.as_str(), ctx);
                 Ok(())
             }
             Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
@@ -557,6 +332,7 @@ impl Store {
             "SET pending_certify_id = :certify",
             vec![(":certify", s(certify_id))],
             AuditAction::FaceStarted,
+            Vec::new(),
             ctx,
         )
         .await
@@ -576,12 +352,14 @@ impl Store {
             "REMOVE pending_certify_id SET face_failures = :failures",
             vec![(":failures", failures)],
             AuditAction::FaceFailed,
+            Vec::new(),
             ctx,
         )
         .await
     }
 
-    /// Makes a pending binding usable; returns it as now stored.
+    /// Makes a pending binding usable, and its codes resolvable (the code anchor), in one
+    /// transaction; returns the binding as now stored.
     pub async fn activate(
         &self,
         binding: Binding,
@@ -594,9 +372,10 @@ impl Store {
             .map_err(|e| AppError::Internal(format!("encode time: {e}")))?;
         self.update_pending(
             &binding,
-            "REMOVE pending_certify_id SET #status = :active, verified_at = :at, verification = :verification",
+            "REMOVE pending_certify_id, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
             vec![(":active", s("active")), (":at", verified_at), (":verification", encoded)],
             AuditAction::Verified,
+            vec![self.anchor_put(&binding)?],
             ctx,
         )
         .await?;
@@ -611,10 +390,60 @@ impl Store {
     }
 
     /// One transaction: the binding (unchanged since read), its pair guard, both counters
-    /// released, and the audit record.
+    /// released, and the audit record; for an active binding also its code anchor marked
+    /// revoked and each of its still-valid offline cards on the published revocation list.
     pub async fn delete_binding(
         &self,
         binding: &Binding,
+        offline_cards: &[OfflineCardRecord],
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        let mut extra = Vec::new();
+        if binding.status == BindingStatus::Active {
+            extra.push(self.anchor_revoke(&binding.id, ctx.at)?);
+            for card in offline_cards.iter().filter(|c| c.valid_until > ctx.at) {
+                extra.push(self.revocation_put(card)?);
+            }
+        }
+        self.release_binding(
+            binding,
+            binding_subject(binding),
+            AuditAction::Unbound,
+            extra,
+            ctx,
+        )
+        .await
+    }
+
+    /// Removes a binding that was never verified in time (the scheduled cleanup). Refused
+    /// (`Conflict`) if it changed since read, e.g. it was just verified.
+    pub(super) async fn expire_pending_binding(
+        &self,
+        binding: &Binding,
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        let subject = AuditSubject::Binding {
+            actor: "cleanup",
+            guardian: &binding.guardian,
+            binding: &binding.id,
+            relative_key: &binding.relative_key,
+        };
+        self.release_binding(
+            binding,
+            subject,
+            AuditAction::PendingExpired,
+            Vec::new(),
+            ctx,
+        )
+        .await
+    }
+
+    async fn release_binding(
+        &self,
+        binding: &Binding,
+        subject: AuditSubject<'_>,
+        action: AuditAction,
+        extra: Vec<TransactWriteItem>,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
         let delete = |sk: String, condition: Option<&str>| -> Result<TransactWriteItem, AppError> {
@@ -630,28 +459,23 @@ impl Store {
                 .map_err(|e| AppError::Internal(format!("build delete: {e}")))?;
             Ok(TransactWriteItem::builder().delete(d).build())
         };
-        let items = vec![
+        let mut items = vec![
             delete(binding_sk(&binding.id), Some("version = :version"))?,
             delete(link_sk(&binding.relative_key), None)?,
             self.counter_update(guardian_pk(&binding.guardian), "bound", -1, 0)?,
             self.counter_update(relative_pk(&binding.relative_key), "guardians", -1, 0)?,
-            self.audit_put(
-                &binding.id,
-                &binding.guardian,
-                &binding.relative_key,
-                AuditAction::Unbound,
-                ctx,
-            )?,
+            self.audit_put(subject, action, ctx)?,
         ];
-        match self.transact("unbind", items).await {
+        items.extend(extra);
+        match self.transact(action.as_str(), items).await {
             Ok(()) => {
-                log_recorded(AuditAction::Unbound, &binding.id, ctx);
+                log_recorded(action, binding.id.as_str(), ctx);
                 Ok(())
             }
             Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
                 Err(AppError::Conflict)
             }
-            Err(err) => Err(dynamodb_error("unbind", err)),
+            Err(err) => Err(dynamodb_error(action.as_str(), err)),
         }
     }
 

@@ -1,0 +1,119 @@
+//! The scheduled cleanup: removes what has fallen due — offline cards (image, then record),
+//! revocations and revoked anchors past the codes they concern, audit records past retention,
+//! daily quotas, and bindings never verified in time (releasing both counters in the same
+//! transaction). Bounded per run, resumable from a cursor, and idempotent: what is gone is
+//! simply not found again.
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+use crate::blobs::BlobStore;
+use crate::error::AppError;
+use crate::store::{ActionContext, CleanupBudget, CleanupReport, DueItem, Store};
+
+/// Where the very first run starts: the longest-lived item that only the cleanup removes
+/// (an offline card, 7 days) plus a day. Older leftovers are DynamoDB TTL's and S3
+/// lifecycle's to remove.
+pub fn first_run_lookback() -> Duration {
+    Duration::days(8)
+}
+
+/// A past hour bucket is finished only once writers' clocks are surely past it.
+fn settle_time() -> Duration {
+    Duration::minutes(5)
+}
+
+const PAGE_SIZE: usize = 100;
+
+fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::hours(1))
+        .expect("hour truncation")
+}
+
+pub async fn run(
+    store: &Store,
+    blobs: &BlobStore,
+    budget: CleanupBudget,
+    ctx: ActionContext<'_>,
+) -> Result<CleanupReport, AppError> {
+    let now = ctx.at;
+    let started = std::time::Instant::now();
+    let cursor = store.cleanup_cursor().await?;
+    let mut next_cursor = cursor.unwrap_or_else(|| hour_of(now - first_run_lookback()));
+    let mut report = CleanupReport {
+        complete: true,
+        ..CleanupReport::default()
+    };
+    let mut handled = 0usize;
+    let mut hour = next_cursor;
+    'hours: while hour <= hour_of(now) {
+        let mut start = None;
+        loop {
+            if handled >= budget.max_items || started.elapsed() >= budget.max_duration {
+                report.complete = false;
+                break 'hours;
+            }
+            let limit = PAGE_SIZE.min(budget.max_items - handled);
+            let page = store.due_page(hour, now, start, limit as i32).await?;
+            for item in page.items {
+                handle(store, blobs, item, &mut report, ctx).await?;
+                handled += 1;
+            }
+            start = page.next;
+            if start.is_none() {
+                break;
+            }
+        }
+        report.hours_walked += 1;
+        hour += Duration::hours(1);
+        if hour <= now - settle_time() {
+            next_cursor = hour;
+        }
+    }
+    if cursor != Some(next_cursor) {
+        store.set_cleanup_cursor(next_cursor).await?;
+    }
+    tracing::info!(
+        hours_walked = report.hours_walked,
+        pending_bindings_released = report.pending_bindings_released,
+        offline_cards_deleted = report.offline_cards_deleted,
+        items_deleted = report.items_deleted,
+        skipped = report.skipped,
+        complete = report.complete,
+        "cleanup"
+    );
+    Ok(report)
+}
+
+async fn handle(
+    store: &Store,
+    blobs: &BlobStore,
+    item: DueItem,
+    report: &mut CleanupReport,
+    ctx: ActionContext<'_>,
+) -> Result<(), AppError> {
+    let done = match &item {
+        DueItem::PendingBinding { pk, sk } => {
+            let released = store.expire_pending(pk, sk, ctx).await?;
+            report.pending_bindings_released += u32::from(released);
+            released
+        }
+        DueItem::OfflineCard { pk, sk } => match store.due_offline_card(pk, sk).await? {
+            Some(card) => {
+                // The image first: a record without an image is harmless, the reverse is not
+                // findable any more.
+                blobs.delete(&card.object_key).await?;
+                let deleted = store.delete_due(pk, sk, ctx.at).await?;
+                report.offline_cards_deleted += u32::from(deleted);
+                deleted
+            }
+            None => false,
+        },
+        DueItem::Plain { pk, sk } => {
+            let deleted = store.delete_due(pk, sk, ctx.at).await?;
+            report.items_deleted += u32::from(deleted);
+            deleted
+        }
+    };
+    report.skipped += u32::from(!done);
+    Ok(())
+}

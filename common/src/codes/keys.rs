@@ -1,0 +1,542 @@
+//! The keys that sign and check kin codes.
+//!
+//! The configuration (the Secrets Manager field `signing_keys`, passed as `KINCODE_SIGNING_KEYS`)
+//! names one active key, which signs, and keeps earlier keys so the codes they signed still
+//! verify:
+//!
+//! ```json
+//! {"active":"k2026a","keys":[
+//!   {"kid":"k2026a","seed":"<base64 of 32 bytes>"},
+//!   {"kid":"k2025b","public":"<base64 of 32 bytes>","retired_at":"2026-11-01T00:00:00Z"}]}
+//! ```
+//!
+//! A retired key verifies, and is published, until `retired_at` plus the longest code lifetime
+//! (the 7-day offline code): by then every code it signed has expired.
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, ParsedPublicKey, ED25519};
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::domain::code::offline_code_validity;
+
+/// Ed25519 seeds and public keys are both 32 bytes.
+pub const KEY_LEN: usize = 32;
+pub const MAX_KID_LEN: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    /// Only the position is kept: serde's messages can quote values, and values here are keys.
+    #[error(
+        "signing keys config is not JSON of the expected shape (line {line}, column {column})"
+    )]
+    Json { line: usize, column: usize },
+    #[error("key id {0:?} must be 1..={MAX_KID_LEN} visible ASCII characters")]
+    BadKid(String),
+    #[error("key {0:?} appears more than once")]
+    DuplicateKid(String),
+    #[error("the active key {0:?} is not among the keys")]
+    ActiveKeyMissing(String),
+    #[error("the active key {0:?} has no seed")]
+    ActiveKeyWithoutSeed(String),
+    #[error("the active key {0:?} cannot be retired")]
+    ActiveKeyRetired(String),
+    #[error("key {0:?} needs exactly one of `seed` or `public`")]
+    KeyMaterial(String),
+    #[error("key {0:?}: not base64")]
+    BadBase64(String),
+    #[error("key {0:?}: must be exactly {KEY_LEN} bytes")]
+    BadLength(String),
+    #[error("key {0:?}: not an Ed25519 key")]
+    Rejected(String),
+}
+
+fn check_kid(kid: &str) -> Result<(), KeyRingError> {
+    let ok = (1..=MAX_KID_LEN).contains(&kid.len()) && kid.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyRingError::BadKid(kid.to_owned()))
+    }
+}
+
+/// The key that signs new codes. Its `Debug` shows the kid only.
+pub struct SigningKey {
+    kid: String,
+    key_pair: Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    pub fn from_seed(kid: &str, seed: &[u8]) -> Result<Self, KeyRingError> {
+        check_kid(kid)?;
+        if seed.len() != KEY_LEN {
+            return Err(KeyRingError::BadLength(kid.to_owned()));
+        }
+        // "Unchecked" only means no public key is given to compare against.
+        let key_pair = Ed25519KeyPair::from_seed_unchecked(seed)
+            .map_err(|_| KeyRingError::Rejected(kid.to_owned()))?;
+        Ok(Self {
+            kid: kid.to_owned(),
+            key_pair,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The 64-byte Ed25519 signature of `message`. Crate-only: nothing but code tokens is
+    /// signed with these keys.
+    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.key_pair.sign(message).as_ref().to_vec()
+    }
+
+    fn public_key(&self) -> [u8; KEY_LEN] {
+        let mut out = [0u8; KEY_LEN];
+        out.copy_from_slice(self.key_pair.public_key().as_ref());
+        out
+    }
+
+    fn verification_key(&self) -> Result<VerificationKey, KeyRingError> {
+        VerificationKey::new(&self.kid, self.public_key(), None)
+    }
+}
+
+/// A public key that checks codes, with the time it stopped signing if it has.
+pub struct VerificationKey {
+    kid: String,
+    public: [u8; KEY_LEN],
+    /// Parsed once: each verification then skips the point decoding.
+    parsed: ParsedPublicKey,
+    retired_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("x", &B64URL.encode(self.public))
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+impl VerificationKey {
+    fn new(
+        kid: &str,
+        public: [u8; KEY_LEN],
+        retired_at: Option<DateTime<Utc>>,
+    ) -> Result<Self, KeyRingError> {
+        let parsed = ParsedPublicKey::new(&ED25519, public)
+            .map_err(|_| KeyRingError::Rejected(kid.to_owned()))?;
+        Ok(Self {
+            kid: kid.to_owned(),
+            public,
+            parsed,
+            retired_at,
+        })
+    }
+
+    pub fn public_key(&self) -> &[u8; KEY_LEN] {
+        &self.public
+    }
+
+    pub fn retired_at(&self) -> Option<DateTime<Utc>> {
+        self.retired_at
+    }
+
+    /// Past this instant no code signed by the key can still be valid; `None` while it signs.
+    pub fn valid_until(&self) -> Option<DateTime<Utc>> {
+        self.retired_at
+            .map(|retired_at| retired_at + offline_code_validity())
+    }
+
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.valid_until().is_none_or(|until| now < until)
+    }
+
+    /// Whether `signature` is this key's Ed25519 signature of `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed.verify_sig(message, signature).is_ok()
+    }
+}
+
+/// The active signing key and every key whose codes may still be in circulation.
+#[derive(Debug)]
+pub struct KeyRing {
+    signer: SigningKey,
+    /// In configuration order; a handful at most, so a linear search is the fastest lookup.
+    verifiers: Vec<VerificationKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigDocument {
+    active: String,
+    keys: Vec<ConfigKey>,
+}
+
+/// Unknown fields are refused: a misspelt `retired_at` must not leave a key live for ever.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigKey {
+    kid: String,
+    seed: Option<String>,
+    public: Option<String>,
+    retired_at: Option<DateTime<Utc>>,
+}
+
+fn decode_key_bytes(kid: &str, encoded: &str) -> Result<[u8; KEY_LEN], KeyRingError> {
+    let bytes = B64
+        .decode(encoded)
+        .map_err(|_| KeyRingError::BadBase64(kid.to_owned()))?;
+    bytes
+        .try_into()
+        .map_err(|_| KeyRingError::BadLength(kid.to_owned()))
+}
+
+impl KeyRing {
+    /// Parses the `signing_keys` configuration document (see the module docs).
+    pub fn from_json(text: &str) -> Result<Self, KeyRingError> {
+        let document: ConfigDocument =
+            serde_json::from_str(text).map_err(|e| KeyRingError::Json {
+                line: e.line(),
+                column: e.column(),
+            })?;
+        let mut signer = None;
+        let mut verifiers: Vec<VerificationKey> = Vec::with_capacity(document.keys.len());
+        for entry in &document.keys {
+            check_kid(&entry.kid)?;
+            if verifiers.iter().any(|v| v.kid == entry.kid) {
+                return Err(KeyRingError::DuplicateKid(entry.kid.clone()));
+            }
+            let is_active = entry.kid == document.active;
+            let verifier = match (&entry.seed, &entry.public) {
+                (Some(seed), None) => {
+                    let key =
+                        SigningKey::from_seed(&entry.kid, &decode_key_bytes(&entry.kid, seed)?)?;
+                    let verifier =
+                        VerificationKey::new(&entry.kid, key.public_key(), entry.retired_at)?;
+                    if is_active {
+                        signer = Some(key);
+                    }
+                    verifier
+                }
+                (None, Some(public)) => {
+                    if is_active {
+                        return Err(KeyRingError::ActiveKeyWithoutSeed(entry.kid.clone()));
+                    }
+                    let public = decode_key_bytes(&entry.kid, public)?;
+                    VerificationKey::new(&entry.kid, public, entry.retired_at)?
+                }
+                _ => return Err(KeyRingError::KeyMaterial(entry.kid.clone())),
+            };
+            if is_active && entry.retired_at.is_some() {
+                return Err(KeyRingError::ActiveKeyRetired(entry.kid.clone()));
+            }
+            verifiers.push(verifier);
+        }
+        let signer = signer.ok_or(KeyRingError::ActiveKeyMissing(document.active))?;
+        Ok(Self { signer, verifiers })
+    }
+
+    /// A ring with one fresh random key, for tests and local development.
+    ///
+    /// # Panics
+    /// If `kid` is not 1..=16 visible ASCII characters (a caller's bug), or the system random
+    /// source fails.
+    pub fn generate(kid: &str) -> Self {
+        let mut seed = [0u8; KEY_LEN];
+        aws_lc_rs::rand::fill(&mut seed).expect("the system random source works");
+        let signer = SigningKey::from_seed(kid, &seed).expect("generate() needs a valid kid");
+        Self::with_signer(signer).expect("a fresh key pair has a valid public key")
+    }
+
+    fn with_signer(signer: SigningKey) -> Result<Self, KeyRingError> {
+        let verifiers = vec![signer.verification_key()?];
+        Ok(Self { signer, verifiers })
+    }
+
+    /// The configuration text of a ring whose only key comes from `seed` (local development
+    /// writes it; [`KeyRing::from_json`] reads it back).
+    pub fn config_json(kid: &str, seed: &[u8; KEY_LEN]) -> String {
+        json!({"active": kid, "keys": [{"kid": kid, "seed": B64.encode(seed)}]}).to_string()
+    }
+
+    pub fn signer(&self) -> &SigningKey {
+        &self.signer
+    }
+
+    /// The key that checks codes carrying `kid`, if it is still live at `now`.
+    pub fn verifier(&self, kid: &[u8], now: DateTime<Utc>) -> Option<&VerificationKey> {
+        self.verifiers
+            .iter()
+            .find(|v| v.kid.as_bytes() == kid)
+            .filter(|v| v.is_live(now))
+    }
+
+    /// The published keys: a JWKS document of the keys live at `now`. A retired key carries
+    /// `kincode_valid_until` (RFC 3339), the instant it drops out.
+    pub fn jwks(&self, now: DateTime<Utc>) -> Value {
+        let keys: Vec<Value> = self
+            .verifiers
+            .iter()
+            .filter(|v| v.is_live(now))
+            .map(|v| {
+                let mut jwk = json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "kid": v.kid,
+                    "x": B64URL.encode(v.public),
+                    "use": "sig",
+                    "alg": "EdDSA",
+                });
+                if let Some(until) = v.valid_until() {
+                    jwk["kincode_valid_until"] =
+                        until.to_rfc3339_opts(SecondsFormat::Secs, true).into();
+                }
+                jwk
+            })
+            .collect();
+        json!({ "keys": keys })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    const SEED_A: [u8; 32] = [1; 32];
+    const SEED_B: [u8; 32] = [2; 32];
+
+    fn public_b64(seed: &[u8; 32]) -> String {
+        B64.encode(SigningKey::from_seed("x", seed).unwrap().public_key())
+    }
+
+    fn retired_at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+    }
+
+    fn two_key_ring() -> KeyRing {
+        let text = json!({
+            "active": "k2026a",
+            "keys": [
+                {"kid": "k2026a", "seed": B64.encode(SEED_A)},
+                {"kid": "k2025b", "public": public_b64(&SEED_B), "retired_at": "2026-11-01T00:00:00Z"},
+            ]
+        });
+        KeyRing::from_json(&text.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_config_names_the_signer_and_every_verifier() {
+        let ring = two_key_ring();
+        assert_eq!(ring.signer().kid(), "k2026a");
+        let now = retired_at();
+        assert_eq!(ring.verifier(b"k2026a", now).unwrap().retired_at(), None);
+        assert_eq!(
+            ring.verifier(b"k2025b", now).unwrap().retired_at(),
+            Some(retired_at())
+        );
+        assert!(ring.verifier(b"k2026", now).is_none());
+        assert!(ring.verifier(b"", now).is_none());
+    }
+
+    #[test]
+    fn a_retired_key_verifies_for_seven_days_after_retirement_then_is_gone() {
+        let ring = two_key_ring();
+        let last_second = retired_at() + Duration::days(7) - Duration::seconds(1);
+        assert!(ring.verifier(b"k2025b", last_second).is_some());
+        assert!(ring
+            .verifier(b"k2025b", retired_at() + Duration::days(7))
+            .is_none());
+        // The active key never expires.
+        assert!(ring
+            .verifier(b"k2026a", retired_at() + Duration::days(3650))
+            .is_some());
+    }
+
+    #[test]
+    fn the_published_keys_are_the_live_ones() {
+        let ring = two_key_ring();
+        let live = ring.jwks(retired_at());
+        let keys = live["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(
+            keys[0],
+            json!({
+                "kty": "OKP", "crv": "Ed25519", "kid": "k2026a", "use": "sig", "alg": "EdDSA",
+                "x": B64URL.encode(SigningKey::from_seed("x", &SEED_A).unwrap().public_key()),
+            })
+        );
+        assert_eq!(keys[1]["kid"], "k2025b");
+        assert_eq!(keys[1]["kincode_valid_until"], "2026-11-08T00:00:00Z");
+        let later = ring.jwks(retired_at() + Duration::days(7));
+        let kids: Vec<_> = later["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, ["k2026a"]);
+    }
+
+    #[test]
+    fn config_json_reads_back_as_the_same_key() {
+        let ring = KeyRing::from_json(&KeyRing::config_json("dev", &SEED_A)).unwrap();
+        assert_eq!(ring.signer().kid(), "dev");
+        let expected = SigningKey::from_seed("dev", &SEED_A).unwrap().public_key();
+        assert_eq!(
+            ring.verifier(b"dev", Utc::now()).unwrap().public_key(),
+            &expected
+        );
+    }
+
+    #[test]
+    fn generated_rings_have_distinct_keys() {
+        let a = KeyRing::generate("t");
+        let b = KeyRing::generate("t");
+        let now = Utc::now();
+        assert_ne!(
+            a.verifier(b"t", now).unwrap().public_key(),
+            b.verifier(b"t", now).unwrap().public_key()
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_no_key_material() {
+        let ring = KeyRing::from_json(&KeyRing::config_json("dev", &SEED_A)).unwrap();
+        let printed = format!("{ring:?}");
+        assert!(printed.contains("dev"));
+        // Neither the seed (in any common rendering) nor its bytes appear.
+        assert!(!printed.contains(&B64.encode(SEED_A)));
+        assert!(!printed.contains(&B64URL.encode(SEED_A)));
+        assert!(!printed.contains("1, 1, 1, 1"));
+    }
+
+    #[test]
+    fn signing_keys_need_a_valid_kid_and_a_32_byte_seed() {
+        assert!(matches!(
+            SigningKey::from_seed("", &SEED_A),
+            Err(KeyRingError::BadKid(_))
+        ));
+        assert!(matches!(
+            SigningKey::from_seed("k", &[1; 31]),
+            Err(KeyRingError::BadLength(_))
+        ));
+    }
+
+    fn config_error(text: Value) -> KeyRingError {
+        KeyRing::from_json(&text.to_string()).unwrap_err()
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_reason() {
+        let seed = B64.encode(SEED_A);
+        let public = public_b64(&SEED_B);
+        assert!(matches!(
+            KeyRing::from_json("{not json"),
+            Err(KeyRingError::Json { .. })
+        ));
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": seed, "retird_at": "2026-11-01T00:00:00Z"}]})
+            ),
+            KeyRingError::Json { .. }
+        ));
+        assert!(matches!(
+            config_error(json!({"active": "a", "keys": [{"kid": "b", "seed": seed}]})),
+            KeyRingError::ActiveKeyMissing(k) if k == "a"
+        ));
+        assert!(matches!(
+            config_error(json!({"active": "a", "keys": []})),
+            KeyRingError::ActiveKeyMissing(_)
+        ));
+        assert!(matches!(
+            config_error(json!({"active": "a", "keys": [{"kid": "a", "public": public}]})),
+            KeyRingError::ActiveKeyWithoutSeed(_)
+        ));
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": seed, "retired_at": "2026-11-01T00:00:00Z"}]})
+            ),
+            KeyRingError::ActiveKeyRetired(_)
+        ));
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": seed}, {"kid": "a", "public": public}]})
+            ),
+            KeyRingError::DuplicateKid(_)
+        ));
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": seed, "public": public}]})
+            ),
+            KeyRingError::KeyMaterial(_)
+        ));
+        assert!(matches!(
+            config_error(json!({"active": "a", "keys": [{"kid": "a"}]})),
+            KeyRingError::KeyMaterial(_)
+        ));
+        assert!(matches!(
+            config_error(json!({"active": "a", "keys": [{"kid": "a", "seed": "not base64!"}]})),
+            KeyRingError::BadBase64(_)
+        ));
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": B64.encode([1u8; 31])}]})
+            ),
+            KeyRingError::BadLength(_)
+        ));
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": seed}, {"kid": "b", "public": B64.encode([1u8; 33])}]})
+            ),
+            KeyRingError::BadLength(_)
+        ));
+        for bad_kid in ["", "has space", "k\u{4e00}", "abcdefghijklmnopq", "tab\t"] {
+            assert!(
+                matches!(
+                    config_error(
+                        json!({"active": bad_kid, "keys": [{"kid": bad_kid, "seed": seed}]})
+                    ),
+                    KeyRingError::BadKid(_)
+                ),
+                "{bad_kid:?}"
+            );
+        }
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": seed}, {"kid": "b", "public": public, "retired_at": "yesterday"}]})
+            ),
+            KeyRingError::Json { .. }
+        ));
+    }
+
+    #[test]
+    fn config_errors_do_not_echo_key_material() {
+        let seed = B64.encode(SEED_A);
+        let misplaced = config_error(json!({"active": "a", "keys": seed}));
+        assert!(!misplaced.to_string().contains(&seed), "{misplaced}");
+        let mistyped = config_error(json!({"active": "a", "keys": [{"kid": "a", "seed": [seed]}]}));
+        assert!(!mistyped.to_string().contains(&seed), "{mistyped}");
+    }
+
+    #[test]
+    fn a_sixteen_character_kid_is_the_longest_accepted() {
+        let kid = "abcdefghijklmnop";
+        let ring = KeyRing::from_json(&KeyRing::config_json(kid, &SEED_A)).unwrap();
+        assert_eq!(ring.signer().kid(), kid);
+    }
+}

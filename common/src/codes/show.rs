@@ -1,0 +1,120 @@
+//! Showing a code: the online code on the guardian's phone, and the printable offline card.
+
+use chrono::{DateTime, Utc};
+
+use super::keys::KeyRing;
+use super::{active_binding, current_colour, token};
+use crate::blobs::BlobStore;
+use crate::domain::binding::{Binding, BindingId, GuardianId};
+use crate::domain::code::{CodeClaims, CodeKind};
+use crate::error::AppError;
+use crate::imaging::card::{offline_card_png, OfflineCard};
+use crate::store::{ActionContext, OfflineCardRecord, Store};
+
+/// A freshly signed code and what it was made for.
+#[derive(Debug, Clone)]
+pub struct SignedCode {
+    pub binding: Binding,
+    pub claims: CodeClaims,
+    pub token: String,
+}
+
+async fn sign_code(
+    store: &Store,
+    keys: &KeyRing,
+    guardian: &GuardianId,
+    id: &BindingId,
+    kind: CodeKind,
+    now: DateTime<Utc>,
+) -> Result<SignedCode, AppError> {
+    let binding = active_binding(store, guardian, id).await?;
+    let colour = current_colour(store, &binding.relative_key, now).await?;
+    let claims = CodeClaims::issue(binding.id.clone(), kind, colour, now);
+    let token = token::encode(&claims, keys.signer());
+    Ok(SignedCode {
+        binding,
+        claims,
+        token,
+    })
+}
+
+/// The online code: lives minutes, the phone refreshes it.
+pub async fn online_code(
+    store: &Store,
+    keys: &KeyRing,
+    guardian: &GuardianId,
+    id: &BindingId,
+    now: DateTime<Utc>,
+) -> Result<SignedCode, AppError> {
+    sign_code(store, keys, guardian, id, CodeKind::KinOnline, now).await
+}
+
+/// An offline card and a link to download it.
+#[derive(Debug, Clone)]
+pub struct OfflineCardLink {
+    pub card: OfflineCardRecord,
+    pub colour: crate::domain::health::HealthColour,
+    pub url: String,
+}
+
+/// Makes the 7-day card: signs the code, draws the card, stores the image, then records it
+/// (quota, audit). A refused record removes the image again, so nothing is left half-made.
+pub async fn issue_offline_card(
+    store: &Store,
+    blobs: &BlobStore,
+    keys: &KeyRing,
+    guardian: &GuardianId,
+    id: &BindingId,
+    ctx: ActionContext<'_>,
+) -> Result<OfflineCardLink, AppError> {
+    let code = sign_code(store, keys, guardian, id, CodeKind::KinOffline, ctx.at).await?;
+    let png = offline_card_png(&OfflineCard {
+        colour: code.claims.colour,
+        token: &code.token,
+        masked_name: &code.binding.masked_name,
+        relationship_label: code.binding.relationship.label(),
+        generated_at: code.claims.issued_at,
+        valid_until: code.claims.expires_at,
+    })
+    .map_err(|e| AppError::Internal(format!("draw offline card: {e}")))?;
+    let card = OfflineCardRecord {
+        binding_id: code.binding.id.as_str().into(),
+        serial: code.claims.serial.to_hex(),
+        object_key: BlobStore::new_card_key(),
+        generated_at: code.claims.issued_at,
+        valid_until: code.claims.expires_at,
+    };
+    blobs.put_png(&card.object_key, png).await?;
+    if let Err(refused) = store.record_offline_card(&code.binding, &card, ctx).await {
+        if let Err(e) = blobs.delete(&card.object_key).await {
+            // The bucket's lifecycle rule removes it within days; say so, never the person.
+            tracing::warn!(error = %e, "unrecorded card image left for the lifecycle rule");
+        }
+        return Err(refused);
+    }
+    let url = blobs.download_url(&card.object_key).await?;
+    Ok(OfflineCardLink {
+        card,
+        colour: code.claims.colour,
+        url,
+    })
+}
+
+/// The newest offline card still valid at `now`, with a fresh link.
+pub async fn latest_offline_card(
+    store: &Store,
+    blobs: &BlobStore,
+    guardian: &GuardianId,
+    id: &BindingId,
+    now: DateTime<Utc>,
+) -> Result<(OfflineCardRecord, String), AppError> {
+    let binding = active_binding(store, guardian, id).await?;
+    let card = store
+        .offline_cards(&binding.id)
+        .await?
+        .into_iter()
+        .find(|c| c.generated_at <= now && now < c.valid_until)
+        .ok_or(AppError::OfflineCodeNotFound)?;
+    let url = blobs.download_url(&card.object_key).await?;
+    Ok((card, url))
+}

@@ -1,0 +1,207 @@
+//! What the scheduled cleanup reads and removes: due items, found through the `by_expiry`
+//! index one hour bucket at a time (never a Scan), and its resumable cursor.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use super::bindings::BindingRecord;
+use super::codes::OfflineCardRecord;
+use super::{dynamodb_error, n, s, ActionContext, Store};
+use crate::domain::binding::BindingStatus;
+use crate::domain::expiry_bucket;
+use crate::error::AppError;
+
+pub const EXPIRY_INDEX: &str = "by_expiry";
+const CURSOR_PK: &str = "CLEANUP";
+const CURSOR_SK: &str = "CURSOR";
+
+/// A due item, by what its key says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DueItem {
+    /// A binding never verified in time: removing it releases both counters.
+    PendingBinding { pk: String, sk: String },
+    /// An offline card: its S3 object goes first, then the record.
+    OfflineCard { pk: String, sk: String },
+    /// Anything else that simply goes: revoked anchors, published revocations, audit
+    /// records past retention, daily quotas.
+    Plain { pk: String, sk: String },
+}
+
+impl DueItem {
+    fn classify(pk: String, sk: String) -> Self {
+        if pk.starts_with("G#") && sk.starts_with("B#") {
+            Self::PendingBinding { pk, sk }
+        } else if pk.starts_with("K#") && sk.starts_with("O#") {
+            Self::OfflineCard { pk, sk }
+        } else {
+            Self::Plain { pk, sk }
+        }
+    }
+}
+
+/// One page of due items from an hour bucket, and where the next page starts.
+pub struct DuePage {
+    pub items: Vec<DueItem>,
+    pub next: Option<HashMap<String, AttributeValue>>,
+}
+
+/// How much one run may do.
+#[derive(Debug, Clone, Copy)]
+pub struct CleanupBudget {
+    pub max_items: usize,
+    pub max_duration: std::time::Duration,
+}
+
+/// What one run did: the structured log line and the function's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CleanupReport {
+    pub hours_walked: u32,
+    pub pending_bindings_released: u32,
+    pub offline_cards_deleted: u32,
+    pub items_deleted: u32,
+    /// Items that changed since they were found (e.g. a binding verified meanwhile).
+    pub skipped: u32,
+    /// `false` when the budget ran out before every due item was handled.
+    pub complete: bool,
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name)?.as_s().ok().cloned()
+}
+
+impl Store {
+    /// Items of one hour bucket due at or before `now`, a page at a time.
+    pub async fn due_page(
+        &self,
+        hour: DateTime<Utc>,
+        now: DateTime<Utc>,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: i32,
+    ) -> Result<DuePage, AppError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(EXPIRY_INDEX)
+            .key_condition_expression("expiry_bucket = :bucket AND due_at <= :now")
+            .expression_attribute_values(":bucket", s(expiry_bucket(hour)))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("query due items", e))?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| Some(DueItem::classify(text(item, "pk")?, text(item, "sk")?)))
+            .collect();
+        Ok(DuePage {
+            items,
+            next: out.last_evaluated_key,
+        })
+    }
+
+    /// Removes a pending binding that is still pending and due; `false` if it is not (any
+    /// more), which is not an error: it was verified or removed meanwhile.
+    pub async fn expire_pending(
+        &self,
+        pk: &str,
+        sk: &str,
+        ctx: ActionContext<'_>,
+    ) -> Result<bool, AppError> {
+        let Some(item) = self.get(pk.into(), sk.into(), "get due binding").await? else {
+            return Ok(false);
+        };
+        let record: BindingRecord = serde_dynamo::from_item(item)
+            .map_err(|e| AppError::Internal(format!("decode binding: {e}")))?;
+        let due = record
+            .due
+            .as_ref()
+            .is_some_and(|d| d.due_at <= ctx.at.timestamp());
+        if record.status != BindingStatus::PendingVerification || !due {
+            return Ok(false);
+        }
+        let binding = self.binding_from_record(record)?;
+        match self.expire_pending_binding(&binding, ctx).await {
+            Ok(()) => Ok(true),
+            Err(AppError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The offline card record behind a due key, if still there.
+    pub async fn due_offline_card(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<OfflineCardRecord>, AppError> {
+        self.get(pk.into(), sk.into(), "get due card")
+            .await?
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| AppError::Internal(format!("decode card: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Deletes an item if it is (still) due at `now`; `false` if it is gone or not due.
+    pub async fn delete_due(
+        &self,
+        pk: &str,
+        sk: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AppError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk.into(), sk.into())))
+            .condition_expression("due_at <= :now")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(
+                    ctx.err(),
+                    DeleteItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(dynamodb_error("delete due item", e)),
+        }
+    }
+
+    /// The first hour bucket the cleanup has not finished, if it ever ran.
+    pub async fn cleanup_cursor(&self) -> Result<Option<DateTime<Utc>>, AppError> {
+        let item = self
+            .get(CURSOR_PK.into(), CURSOR_SK.into(), "get cleanup cursor")
+            .await?;
+        Ok(item
+            .as_ref()
+            .and_then(|i| text(i, "hour"))
+            .and_then(|h| DateTime::parse_from_rfc3339(&h).ok())
+            .map(|h| h.with_timezone(&Utc)))
+    }
+
+    pub async fn set_cleanup_cursor(&self, hour: DateTime<Utc>) -> Result<(), AppError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(CURSOR_PK))
+            .item("sk", s(CURSOR_SK))
+            .item("hour", s(crate::error::rfc3339(hour)))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("set cleanup cursor", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! What codes resolve to: the code anchor of an active binding, offline cards and their daily
+//! quota, and the published revocations.
+
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    dynamodb_error, log_recorded, n, relative_pk, s, ActionContext, AuditAction, AuditSubject, Due,
+    Store,
+};
+use crate::crypto::SealContext;
+use crate::domain::age::china_date;
+use crate::domain::binding::{Binding, BindingId, GuardianId};
+use crate::domain::code::{offline_code_validity, CodeSerial};
+use crate::domain::policy::OFFLINE_CARDS_PER_DAY;
+use crate::domain::relationship::Relationship;
+use crate::error::AppError;
+
+const ANCHOR_SK: &str = "ANCHOR";
+const REVOKED_PK: &str = "REVOKED";
+/// DynamoDB's TTL runs a day behind the cleanup: a backstop, never the rule.
+fn ttl_slack() -> Duration {
+    Duration::days(1)
+}
+
+fn anchor_pk(binding: &BindingId) -> String {
+    format!("K#{}", binding.as_str())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AnchorStatus {
+    Active,
+    Revoked,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AnchorRecord {
+    pk: String,
+    sk: String,
+    binding_id: String,
+    guardian: String,
+    relative_key: String,
+    relationship: Relationship,
+    masked_name_sealed: String,
+    status: AnchorStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What a scanned code's binding is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedAnchor {
+    pub binding: BindingId,
+    pub guardian: GuardianId,
+    pub relative_key: String,
+    pub relationship: Relationship,
+    pub masked_name: String,
+    /// Set once the binding was unbound: every code issued for it is void.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An offline card: which S3 object holds its image, and how long it is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineCardRecord {
+    pub binding_id: String,
+    pub serial: String,
+    pub object_key: String,
+    pub generated_at: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OfflineCardItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    card: OfflineCardRecord,
+    expires_at: i64,
+    #[serde(flatten)]
+    due: Due,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RevocationItem {
+    pk: String,
+    sk: String,
+    serial: String,
+    /// When the revoked code would have expired: published until then.
+    valid_until: DateTime<Utc>,
+    expires_at: i64,
+    #[serde(flatten)]
+    due: Due,
+}
+
+fn card_sk(card: &OfflineCardRecord) -> String {
+    format!(
+        "O#{}#{}",
+        card.generated_at.format("%Y-%m-%dT%H:%M:%SZ"),
+        card.serial
+    )
+}
+
+impl Store {
+    /// The anchor written when a binding becomes active (in the activation transaction).
+    pub(super) fn anchor_put(&self, binding: &Binding) -> Result<TransactWriteItem, AppError> {
+        let record = AnchorRecord {
+            pk: anchor_pk(&binding.id),
+            sk: ANCHOR_SK.into(),
+            binding_id: binding.id.as_str().into(),
+            guardian: binding.guardian.as_str().into(),
+            relative_key: binding.relative_key.clone(),
+            relationship: binding.relationship,
+            masked_name_sealed: self.keys.seal(
+                &binding.masked_name,
+                SealContext::CodeHolderName {
+                    binding_id: binding.id.as_str(),
+                },
+            ),
+            status: AnchorStatus::Active,
+            revoked_at: None,
+        };
+        self.put_item(Self::to_item(&record)?, None)
+    }
+
+    /// Voids every code of a binding (in the unbind transaction). The anchor stays, revoked,
+    /// until the longest-lived code it could have issued has expired.
+    pub(super) fn anchor_revoke(
+        &self,
+        binding: &BindingId,
+        at: DateTime<Utc>,
+    ) -> Result<TransactWriteItem, AppError> {
+        let until = at + offline_code_validity();
+        let due = Due::at(until);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(anchor_pk(binding), ANCHOR_SK.into())))
+            .update_expression(
+                "SET #status = :revoked, revoked_at = :at, expires_at = :ttl, expiry_bucket = :bucket, due_at = :due",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":revoked", s("revoked"))
+            .expression_attribute_values(":at", s(crate::error::rfc3339(at)))
+            .expression_attribute_values(":ttl", n((until + ttl_slack()).timestamp()))
+            .expression_attribute_values(":bucket", s(due.expiry_bucket))
+            .expression_attribute_values(":due", n(due.due_at))
+            .build()
+            .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A revoked offline card on the published list (in the unbind transaction).
+    pub(super) fn revocation_put(
+        &self,
+        card: &OfflineCardRecord,
+    ) -> Result<TransactWriteItem, AppError> {
+        let item = RevocationItem {
+            pk: REVOKED_PK.into(),
+            sk: card.serial.clone(),
+            serial: card.serial.clone(),
+            valid_until: card.valid_until,
+            expires_at: (card.valid_until + ttl_slack()).timestamp(),
+            due: Due::at(card.valid_until),
+        };
+        self.put_item(Self::to_item(&item)?, None)
+    }
+
+    /// What a code of `binding` resolves to, or `None` if it never became active.
+    pub async fn anchor(&self, binding: &BindingId) -> Result<Option<ScannedAnchor>, AppError> {
+        let Some(item) = self
+            .get(anchor_pk(binding), ANCHOR_SK.into(), "get code anchor")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let record: AnchorRecord = serde_dynamo::from_item(item)
+            .map_err(|e| AppError::Internal(format!("decode anchor: {e}")))?;
+        let corrupt = |what: &str| AppError::Internal(format!("stored anchor has invalid {what}"));
+        let masked_name = self
+            .keys
+            .open(
+                &record.masked_name_sealed,
+                SealContext::CodeHolderName {
+                    binding_id: &record.binding_id,
+                },
+            )
+            .map_err(|_| corrupt("sealed name"))?;
+        Ok(Some(ScannedAnchor {
+            binding: BindingId::parse(&record.binding_id).ok_or_else(|| corrupt("id"))?,
+            guardian: GuardianId::parse(&record.guardian).ok_or_else(|| corrupt("guardian"))?,
+            relative_key: record.relative_key,
+            relationship: record.relationship,
+            masked_name,
+            revoked_at: match record.status {
+                AnchorStatus::Active => None,
+                AnchorStatus::Revoked => Some(record.revoked_at.unwrap_or(DateTime::UNIX_EPOCH)),
+            },
+        }))
+    }
+
+    /// Records a new offline card: the card, the relative's daily quota, and the audit record
+    /// in one transaction, only while the binding's anchor is active.
+    pub async fn record_offline_card(
+        &self,
+        binding: &Binding,
+        card: &OfflineCardRecord,
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        let item = OfflineCardItem {
+            pk: anchor_pk(&binding.id),
+            sk: card_sk(card),
+            card: card.clone(),
+            expires_at: (card.valid_until + ttl_slack()).timestamp(),
+            due: Due::at(card.valid_until),
+        };
+        let day = china_date(ctx.at);
+        // The quota item goes with the day: gone (cleanup, then TTL) two days after it.
+        let quota_due = Due::at(ctx.at + Duration::days(2));
+        let quota = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                relative_pk(&binding.relative_key),
+                format!("OQ#{day}"),
+            )))
+            .update_expression("SET generated = if_not_exists(generated, :zero) + :one, expires_at = :ttl, expiry_bucket = :bucket, due_at = :due")
+            .condition_expression("attribute_not_exists(generated) OR generated < :max")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(OFFLINE_CARDS_PER_DAY))
+            .expression_attribute_values(":ttl", n((ctx.at + Duration::days(2) + ttl_slack()).timestamp()))
+            .expression_attribute_values(":bucket", s(quota_due.expiry_bucket))
+            .expression_attribute_values(":due", n(quota_due.due_at))
+            .build()
+            .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
+        let anchor_active = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(anchor_pk(&binding.id), ANCHOR_SK.into())))
+            .condition_expression("#status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s("active"))
+            .build()
+            .map_err(|e| AppError::Internal(format!("build check: {e}")))?;
+        let items = vec![
+            TransactWriteItem::builder().update(quota).build(),
+            TransactWriteItem::builder()
+                .condition_check(anchor_active)
+                .build(),
+            self.put_item(Self::to_item(&item)?, Some("attribute_not_exists(pk)"))?,
+            self.audit_put(
+                AuditSubject::Binding {
+                    actor: binding.guardian.as_str(),
+                    guardian: &binding.guardian,
+                    binding: &binding.id,
+                    relative_key: &binding.relative_key,
+                },
+                AuditAction::OfflineCodeIssued,
+                ctx,
+            )?,
+        ];
+        match self.transact("offline card", items).await {
+            Ok(()) => {
+                log_recorded(AuditAction::OfflineCodeIssued, binding.id.as_str(), ctx);
+                Ok(())
+            }
+            Err(err) => Err(match Self::failed_conditions(&err).as_deref() {
+                Some([true, ..]) => AppError::OfflineCodeLimitReached,
+                Some([_, true, ..]) => AppError::BindingNotFound,
+                _ => dynamodb_error("offline card", err),
+            }),
+        }
+    }
+
+    /// A binding's offline cards, newest first (expired ones included: callers filter).
+    pub async fn offline_cards(
+        &self,
+        binding: &BindingId,
+    ) -> Result<Vec<OfflineCardRecord>, AppError> {
+        let items: Vec<OfflineCardItem> = self
+            .query_prefix(anchor_pk(binding), "O#", false, "list offline cards")
+            .await?;
+        Ok(items.into_iter().map(|i| i.card).collect())
+    }
+
+    /// The published revocations still in force at `now`: (serial, valid until).
+    pub async fn revocations(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(CodeSerial, DateTime<Utc>)>, AppError> {
+        let items: Vec<RevocationItem> = self
+            .query_prefix(REVOKED_PK.into(), "", true, "list revocations")
+            .await?;
+        Ok(items
+            .into_iter()
+            .filter(|r| r.valid_until > now)
+            .filter_map(|r| Some((CodeSerial::from_hex(&r.serial)?, r.valid_until)))
+            .collect())
+    }
+}

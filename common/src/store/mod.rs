@@ -1,0 +1,412 @@
+//! DynamoDB adapter: the one table that holds bindings, counters, codes, health signals and
+//! the audit trail. Split by what it stores: `bindings`, `codes`, `flags`, `cleanup`.
+//!
+//! Item layout (`pk` / `sk`):
+//! - `G#<guardian>` / `COUNT`: how many relatives the guardian holds (`bound`).
+//! - `G#<guardian>` / `B#<binding id>`: a binding; name and ID number sealed with AEAD. A
+//!   pending binding is due for the cleanup 72 h after binding; activation takes that away.
+//! - `G#<guardian>` / `L#<relative key>`: guard item that makes one binding per pair.
+//! - `G#<guardian>` / `A#<binding id>#<time>#<action>#<request id>`: audit records, with TTL.
+//! - `R#<relative key>` / `COUNT`: how many guardians hold the relative (`guardians`).
+//! - `R#<relative key>` / `F#<flag>`: a health-authority risk flag in force for the person.
+//! - `R#<relative key>` / `OQ#<China date>`: offline cards generated that day (`generated`).
+//! - `R#<relative key>` / `A#<time>#<action>#<request id>`: the authority's audit records.
+//! - `K#<binding id>` / `ANCHOR`: what a scanned code resolves to: active, or revoked at unbind.
+//! - `K#<binding id>` / `O#<generated at>#<serial>`: an offline card (its S3 key), until expiry.
+//! - `REVOKED` / `<serial>`: a revoked offline card, published until it would have expired.
+//! - `CLEANUP` / `CURSOR`: the first expiry hour the scheduled cleanup has not finished.
+//!
+//! The relative key is an HMAC of the ID number, so guardians binding the same person meet
+//! on one counter without the number being a key. Items the cleanup must find carry
+//! `expiry_bucket` (their due hour) and `due_at` (epoch seconds): the `by_expiry` index.
+//! Items DynamoDB may also drop by itself carry the TTL attribute `expires_at`.
+
+mod bindings;
+mod cleanup;
+mod codes;
+mod flags;
+
+pub use bindings::{CreateBindingError, NewBinding};
+pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
+pub use codes::{OfflineCardRecord, ScannedAnchor};
+pub use flags::{FlagWrite, FlagWriteOutcome};
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Keys;
+use crate::domain::binding::{BindingId, GuardianId};
+use crate::domain::expiry_bucket;
+use crate::error::AppError;
+
+/// Audit records are kept one year: long enough for disputes over a binding, short enough
+/// that people's traces do not outlive the epidemic response.
+pub fn audit_retention() -> Duration {
+    Duration::days(365)
+}
+
+const COUNT_SK: &str = "COUNT";
+
+fn guardian_pk(guardian: &GuardianId) -> String {
+    format!("G#{}", guardian.as_str())
+}
+fn relative_pk(relative_key: &str) -> String {
+    format!("R#{relative_key}")
+}
+fn audit_prefix(id: &BindingId) -> String {
+    format!("A#{}#", id.as_str())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The `by_expiry` index keys of an item due at `at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Due {
+    expiry_bucket: String,
+    due_at: i64,
+}
+
+impl Due {
+    fn at(at: DateTime<Utc>) -> Self {
+        Self {
+            expiry_bucket: expiry_bucket(at),
+            due_at: at.timestamp(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Bound,
+    FaceStarted,
+    FaceFailed,
+    Verified,
+    Unbound,
+    /// The cleanup removed a binding never verified in time.
+    PendingExpired,
+    OfflineCodeIssued,
+    RiskFlagSet,
+    RiskFlagCleared,
+}
+
+impl AuditAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Bound => "bound",
+            Self::FaceStarted => "face_started",
+            Self::FaceFailed => "face_failed",
+            Self::Verified => "verified",
+            Self::Unbound => "unbound",
+            Self::PendingExpired => "pending_expired",
+            Self::OfflineCodeIssued => "offline_code_issued",
+            Self::RiskFlagSet => "risk_flag_set",
+            Self::RiskFlagCleared => "risk_flag_cleared",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AuditRecord {
+    pk: String,
+    sk: String,
+    action: AuditAction,
+    /// Who did it: the guardian, the health authority's caller, or `cleanup`.
+    actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    binding_id: Option<String>,
+    relative_key: String,
+    request_id: String,
+    at: DateTime<Utc>,
+    /// TTL attribute (epoch seconds).
+    expires_at: i64,
+    #[serde(flatten)]
+    due: Due,
+}
+
+/// One log line per recorded action: ids only, never the person.
+fn log_recorded(action: AuditAction, subject: &str, ctx: ActionContext<'_>) {
+    tracing::info!(
+        action = action.as_str(),
+        subject,
+        request_id = ctx.request_id,
+        "recorded"
+    );
+}
+
+/// Who did what, when: every write carries one.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionContext<'a> {
+    pub request_id: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// The subject of an audit record: a binding (kept in its guardian's partition) or a person
+/// (kept in the relative's partition, for actions not taken through a binding).
+enum AuditSubject<'a> {
+    Binding {
+        actor: &'a str,
+        guardian: &'a GuardianId,
+        binding: &'a BindingId,
+        relative_key: &'a str,
+    },
+    Relative {
+        actor: &'a str,
+        relative_key: &'a str,
+    },
+}
+
+/// Maps an SDK failure: transport trouble and throttling are a dependency outage (503);
+/// anything else is our bug (500). Details go to the logs only.
+pub fn dynamodb_error<E>(
+    operation: &'static str,
+    err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> AppError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    const TRANSIENT: [&str; 6] = [
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ThrottlingException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    ];
+    let detail = format!("{operation}: {}", DisplayErrorContext(&err));
+    match &err {
+        SdkError::ServiceError(ctx) if !TRANSIENT.contains(&ctx.err().code().unwrap_or("")) => {
+            AppError::Internal(detail)
+        }
+        _ => AppError::DependencyUnavailable(detail),
+    }
+}
+
+type TransactError =
+    SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>;
+
+pub struct Store {
+    client: Client,
+    table: String,
+    keys: Keys,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>, keys: Keys) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            keys,
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn to_item<T: Serialize>(record: &T) -> Result<HashMap<String, AttributeValue>, AppError> {
+        serde_dynamo::to_item(record).map_err(|e| AppError::Internal(format!("encode item: {e}")))
+    }
+
+    fn audit_put(
+        &self,
+        subject: AuditSubject<'_>,
+        action: AuditAction,
+        ctx: ActionContext<'_>,
+    ) -> Result<TransactWriteItem, AppError> {
+        let expires = ctx.at + audit_retention();
+        let stamp = format!(
+            "{}#{}#{}",
+            ctx.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+            action.as_str(),
+            ctx.request_id
+        );
+        let (pk, sk, actor, binding_id, relative_key) = match subject {
+            AuditSubject::Binding {
+                actor,
+                guardian,
+                binding,
+                relative_key,
+            } => (
+                guardian_pk(guardian),
+                format!("{}{stamp}", audit_prefix(binding)),
+                actor,
+                Some(binding.as_str().to_owned()),
+                relative_key,
+            ),
+            AuditSubject::Relative {
+                actor,
+                relative_key,
+            } => (
+                relative_pk(relative_key),
+                format!("A#{stamp}"),
+                actor,
+                None,
+                relative_key,
+            ),
+        };
+        let record = AuditRecord {
+            pk,
+            sk,
+            action,
+            actor: actor.into(),
+            binding_id,
+            relative_key: relative_key.into(),
+            request_id: ctx.request_id.into(),
+            at: ctx.at,
+            expires_at: expires.timestamp(),
+            due: Due::at(expires),
+        };
+        self.put_item(Self::to_item(&record)?, None)
+    }
+
+    /// One item by key, strongly consistent.
+    async fn get(
+        &self,
+        pk: String,
+        sk: String,
+        operation: &'static str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, AppError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamodb_error(operation, e))?;
+        Ok(out.item)
+    }
+
+    /// Every item of partition `pk` whose sort key starts with `prefix`, in sort-key order
+    /// (`forward`) or reversed, decoded; all pages.
+    async fn query_prefix<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        prefix: &str,
+        forward: bool,
+        operation: &'static str,
+    ) -> Result<Vec<T>, AppError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(pk.clone()));
+            // DynamoDB refuses an empty `begins_with` operand: no prefix means the partition.
+            query = if prefix.is_empty() {
+                query.key_condition_expression("pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let out = query
+                .scan_index_forward(forward)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| dynamodb_error(operation, e))?;
+            let page: Vec<T> = serde_dynamo::from_items(out.items.unwrap_or_default())
+                .map_err(|e| AppError::Internal(format!("{operation}: decode: {e}")))?;
+            records.extend(page);
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(records);
+            }
+        }
+    }
+
+    fn put_item(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, AppError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(|e| AppError::Internal(format!("build put: {e}")))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+    }
+
+    /// Adds `delta` to a counter, refusing to pass `max` or go below zero.
+    fn counter_update(
+        &self,
+        pk: String,
+        attribute: &str,
+        delta: i64,
+        max: u32,
+    ) -> Result<TransactWriteItem, AppError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, COUNT_SK.into())))
+            .update_expression("SET #c = if_not_exists(#c, :zero) + :delta")
+            .expression_attribute_names("#c", attribute)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":delta", n(delta));
+        update = if delta > 0 {
+            update
+                .condition_expression("attribute_not_exists(#c) OR #c < :max")
+                .expression_attribute_values(":max", n(max))
+        } else {
+            update
+                .condition_expression("#c >= :one")
+                .expression_attribute_values(":one", n(-delta))
+        };
+        let update = update
+            .build()
+            .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    async fn transact(
+        &self,
+        operation: &'static str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), TransactError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+            .inspect_err(|e| tracing::debug!(operation, error = %DisplayErrorContext(e), "transaction refused"))
+    }
+
+    /// Which items of a cancelled transaction failed their condition.
+    fn failed_conditions(err: &TransactError) -> Option<Vec<bool>> {
+        match err {
+            SdkError::ServiceError(ctx) => match ctx.err() {
+                TransactWriteItemsError::TransactionCanceledException(e) => Some(
+                    e.cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .collect(),
+                ),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The scheduled cleanup (EventBridge Scheduler, input `{"job":"cleanup"}`): one bounded,
+//! resumable pass over what has fallen due. Answers (and logs) the counts.
+
+use chrono::{DateTime, Utc};
+use kincode_common::blobs::BlobStore;
+use kincode_common::cleanup;
+use kincode_common::services::Services;
+use kincode_common::store::{ActionContext, CleanupBudget};
+use lambda_http::Error;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A run stops well inside the function's timeout (template: 300 s); the next run resumes.
+const DEFAULT_BUDGET: CleanupBudget = CleanupBudget {
+    max_items: 20_000,
+    max_duration: std::time::Duration::from_secs(240),
+};
+
+#[derive(Debug, Deserialize)]
+struct Job {
+    job: String,
+    /// Smaller runs for operators and tests.
+    max_items: Option<usize>,
+}
+
+pub async fn handle(
+    services: &Services,
+    blobs: &BlobStore,
+    event: Value,
+    request_id: String,
+    now: DateTime<Utc>,
+) -> Result<Value, Error> {
+    let job: Job = serde_json::from_value(event).map_err(|e| format!("not a cleanup job: {e}"))?;
+    if job.job != "cleanup" {
+        return Err(format!("unknown job `{}`", job.job).into());
+    }
+    let budget = CleanupBudget {
+        max_items: job.max_items.unwrap_or(DEFAULT_BUDGET.max_items),
+        ..DEFAULT_BUDGET
+    };
+    let ctx = ActionContext {
+        request_id: &request_id,
+        at: now,
+    };
+    let report = cleanup::run(&services.store, blobs, budget, ctx).await?;
+    Ok(serde_json::to_value(report)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kincode_tests::*;
+
+    #[tokio::test]
+    async fn the_scheduled_event_runs_a_cleanup_and_answers_its_counts() {
+        let services = fresh_services().await;
+        let blobs = fresh_bucket(&services).await;
+        let answer = handle(
+            &services,
+            &blobs,
+            event("cleanup.json"),
+            "req-1".into(),
+            Utc::now(),
+        )
+        .await
+        .expect("cleanup runs");
+        assert_eq!(answer["complete"], true);
+        assert_eq!(answer["pending_bindings_released"], 0);
+        assert!(answer["hours_walked"].as_u64().unwrap() > 24 * 7);
+    }
+
+    #[tokio::test]
+    async fn another_job_or_an_outage_is_an_error_the_scheduler_retries() {
+        let services = fresh_services().await;
+        let blobs = fresh_bucket(&services).await;
+        let other = serde_json::json!({ "job": "reindex" });
+        assert!(handle(&services, &blobs, other, "req-2".into(), Utc::now())
+            .await
+            .is_err());
+        let down = unreachable_services().await;
+        assert!(handle(
+            &down,
+            &blobs,
+            event("cleanup.json"),
+            "req-3".into(),
+            Utc::now()
+        )
+        .await
+        .is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! `POST /relatives/{binding_id}/offline-code` makes the printable 7-day card;
+//! `GET /relatives/{binding_id}/offline-code` links the newest card still valid.
+//! Either way the answer carries a download link that lives minutes.
+
+use chrono::{DateTime, Utc};
+use kincode_common::blobs::{download_url_lifetime, BlobStore};
+use kincode_common::codes::keys::KeyRing;
+use kincode_common::codes::show;
+use kincode_common::error::{rfc3339, AppError};
+use kincode_common::http::{self, Call};
+use kincode_common::services::Services;
+use kincode_common::store::OfflineCardRecord;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use serde_json::{json, Value};
+
+pub async fn handle(
+    services: &Services,
+    keys: &KeyRing,
+    blobs: &BlobStore,
+    req: Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, Error> {
+    Ok(http::respond(if req.method() == Method::GET {
+        latest(services, blobs, &req, now).await
+    } else {
+        issue(services, keys, blobs, &req, now).await
+    }))
+}
+
+fn card_json(card: &OfflineCardRecord, url: &str, now: DateTime<Utc>) -> Value {
+    json!({
+        "binding_id": card.binding_id,
+        "kind": "kin_offline",
+        "generated_at": rfc3339(card.generated_at),
+        "valid_until": rfc3339(card.valid_until),
+        "download_url": url,
+        "download_url_expires_at": rfc3339(now + download_url_lifetime()),
+    })
+}
+
+async fn issue(
+    services: &Services,
+    keys: &KeyRing,
+    blobs: &BlobStore,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, AppError> {
+    let call = Call::from_request(req)?;
+    let id = http::binding_id(req)?;
+    let issued = show::issue_offline_card(
+        &services.store,
+        blobs,
+        keys,
+        &call.guardian,
+        &id,
+        call.at(now),
+    )
+    .await?;
+    let mut body = card_json(&issued.card, &issued.url, now);
+    body["colour"] = issued.colour.as_str().into();
+    body["colour_label"] = issued.colour.label().into();
+    Ok(http::json_response(StatusCode::CREATED, &body))
+}
+
+async fn latest(
+    services: &Services,
+    blobs: &BlobStore,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, AppError> {
+    let call = Call::from_request(req)?;
+    let id = http::binding_id(req)?;
+    let (card, url) =
+        show::latest_offline_card(&services.store, blobs, &call.guardian, &id, now).await?;
+    Ok(http::json_response(
+        StatusCode::OK,
+        &card_json(&card, &url, now),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use kincode_tests::*;
+
+    async fn call(
+        services: &Services,
+        blobs: &BlobStore,
+        event: Value,
+        now: DateTime<Utc>,
+    ) -> (u16, Value) {
+        let response = handle(services, &test_key_ring(), blobs, event.into_request(), now)
+            .await
+            .expect("handler never errs");
+        status_and_json(&response)
+    }
+
+    #[tokio::test]
+    async fn a_card_is_stored_encrypted_under_a_random_key_and_linked_for_minutes() {
+        let services = fresh_services().await;
+        let blobs = fresh_bucket(&services).await;
+        let now = Utc::now();
+        let binding = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let create = event("offline-create.json").with_path_binding(binding.id.as_str());
+        let (status, body) = call(&services, &blobs, create, now).await;
+        assert_eq!(status, 201, "{body}");
+        let generated: DateTime<Utc> = body["generated_at"].as_str().unwrap().parse().unwrap();
+        let valid_until: DateTime<Utc> = body["valid_until"].as_str().unwrap().parse().unwrap();
+        assert_eq!(valid_until - generated, Duration::days(7));
+        let url = body["download_url"].as_str().unwrap();
+        assert!(url.contains("X-Amz-Expires=300"), "{url}");
+
+        let objects = bucket_objects(&services, &blobs).await;
+        assert_eq!(objects.len(), 1);
+        let object = &objects[0];
+        assert!(object.key.starts_with("offline/") && object.key.ends_with(".png"));
+        assert!(!object.key.contains(binding.id.as_str()));
+        assert_eq!(object.server_side_encryption.as_deref(), Some("AES256"));
+        assert!(object.metadata.is_empty(), "{:?}", object.metadata);
+        assert!(decode_qr_png(&object.body).starts_with("KC1:"));
+
+        let fetch = event("offline-get.json").with_path_binding(binding.id.as_str());
+        let (status, body) = call(&services, &blobs, fetch, now).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["valid_until"], rfc3339(valid_until));
+    }
+
+    #[tokio::test]
+    async fn none_yet_or_expired_is_404_and_the_daily_limit_is_429() {
+        let services = fresh_services().await;
+        let blobs = fresh_bucket(&services).await;
+        let now = Utc::now();
+        let binding = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let fetch = || event("offline-get.json").with_path_binding(binding.id.as_str());
+        let (status, body) = call(&services, &blobs, fetch(), now).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("offline_code_not_found"))
+        );
+
+        let create = || event("offline-create.json").with_path_binding(binding.id.as_str());
+        for _ in 0..3 {
+            assert_eq!(call(&services, &blobs, create(), now).await.0, 201);
+        }
+        let (status, body) = call(&services, &blobs, create(), now).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            "今日离线码生成次数已达上限,请明天再试"
+        );
+        assert_eq!(
+            bucket_objects(&services, &blobs).await.len(),
+            3,
+            "the refused card's image is gone"
+        );
+
+        let later = now + Duration::days(7) + Duration::seconds(1);
+        assert_eq!(call(&services, &blobs, fetch(), later).await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn pending_strangers_and_outages() {
+        let services = fresh_services().await;
+        let blobs = fresh_bucket(&services).await;
+        let now = Utc::now();
+        let pending = bind_relative(
+            &services,
+            EVENT_GUARDIAN,
+            &resident_id_aged(70, now, 6),
+            now,
+        )
+        .await
+        .unwrap();
+        let create = |id: &str| event("offline-create.json").with_path_binding(id);
+        assert_eq!(
+            call(&services, &blobs, create(pending.id.as_str()), now)
+                .await
+                .0,
+            409
+        );
+        let active = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let stranger = create(active.id.as_str()).with_caller("user-stranger");
+        assert_eq!(call(&services, &blobs, stranger, now).await.0, 404);
+
+        // S3 down: 503, and nothing recorded (no quota used, no card listed).
+        let no_s3 = unreachable_bucket(&services).await;
+        assert_eq!(
+            call(&services, &no_s3, create(active.id.as_str()), now)
+                .await
+                .0,
+            503
+        );
+        let fetch = event("offline-get.json").with_path_binding(active.id.as_str());
+        assert_eq!(call(&services, &blobs, fetch, now).await.0, 404);
+    }
+}

@@ -1,0 +1,183 @@
+//! `POST /authority/risk-flags` (the health authority, scope `kincode/authority`): a batch of
+//! risk flags, or clears. Each row is validated on its own and answered in order; the ID
+//! number becomes the relative key on arrival and is never stored.
+
+use chrono::{DateTime, Utc};
+use kincode_common::authority::{self, FlagBatch};
+use kincode_common::error::AppError;
+use kincode_common::http::{self, StaffCall, AUTHORITY_SCOPE};
+use kincode_common::services::Services;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use serde_json::json;
+
+pub async fn handle(
+    services: &Services,
+    req: Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, Error> {
+    Ok(http::respond(apply(services, &req, now).await))
+}
+
+async fn apply(
+    services: &Services,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, AppError> {
+    let call = StaffCall::from_request(req, AUTHORITY_SCOPE)?;
+    let batch: FlagBatch = http::json_body(req)?;
+    let outcomes =
+        authority::apply_flags(&services.store, &call.actor, batch, call.at(now)).await?;
+    let results: Vec<_> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, outcome)| outcome.json(index))
+        .collect();
+    Ok(http::json_response(
+        StatusCode::OK,
+        &json!({ "results": results }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use kincode_common::codes::current_colour;
+    use kincode_common::domain::health::HealthColour;
+    use kincode_tests::*;
+    use serde_json::Value;
+
+    async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
+        let response = handle(services, event.into_request(), now)
+            .await
+            .expect("handler never errs");
+        status_and_json(&response)
+    }
+
+    fn outcomes(body: &Value) -> Vec<String> {
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r["error"]["code"]
+                    .as_str()
+                    .unwrap_or(r["outcome"].as_str().unwrap())
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn rows_are_judged_one_by_one_and_a_replay_changes_nothing() {
+        let services = fresh_services().await;
+        let now = Utc::now();
+        let person = resident_id_aged(5, now, 401);
+        let binding = active_relative_with(&services, EVENT_GUARDIAN, &person, now).await;
+        let batch = json!({ "rows": [
+            { "id_number": person, "flag": "secondary_contact", "effective_at": now - Duration::hours(1) },
+            { "id_number": "610113201603142175", "flag": "confirmed", "effective_at": now },
+            { "id_number": person, "flag": "sneezing", "effective_at": now },
+            { "id_number": person, "flag": "fever_clinic", "effective_at": now, "until": now - Duration::hours(1) },
+            "not an object",
+        ]});
+        let (status, body) = call(
+            &services,
+            event("risk-flags.json").with_body(batch.clone()),
+            now,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            outcomes(&body),
+            [
+                "stored",
+                "invalid_id_number",
+                "invalid_flag",
+                "invalid_window",
+                "malformed_row"
+            ]
+        );
+        assert_eq!(
+            current_colour(&services.store, &binding.relative_key, now)
+                .await
+                .unwrap(),
+            HealthColour::Yellow
+        );
+        let items_before = all_items(&services).await.len();
+        let (_, body) = call(&services, event("risk-flags.json").with_body(batch), now).await;
+        assert_eq!(outcomes(&body)[0], "unchanged");
+        assert_eq!(
+            all_items(&services).await.len(),
+            items_before,
+            "a replay writes nothing"
+        );
+
+        let clear = json!({ "rows": [{ "id_number": person, "flag": "secondary_contact", "clear": true }] });
+        let (_, body) = call(
+            &services,
+            event("risk-flags.json").with_body(clear.clone()),
+            now,
+        )
+        .await;
+        assert_eq!(outcomes(&body), ["cleared"]);
+        let (_, body) = call(&services, event("risk-flags.json").with_body(clear), now).await;
+        assert_eq!(outcomes(&body), ["unchanged"]);
+        assert_eq!(
+            current_colour(&services.store, &binding.relative_key, now)
+                .await
+                .unwrap(),
+            HealthColour::Green
+        );
+        let text = format!("{:?}", all_items(&services).await);
+        assert!(!text.contains(&person), "the ID number is never stored");
+    }
+
+    #[tokio::test]
+    async fn only_the_authority_may_send_flags_and_batches_are_bounded() {
+        let services = fresh_services().await;
+        let now = Utc::now();
+        let body = json!({ "rows": [] });
+        let checkpoint = event("risk-flags.json")
+            .with_body(body.clone())
+            .with_scope(Some("kincode/checkpoint"));
+        assert_eq!(call(&services, checkpoint, now).await.0, 403);
+        assert_eq!(
+            call(
+                &services,
+                event("risk-flags.json").with_body(body).without_caller(),
+                now
+            )
+            .await
+            .0,
+            401
+        );
+        let rows: Vec<Value> = (0..501).map(|_| json!({})).collect();
+        let (status, body) = call(
+            &services,
+            event("risk-flags.json").with_body(json!({ "rows": rows })),
+            now,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("batch_too_large"))
+        );
+        let (status, _) = call(&services, event("risk-flags.json").with_raw_body("{"), now).await;
+        assert_eq!(status, 400);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_table_is_503() {
+        let services = unreachable_services().await;
+        let now = Utc::now();
+        let batch = json!({ "rows": [{ "id_number": resident_id_aged(5, now, 402), "flag": "confirmed", "effective_at": now }] });
+        assert_eq!(
+            call(&services, event("risk-flags.json").with_body(batch), now)
+                .await
+                .0,
+            503
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! The scheduled cleanup against the local stack: what is due goes (cards with their images,
+//! revocations, revoked anchors, quotas, never-verified bindings with both counters released),
+//! nothing else does, a second run finds nothing, and a bounded run resumes where it stopped.
+
+use chrono::{DateTime, Duration, Utc};
+use kincode_common::blobs::BlobStore;
+use kincode_common::cleanup;
+use kincode_common::codes::{publish, show};
+use kincode_common::domain::binding::{Binding, GuardianId};
+use kincode_common::services::Services;
+use kincode_common::store::{ActionContext, CleanupBudget, CleanupReport};
+use kincode_tests::*;
+
+fn budget(max_items: usize) -> CleanupBudget {
+    CleanupBudget {
+        max_items,
+        max_duration: std::time::Duration::from_secs(60),
+    }
+}
+
+async fn run(
+    services: &Services,
+    blobs: &BlobStore,
+    max_items: usize,
+    at: DateTime<Utc>,
+) -> CleanupReport {
+    let ctx = ActionContext {
+        request_id: "cleanup-test",
+        at,
+    };
+    cleanup::run(&services.store, blobs, budget(max_items), ctx)
+        .await
+        .expect("cleanup runs")
+}
+
+async fn card(
+    services: &Services,
+    blobs: &BlobStore,
+    guardian: &str,
+    binding: &Binding,
+    at: DateTime<Utc>,
+) {
+    let ctx = ActionContext {
+        request_id: "card",
+        at,
+    };
+    let guardian = GuardianId::parse(guardian).unwrap();
+    show::issue_offline_card(
+        &services.store,
+        blobs,
+        &test_key_ring(),
+        &guardian,
+        &binding.id,
+        ctx,
+    )
+    .await
+    .expect("offline card");
+}
+
+/// Counters must equal the items they count.
+async fn assert_counters_match_items(services: &Services) {
+    let items = all_items(services).await;
+    let text = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+                k: &str| {
+        i.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    for counter in items.iter().filter(|i| text(i, "sk") == "COUNT") {
+        let pk = text(counter, "pk");
+        let (attribute, counted) = if pk.starts_with("G#") {
+            let bindings = items
+                .iter()
+                .filter(|i| text(i, "pk") == pk && text(i, "sk").starts_with("B#"))
+                .count();
+            ("bound", bindings)
+        } else {
+            let key = pk.trim_start_matches("R#");
+            let bindings = items
+                .iter()
+                .filter(|i| text(i, "sk").starts_with("B#") && text(i, "relative_key") == key)
+                .count();
+            ("guardians", bindings)
+        };
+        let value: usize = counter[attribute].as_n().unwrap().parse().unwrap();
+        assert_eq!(value, counted, "{pk} {attribute}");
+    }
+}
+
+#[tokio::test]
+async fn due_items_go_once_and_nothing_else_does() {
+    let services = fresh_services().await;
+    let blobs = fresh_bucket(&services).await;
+    let t0 = Utc::now();
+    let pending = bind_relative(&services, "user-a", &resident_id_aged(70, t0, 1), t0)
+        .await
+        .unwrap();
+    let unbound = active_relative(&services, "user-a", t0).await;
+    let kept = active_relative(&services, "user-b", t0).await;
+    card(&services, &blobs, "user-a", &unbound, t0).await;
+    card(&services, &blobs, "user-b", &kept, t0).await;
+    unbind_relative(&services, "user-a", &unbound, t0 + Duration::hours(25)).await;
+    let keys = test_key_ring();
+    let published = publish::published_keys(&services.store, &keys, t0 + Duration::hours(26))
+        .await
+        .unwrap();
+    assert_eq!(
+        published["revoked"].as_array().unwrap().len(),
+        1,
+        "the unbound card is revoked"
+    );
+
+    // Nothing is due yet: the first run walks its hours and removes nothing.
+    let first = run(&services, &blobs, 1000, t0 + Duration::hours(26)).await;
+    assert!(first.complete && first.hours_walked > 24, "{first:?}");
+    assert_eq!(
+        (
+            first.pending_bindings_released,
+            first.offline_cards_deleted,
+            first.items_deleted
+        ),
+        (0, 0, 0)
+    );
+
+    // 73 h: the never-verified binding goes, with both counters.
+    let report = run(&services, &blobs, 1000, t0 + Duration::hours(73)).await;
+    assert_eq!(report.pending_bindings_released, 1, "{report:?}");
+    assert_eq!(report.offline_cards_deleted, 0);
+    assert_eq!(counter(&services, "G#user-a", "bound").await, 0);
+    assert_eq!(
+        counter(
+            &services,
+            &format!("R#{}", pending.relative_key),
+            "guardians"
+        )
+        .await,
+        0
+    );
+    assert_counters_match_items(&services).await;
+
+    // 8 days: both cards (image and record), the revocation and the revoked anchor.
+    let later = t0 + Duration::days(8) + Duration::hours(1);
+    let report = run(&services, &blobs, 1000, later).await;
+    assert_eq!(report.offline_cards_deleted, 2, "{report:?}");
+    assert!(
+        report.items_deleted >= 2,
+        "revocation and revoked anchor: {report:?}"
+    );
+    assert!(bucket_objects(&services, &blobs).await.is_empty());
+    let published = publish::published_keys(&services.store, &keys, later)
+        .await
+        .unwrap();
+    assert_eq!(published["revoked"].as_array().unwrap().len(), 0);
+
+    // A second run finds nothing; the active binding and its anchor are untouched.
+    let again = run(&services, &blobs, 1000, later).await;
+    assert_eq!(
+        (
+            again.pending_bindings_released,
+            again.offline_cards_deleted,
+            again.items_deleted,
+            again.skipped
+        ),
+        (0, 0, 0, 0),
+        "{again:?}"
+    );
+    assert!(services
+        .store
+        .anchor(&kept.id)
+        .await
+        .unwrap()
+        .is_some_and(|a| a.revoked_at.is_none()));
+    let kept_guardian = GuardianId::parse("user-b").unwrap();
+    assert!(services
+        .store
+        .binding(&kept_guardian, &kept.id)
+        .await
+        .unwrap()
+        .is_some());
+    assert_counters_match_items(&services).await;
+}
+
+#[tokio::test]
+async fn a_bounded_run_stops_and_the_next_resumes() {
+    let services = fresh_services().await;
+    let blobs = fresh_bucket(&services).await;
+    let t0 = Utc::now();
+    for sequence in 0..3 {
+        let guardian = format!("user-{sequence}");
+        bind_relative(
+            &services,
+            &guardian,
+            &resident_id_aged(70, t0, sequence),
+            t0,
+        )
+        .await
+        .unwrap();
+    }
+    let at = t0 + Duration::hours(73);
+    let mut released = 0;
+    let mut runs = 0;
+    loop {
+        let report = run(&services, &blobs, 1, at).await;
+        released += report.pending_bindings_released;
+        runs += 1;
+        assert!(runs < 10, "resumes to completion");
+        if report.complete {
+            break;
+        }
+    }
+    assert_eq!(released, 3);
+    assert!(runs >= 3, "one item per run");
+    assert_counters_match_items(&services).await;
+}
+
+#[tokio::test]
+async fn a_binding_verified_before_its_deadline_is_never_touched() {
+    let services = fresh_services().await;
+    let blobs = fresh_bucket(&services).await;
+    let t0 = Utc::now();
+    let binding = active_relative(&services, "user-v", t0 + Duration::hours(71)).await;
+    let report = run(&services, &blobs, 1000, t0 + Duration::hours(80)).await;
+    assert_eq!(report.pending_bindings_released, 0, "{report:?}");
+    let guardian = GuardianId::parse("user-v").unwrap();
+    assert!(services
+        .store
+        .binding(&guardian, &binding.id)
+        .await
+        .unwrap()
+        .is_some());
+}

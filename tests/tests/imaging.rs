@@ -1,0 +1,115 @@
+//! The QR images and offline cards decode with an independent reader: `zbarimg` (Debian
+//! `zbar-tools`, ZBar's own QR decoder), not the crates that drew them.
+//!
+//! Set `KINCODE_IMAGES_DIR` to keep the images there for a look; otherwise they are written to a
+//! temporary directory and removed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{Duration, TimeZone, Utc};
+use kincode_common::domain::health::HealthColour;
+use kincode_common::domain::relationship::Relationship;
+use kincode_common::imaging::card::{offline_card_png, OfflineCard};
+use kincode_common::imaging::qr::qr_png;
+
+/// `KC1:` then base45 characters, `chars` in all: 180 as in DESIGN.md, 222 as a real signed token.
+fn token(chars: usize) -> String {
+    const BASE45: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+    let body: String = (0..chars - 4)
+        .map(|i| BASE45[(i * 11 + i / 7) % BASE45.len()] as char)
+        .collect();
+    format!("KC1:{body}")
+}
+
+/// Where the images go, removed on drop unless the caller asked to keep them.
+struct ImageDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl ImageDir {
+    fn new() -> Self {
+        let (path, keep) = match std::env::var_os("KINCODE_IMAGES_DIR") {
+            Some(dir) => (PathBuf::from(dir), true),
+            None => {
+                let name = format!("kincode-imaging-{}", uuid::Uuid::new_v4());
+                (std::env::temp_dir().join(name), false)
+            }
+        };
+        std::fs::create_dir_all(&path).expect("create the image directory");
+        Self { path, keep }
+    }
+
+    fn write(&self, name: &str, png: &[u8]) -> PathBuf {
+        let path = self.path.join(name);
+        std::fs::write(&path, png).expect("write the PNG");
+        path
+    }
+}
+
+impl Drop for ImageDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Every symbol zbarimg finds in `file`, one per line. Fails, never skips, without zbarimg.
+fn zbarimg(file: &Path) -> Vec<String> {
+    let output = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run zbarimg ({e}); install it with: scripts/ensure-apt.sh zbar-tools")
+        });
+    assert!(
+        output.status.success(),
+        "zbarimg found no code in {} (exit {}): {}",
+        file.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("zbarimg output is UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_qr_png_decodes_with_zbarimg() {
+    let dir = ImageDir::new();
+    for chars in [180, 222] {
+        let token = token(chars);
+        for colour in HealthColour::ALL {
+            let png = qr_png(&token, colour).expect("QR PNG");
+            let file = dir.write(&format!("qr-{}-{chars}.png", colour.as_str()), &png);
+            assert_eq!(zbarimg(&file), vec![token.clone()], "{}", file.display());
+        }
+    }
+}
+
+#[test]
+fn every_offline_card_decodes_with_zbarimg() {
+    let dir = ImageDir::new();
+    let generated_at = Utc.with_ymd_and_hms(2026, 11, 28, 17, 30, 0).unwrap();
+    for chars in [180, 222] {
+        let token = token(chars);
+        for colour in HealthColour::ALL {
+            let png = offline_card_png(&OfflineCard {
+                colour,
+                token: &token,
+                masked_name: "**明",
+                relationship_label: Relationship::Grandparent.label(),
+                generated_at,
+                valid_until: generated_at + Duration::days(7),
+            })
+            .expect("card PNG");
+            let file = dir.write(&format!("card-{}-{chars}.png", colour.as_str()), &png);
+            assert_eq!(zbarimg(&file), vec![token.clone()], "{}", file.display());
+        }
+    }
+}
