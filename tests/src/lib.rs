@@ -299,7 +299,10 @@ pub fn binary(name: &str) -> PathBuf {
 /// Counts the DynamoDB calls a client makes, by operation (an SDK interceptor: it sees every
 /// call the adapter sends, retries excluded).
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+pub struct CallCounter(
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+);
 
 impl aws_sdk_dynamodb::config::Intercept for CallCounter {
     fn name(&self) -> &'static str {
@@ -317,6 +320,32 @@ impl aws_sdk_dynamodb::config::Intercept for CallCounter {
         if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
             self.0.lock().expect("lock").push(meta.name().to_owned());
         }
+        // IAM authorizes a transaction by the actions of its items.
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+        if let Some(input) = _context.input().downcast_ref::<TransactWriteItemsInput>() {
+            let mut actions = self.1.lock().expect("lock");
+            for item in input.transact_items() {
+                let action = if item.put().is_some() {
+                    "PutItem"
+                } else if item.update().is_some() {
+                    "UpdateItem"
+                } else if item.delete().is_some() {
+                    "DeleteItem"
+                } else {
+                    "ConditionCheckItem"
+                };
+                actions.insert(format!("dynamodb:{action}"));
+            }
+        } else if let Some(meta) =
+            cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        {
+            if meta.name() != "TransactWriteItems" {
+                self.1
+                    .lock()
+                    .expect("lock")
+                    .insert(format!("dynamodb:{}", meta.name()));
+            }
+        }
         Ok(())
     }
 }
@@ -325,6 +354,12 @@ impl CallCounter {
     /// The operations called since the last `take`, in order.
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+
+    /// The IAM actions the calls since the last `take_actions` needed (a transaction needs
+    /// its items' actions).
+    pub fn take_actions(&self) -> std::collections::BTreeSet<String> {
+        std::mem::take(&mut *self.1.lock().expect("lock"))
     }
 }
 

@@ -1,0 +1,167 @@
+//! Least privilege: each function's DynamoDB policy in `template.yaml` grants exactly the
+//! actions its use cases were seen to need (recorded by an SDK interceptor on the local
+//! stack, transactions counted by their items' actions) — no more, no fewer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Duration, Utc};
+use kincode_common::authority;
+use kincode_common::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
+use kincode_common::cleanup;
+use kincode_common::codes::{publish, scan, show};
+use kincode_common::domain::binding::GuardianId;
+use kincode_common::domain::code::ScanPurpose;
+use kincode_common::face::LocalFaceSimulator;
+use kincode_common::store::{ActionContext, CleanupBudget};
+use kincode_tests::*;
+use serde_json::json;
+
+fn granted(template: &Template, function: &str) -> BTreeSet<String> {
+    let mut actions = BTreeSet::new();
+    for policy in template.resource(function)["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+    {
+        for statement in policy["Statement"].as_sequence().unwrap() {
+            for action in statement["Action"].as_sequence().unwrap() {
+                let action = action.as_str().unwrap();
+                if action.starts_with("dynamodb:") {
+                    actions.insert(action.to_owned());
+                }
+            }
+        }
+    }
+    actions
+}
+
+#[tokio::test]
+async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
+    let (services, calls) = counted_services().await;
+    let blobs = fresh_bucket(&services).await;
+    let keys = test_key_ring();
+    let store = &services.store;
+    let face = LocalFaceSimulator;
+    let guardian = GuardianId::parse("user-iam").unwrap();
+    let t0 = Utc::now();
+    let at = |t| ActionContext {
+        request_id: "iam",
+        at: t,
+    };
+    let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let request = |id: &str| BindRequest {
+        name: Some("王小明".into()),
+        id_number: Some(id.into()),
+        relationship: Some("child".into()),
+        consent: Some(true),
+    };
+    calls.take_actions();
+
+    // bind, and a retry that meets its own binding
+    let face_id = resident_id_aged(12, t0, 1);
+    let key = kincode_common::domain::binding::IdempotencyKey::parse("iam-key-0001").unwrap();
+    let binding = bindings::bind(store, &guardian, request(&face_id), Some(&key), at(t0))
+        .await
+        .unwrap();
+    bindings::bind(store, &guardian, request(&face_id), Some(&key), at(t0))
+        .await
+        .unwrap();
+    used.insert("BindFunction", calls.take_actions());
+
+    // verify: a failed face attempt, a passing one, and a pledge
+    for outcome in ["fail", "pass"] {
+        let VerificationStart::Face { certify_id } =
+            bindings::start_verification(store, &face, &guardian, &binding.id, at(t0))
+                .await
+                .unwrap()
+        else {
+            panic!("face")
+        };
+        let complete = CompleteRequest {
+            certify_id: Some(certify_id),
+            evidence: json!({ "simulated_outcome": outcome }),
+            pledge_version: None,
+            accepted: None,
+        };
+        let _ =
+            bindings::complete_verification(store, &face, &guardian, &binding.id, complete, at(t0))
+                .await;
+    }
+    used.insert("VerifyFunction", calls.take_actions());
+
+    bindings::list(store, &guardian).await.unwrap();
+    used.insert("ListFunction", calls.take_actions());
+
+    let code = show::online_code(store, &keys, &guardian, &binding.id, t0)
+        .await
+        .unwrap();
+    used.insert("RenderFunction", calls.take_actions());
+
+    show::issue_offline_card(store, &blobs, &keys, &guardian, &binding.id, at(t0))
+        .await
+        .unwrap();
+    show::latest_offline_card(store, &blobs, &guardian, &binding.id, t0)
+        .await
+        .unwrap();
+    used.insert("OfflineFunction", calls.take_actions());
+
+    scan::scan(store, &keys, &code.token, ScanPurpose::VenueEntry, t0)
+        .await
+        .unwrap();
+    used.insert("ScanFunction", calls.take_actions());
+
+    publish::published_keys(store, &keys, t0).await.unwrap();
+    used.insert("KeysFunction", calls.take_actions());
+
+    let rows = json!({ "rows": [
+        { "id_number": face_id, "flag": "fever_clinic", "effective_at": t0 },
+        { "id_number": face_id, "flag": "fever_clinic", "clear": true },
+    ]});
+    authority::apply_flags(
+        store,
+        "authority",
+        serde_json::from_value(rows).unwrap(),
+        at(t0),
+    )
+    .await
+    .unwrap();
+    used.insert("RiskFlagsFunction", calls.take_actions());
+
+    // unbind an active binding with a card, then repeat it
+    let later = t0 + Duration::hours(25);
+    bindings::unbind(store, &guardian, &binding.id, at(later))
+        .await
+        .unwrap();
+    bindings::unbind(store, &guardian, &binding.id, at(later))
+        .await
+        .unwrap();
+    used.insert("UnbindFunction", calls.take_actions());
+
+    // cleanup: a stale pending binding, the expired card, revocations, quotas
+    bind_relative(&services, "user-iam-2", &resident_id_aged(70, t0, 2), t0)
+        .await
+        .unwrap();
+    calls.take_actions();
+    let budget = CleanupBudget {
+        max_items: 1000,
+        max_duration: std::time::Duration::from_secs(60),
+    };
+    let report = cleanup::run(store, &blobs, budget, at(t0 + Duration::days(9)))
+        .await
+        .unwrap();
+    assert!(
+        report.pending_bindings_released == 1 && report.offline_cards_deleted == 1,
+        "{report:?}"
+    );
+    used.insert("CleanupFunction", calls.take_actions());
+
+    let template = Template::load(&repo_root().join("template.yaml")).unwrap();
+    let functions: BTreeSet<String> = template.functions().into_iter().map(|(f, _)| f).collect();
+    assert_eq!(
+        functions,
+        used.keys().map(|f| f.to_string()).collect(),
+        "every function's calls are exercised here"
+    );
+    for (function, actions) in &used {
+        assert_eq!(&granted(&template, function), actions, "{function}");
+    }
+}
