@@ -26,16 +26,6 @@ fn imaging_benches(c: &mut Criterion) {
     );
     let text = token::encode(&claims, keys.signer());
 
-    use qrcode::{EcLevel, canvas::{Canvas, MaskPattern}};
-    c.bench_function("tmp/encode_auto", |b| b.iter(|| qrcode::bits::encode_auto(black_box(text.as_bytes()), EcLevel::M).unwrap()));
-    let bits = qrcode::bits::encode_auto(text.as_bytes(), EcLevel::M).unwrap();
-    let version = bits.version();
-    let bytes = bits.into_bytes();
-    c.bench_function("tmp/codewords", |b| b.iter(|| qrcode::ec::construct_codewords(black_box(&bytes), version, EcLevel::M).unwrap()));
-    let (d, e) = qrcode::ec::construct_codewords(&bytes, version, EcLevel::M).unwrap();
-    c.bench_function("tmp/draw", |b| b.iter(|| { let mut c = Canvas::new(version, EcLevel::M); c.draw_all_functional_patterns(); c.draw_data(black_box(&d), &e); c }));
-    let mut cv = Canvas::new(version, EcLevel::M); cv.draw_all_functional_patterns(); cv.draw_data(&d, &e);
-    c.bench_function("tmp/mask", |b| b.iter(|| { let mut c = black_box(&cv).clone(); c.apply_mask(MaskPattern::Fields); c.into_colors() }));
     c.bench_function("imaging/qr_png", |b| {
         b.iter(|| qr_png(black_box(&text), HealthColour::Yellow).unwrap())
     });

@@ -543,3 +543,30 @@ pub fn decode_qr_png(png_bytes: &[u8]) -> String {
     assert_eq!(grids.len(), 1, "one QR code in the image");
     grids[0].decode().expect("QR decodes").1
 }
+
+/// The text of the (one) QR code in a PNG, read by `zbarimg` (Debian's zbar-tools, installed
+/// by `scripts/test`): fails, never skips, when it is missing.
+pub fn zbar_decode_png(png_bytes: &[u8]) -> String {
+    let file = std::env::temp_dir().join(format!("kincode-zbar-{}.png", uuid::Uuid::new_v4()));
+    std::fs::write(&file, png_bytes).expect("write PNG");
+    let output = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run zbarimg ({e}): run scripts/ensure-apt.sh zbar-tools")
+        });
+    let _ = std::fs::remove_file(&file);
+    assert!(output.status.success(), "zbarimg found no code");
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .trim_end_matches('\n')
+        .to_owned()
+}
+
+/// A QR PNG read by two independent decoders, which must agree.
+pub fn decode_qr_twice(png_bytes: &[u8]) -> String {
+    let text = decode_qr_png(png_bytes);
+    assert_eq!(zbar_decode_png(png_bytes), text, "zbarimg and rqrr agree");
+    text
+}

@@ -204,7 +204,7 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
         shown["qr_png_base64"].as_str().unwrap(),
     )
     .unwrap();
-    let online = decode_qr_png(&png);
+    let online = decode_qr_twice(&png);
     assert_eq!(online, shown["code"].as_str().unwrap());
     let (status, published) = api
         .call(Method::GET, "/.well-known/kincode-keys", None, None)
@@ -264,7 +264,7 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
         .await
         .unwrap();
     assert_eq!(download.status, StatusCode::OK);
-    let offline = decode_qr_png(&download.body);
+    let offline = decode_qr_twice(&download.body);
     let claims = python_verified_claims(&published, &offline);
     assert_eq!(
         (claims["kind"].as_str(), claims["colour"].as_str()),
@@ -296,6 +296,68 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
         (status, body),
         (StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
     );
+
+    // Confirmed: red at once, on the next render, the next card, and the old card's scan.
+    let confirmed = json!({"rows": [{"id_number": elder, "flag": "confirmed", "effective_at": now - chrono::Duration::minutes(1)}]});
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/authority/risk-flags",
+            authority,
+            Some(confirmed),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shown) = api
+        .call(Method::GET, &format!("/relatives/{id}/code"), me, None)
+        .await;
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        shown["qr_png_base64"].as_str().unwrap(),
+    )
+    .unwrap();
+    let red_online = python_verified_claims(&published, &decode_qr_twice(&png));
+    assert_eq!(
+        (shown["colour"].as_str(), red_online["colour"].as_str()),
+        (Some("red"), Some("red"))
+    );
+    let (status, red_card) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/offline-code"),
+            me,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{red_card}");
+    let download = HttpClient::default()
+        .send(
+            Method::GET,
+            red_card["download_url"].as_str().unwrap(),
+            &[],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let red_offline = python_verified_claims(&published, &decode_qr_twice(&download.body));
+    assert_eq!(red_offline["colour"], "red");
+    let (_, rescanned) = api
+        .call(
+            Method::POST,
+            "/checkpoints/scan",
+            checkpoint,
+            Some(scan.clone()),
+        )
+        .await;
+    assert_eq!(
+        (
+            rescanned["colour"].as_str(),
+            rescanned["colour_at_issue"].as_str()
+        ),
+        (Some("red"), Some("yellow")),
+        "a scan answers the colour now"
+    );
+
     let arrival = json!({"code": offline, "purpose": "arrival"});
     let (status, refused) = api
         .call(Method::POST, "/checkpoints/scan", checkpoint, Some(arrival))
@@ -322,7 +384,17 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
     let (_, published) = api
         .call(Method::GET, "/.well-known/kincode-keys", None, None)
         .await;
-    assert_eq!(published["revoked"][0]["cti"], claims["cti"]);
+    let revoked: Vec<&str> = published["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cti"].as_str().unwrap())
+        .collect();
+    assert!(revoked.contains(&claims["cti"].as_str().unwrap()), "{published}");
+    assert!(
+        revoked.contains(&red_offline["cti"].as_str().unwrap()),
+        "both cards are revoked"
+    );
 }
 
 #[tokio::test]
