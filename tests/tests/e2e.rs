@@ -390,7 +390,10 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
         .iter()
         .map(|r| r["cti"].as_str().unwrap())
         .collect();
-    assert!(revoked.contains(&claims["cti"].as_str().unwrap()), "{published}");
+    assert!(
+        revoked.contains(&claims["cti"].as_str().unwrap()),
+        "{published}"
+    );
     assert!(
         revoked.contains(&red_offline["cti"].as_str().unwrap()),
         "both cards are revoked"
