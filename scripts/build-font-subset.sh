@@ -29,10 +29,11 @@ source_ttc=/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 source_sha256=b76b0433203017ca80401b2ee0dd69350349871c4b19d504c34dbdd80541690a
 sc_face=2 # 0 JP, 1 KR, 2 SC, 3 TC, 4 HK, then the Mono faces
 
-# Characters of the card's fixed text beyond GB 2312 level 1 and ASCII (title, colour labels,
-# time labels, the 一场两站 notice, the relationship labels, the masking '*' and separators).
-card_text='亲属码·离线码 绿码 黄码 红码 生成时间 有效期至 亲属码现阶段不适用于“一场两站” 姓名 关系
-子女 父母 祖父母/外祖父母 孙子女/外孙子女 配偶 兄弟姐妹 其他亲属 ：* 出示此码 仅供亲属代办使用'
+# The card's fixed text (common/src/imaging/card.rs), the colour labels (domain/health.rs) and the
+# relationship labels (domain/relationship.rs), and the '*' drawn for a missing name character.
+# Most are in GB 2312 level 1 already; '·', '“' and '”' are not.
+card_text='亲属码·离线码 绿码 黄码 红码 姓名 关系 生成时间 有效期至 亲属码现阶段不适用于“一场两站”
+子女 父母 祖父母/外祖父母 孙子女/外孙子女 配偶 兄弟姐妹 其他亲属 *'
 
 "$script_dir/ensure-apt.sh" fonts-noto-cjk fonttools
 

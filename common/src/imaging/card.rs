@@ -195,9 +195,12 @@ fn drawable_char(font: &FontRef<'_>, c: char) -> char {
 }
 
 /// Ideographs sit in a 1-em box from 0.88 em above the baseline to 0.12 em below (Noto CJK's
-/// OS/2 typo metrics): a line whose box starts at `top` has its baseline here.
+/// OS/2 typo metrics).
+const EM_ASCENT: f32 = 0.88;
+
+/// The baseline of a line of `px` type whose em box starts at `top`.
 fn baseline(top: f32, px: f32) -> f32 {
-    top + 0.88 * px
+    top + EM_ASCENT * px
 }
 
 /// How a run of text is drawn.
@@ -275,11 +278,13 @@ impl Canvas {
         }
     }
 
+    /// Fills the part of the rectangle that lies on the canvas.
     fn fill_rect(&mut self, left: u32, top: u32, width: u32, height: u32, index: u8) {
-        let right = (left + width).min(self.width) as usize;
-        for y in top..(top + height).min(self.height) {
+        let left = left.min(self.width) as usize;
+        let right = left.saturating_add(width as usize).min(self.width as usize);
+        for y in top..top.saturating_add(height).min(self.height) {
             let row = y as usize * self.width as usize;
-            self.pixels[row + left as usize..row + right].fill(index);
+            self.pixels[row + left..row + right].fill(index);
         }
     }
 
@@ -370,14 +375,14 @@ impl Canvas {
     ) {
         let ((label, label_style), (value, value_style)) = (label, value);
         // Both lines share a baseline: the smaller label moves down by the difference.
-        let label_top = top + 0.88 * (value_style.px - label_style.px);
+        let label_top = top + EM_ASCENT * (value_style.px - label_style.px);
         self.text(font, label, label_style, layout::LEFT, label_top);
         let gap = 0.4 * label_style.px;
         let value_left = layout::LEFT + text_width(font, label, label_style.px) + gap;
         let room = self.width as f32 - layout::LEFT - value_left;
         let fitted = fit(font, value, value_style, room);
         // Keep the shrunk value on the same baseline.
-        let value_top = top + 0.88 * (value_style.px - fitted.px);
+        let value_top = top + EM_ASCENT * (value_style.px - fitted.px);
         self.text(font, value, &fitted, value_left, value_top);
     }
 }
@@ -534,6 +539,20 @@ mod tests {
         let font = font().unwrap();
         let fitted = fit(font, &long, &Style::new(52.0, 1, Ramp { base: 0 }), 500.0);
         assert!(text_width(font, &long, fitted.px) + 1.0 <= 500.01);
+    }
+
+    #[test]
+    fn odd_names_and_labels_still_make_a_card() {
+        let token = sample_token(REAL_TOKEN_CHARS);
+        let long = "名".repeat(10_000);
+        for (name, relationship) in [("", ""), ("\n\t\u{0}", "\u{3000}"), (&long[..], &long[..])] {
+            let png = offline_card_png(&OfflineCard {
+                masked_name: name,
+                relationship_label: relationship,
+                ..card(HealthColour::Green, &token)
+            });
+            assert_eq!(decode_qr_codes(&png.unwrap()), vec![token.clone()]);
+        }
     }
 
     #[test]
