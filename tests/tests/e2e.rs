@@ -125,6 +125,31 @@ impl LocalApi {
         )
     }
 
+    /// Makes an offline card, downloads it through its short link, and reads its QR code
+    /// (zbarimg and rqrr).
+    async fn print_offline_card(&self, id: &str, auth: Option<&str>) -> String {
+        let (status, issued) = self
+            .call(
+                Method::POST,
+                &format!("/relatives/{id}/offline-code"),
+                auth,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{issued}");
+        let download = HttpClient::default()
+            .send(
+                Method::GET,
+                issued["download_url"].as_str().unwrap(),
+                &[],
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(download.status, StatusCode::OK);
+        decode_qr_twice(&download.body)
+    }
+
     /// Moves a binding's bind time back, as if `hours` had passed since (the functions read
     /// the real clock).
     async fn backdate_binding(&self, guardian: &str, id: &str, hours: i64) {
@@ -245,26 +270,7 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
     assert_eq!(shown["colour"], "yellow");
 
     // The offline card: stored, downloadable through its short link, scannable.
-    let (status, issued) = api
-        .call(
-            Method::POST,
-            &format!("/relatives/{id}/offline-code"),
-            me,
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{issued}");
-    let download = HttpClient::default()
-        .send(
-            Method::GET,
-            issued["download_url"].as_str().unwrap(),
-            &[],
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(download.status, StatusCode::OK);
-    let offline = decode_qr_twice(&download.body);
+    let offline = api.print_offline_card(&id, me).await;
     let claims = python_verified_claims(&published, &offline);
     assert_eq!(
         (claims["kind"].as_str(), claims["colour"].as_str()),
@@ -321,25 +327,7 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
         (shown["colour"].as_str(), red_online["colour"].as_str()),
         (Some("red"), Some("red"))
     );
-    let (status, red_card) = api
-        .call(
-            Method::POST,
-            &format!("/relatives/{id}/offline-code"),
-            me,
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{red_card}");
-    let download = HttpClient::default()
-        .send(
-            Method::GET,
-            red_card["download_url"].as_str().unwrap(),
-            &[],
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    let red_offline = python_verified_claims(&published, &decode_qr_twice(&download.body));
+    let red_offline = python_verified_claims(&published, &api.print_offline_card(&id, me).await);
     assert_eq!(red_offline["colour"], "red");
     let (_, rescanned) = api
         .call(
