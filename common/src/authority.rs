@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use crate::batch::{self, row_json, RowRefusal};
 
 use crate::domain::age::china_date;
 use crate::domain::health::{RiskFlag, RiskSignal};
@@ -30,7 +32,7 @@ struct FlagRow {
     clear: bool,
 }
 
-/// Why a row was refused: a stable code and what the operator reads.
+/// Why a row was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowError {
     MalformedRow,
@@ -39,8 +41,8 @@ pub enum RowError {
     InvalidWindow,
 }
 
-impl RowError {
-    pub fn code(self) -> &'static str {
+impl RowRefusal for RowError {
+    fn code(self) -> &'static str {
         match self {
             Self::MalformedRow => "malformed_row",
             Self::InvalidIdNumber => "invalid_id_number",
@@ -49,7 +51,7 @@ impl RowError {
         }
     }
 
-    pub fn message(self) -> &'static str {
+    fn message(self) -> &'static str {
         match self {
             Self::MalformedRow => "记录格式不正确",
             Self::InvalidIdNumber => "请输入正确的身份证",
@@ -68,21 +70,15 @@ pub enum RowOutcome {
 
 impl RowOutcome {
     pub fn json(self, index: usize) -> Value {
-        match self {
-            Self::Applied(done) => json!({
-                "index": index,
-                "outcome": match done {
-                    FlagWriteOutcome::Stored => "stored",
-                    FlagWriteOutcome::Cleared => "cleared",
-                    FlagWriteOutcome::Unchanged => "unchanged",
-                },
-            }),
-            Self::Rejected(error) => json!({
-                "index": index,
-                "outcome": "rejected",
-                "error": { "code": error.code(), "message": error.message() },
-            }),
-        }
+        row_json(
+            index,
+            match self {
+                Self::Applied(FlagWriteOutcome::Stored) => Ok("stored"),
+                Self::Applied(FlagWriteOutcome::Cleared) => Ok("cleared"),
+                Self::Applied(FlagWriteOutcome::Unchanged) => Ok("unchanged"),
+                Self::Rejected(error) => Err(error),
+            },
+        )
     }
 }
 
@@ -127,14 +123,7 @@ pub async fn apply_flags(
     batch: FlagBatch,
     ctx: ActionContext<'_>,
 ) -> Result<Vec<RowOutcome>, AppError> {
-    let rows = batch
-        .rows
-        .ok_or_else(|| AppError::MalformedRequest("rows missing".into()))?;
-    if rows.len() > MAX_FLAG_ROWS {
-        return Err(AppError::BatchTooLarge {
-            max_rows: MAX_FLAG_ROWS,
-        });
-    }
+    let rows = batch::rows(batch.rows, MAX_FLAG_ROWS)?;
     let mut outcomes = Vec::with_capacity(rows.len());
     for raw in &rows {
         let outcome = match parse_row(store, raw, ctx.at) {

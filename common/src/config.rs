@@ -5,6 +5,7 @@ use base64::Engine;
 
 use crate::codes::keys::{KeyRing, KeyRingError};
 use crate::crypto::{KeyError, Keys};
+use crate::domain::testing::{DEFAULT_RESULT_RETENTION_DAYS, MAX_RESULT_RETENTION_DAYS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -24,6 +25,8 @@ pub enum ConfigError {
     LocalEndpointInProduction,
     #[error("KINCODE_SIGNING_KEYS: {0}")]
     SigningKeys(#[from] KeyRingError),
+    #[error("KINCODE_RESULT_RETENTION_DAYS must be a whole number of days from 1 to {MAX_RESULT_RETENTION_DAYS}, not `{0}`")]
+    ResultRetention(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,8 @@ pub struct Config {
     face_verifier: Option<String>,
     signing_keys: Option<String>,
     offline_bucket: Option<String>,
+    /// How long sample registrations and results are kept (days).
+    pub result_retention_days: u32,
 }
 
 impl Config {
@@ -71,6 +76,15 @@ impl Config {
             Some("local") => Stage::Local,
             Some(other) => return Err(ConfigError::UnknownStage(other.into())),
         };
+        let result_retention_days = match lookup("KINCODE_RESULT_RETENTION_DAYS") {
+            None => DEFAULT_RESULT_RETENTION_DAYS,
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .ok()
+                .filter(|days| (1..=MAX_RESULT_RETENTION_DAYS).contains(days))
+                .ok_or(ConfigError::ResultRetention(raw))?,
+        };
         let aws_endpoint = lookup("KINCODE_AWS_ENDPOINT");
         if stage == Stage::Production && aws_endpoint.is_some() {
             return Err(ConfigError::LocalEndpointInProduction);
@@ -84,6 +98,7 @@ impl Config {
             face_verifier: lookup("KINCODE_FACE_VERIFIER"),
             signing_keys: lookup("KINCODE_SIGNING_KEYS"),
             offline_bucket: lookup("KINCODE_OFFLINE_BUCKET"),
+            result_retention_days,
         };
         config.keys()?;
         Ok(config)
@@ -181,6 +196,26 @@ mod tests {
             "http://127.0.0.1:1",
         )])));
         assert!(matches!(err, Err(ConfigError::LocalEndpointInProduction)));
+    }
+
+    #[test]
+    fn result_retention_defaults_and_is_bounded() {
+        let default = Config::from_lookup(env(&base(&[]))).unwrap();
+        assert_eq!(default.result_retention_days, DEFAULT_RESULT_RETENTION_DAYS);
+        let set = base(&[("KINCODE_RESULT_RETENTION_DAYS", "30")]);
+        assert_eq!(
+            Config::from_lookup(env(&set))
+                .unwrap()
+                .result_retention_days,
+            30
+        );
+        for bad in ["0", "366", "two weeks", "-1"] {
+            let vars = base(&[("KINCODE_RESULT_RETENTION_DAYS", bad)]);
+            assert!(matches!(
+                Config::from_lookup(env(&vars)),
+                Err(ConfigError::ResultRetention(_))
+            ));
+        }
     }
 
     #[test]

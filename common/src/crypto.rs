@@ -51,6 +51,11 @@ pub enum SealContext<'a> {
     CodeHolderName {
         binding_id: &'a str,
     },
+    /// Where the next page of a binding's results starts: sealed, so a client can neither
+    /// read nor alter it, nor use it with another binding.
+    ResultsCursor {
+        binding_id: &'a str,
+    },
 }
 
 impl SealContext<'_> {
@@ -59,6 +64,7 @@ impl SealContext<'_> {
             Self::RelativeName { binding_id } => format!("kincode/name/{binding_id}"),
             Self::RelativeIdNumber { binding_id } => format!("kincode/id/{binding_id}"),
             Self::CodeHolderName { binding_id } => format!("kincode/code-holder/{binding_id}"),
+            Self::ResultsCursor { binding_id } => format!("kincode/results-cursor/{binding_id}"),
         }
     }
 }
@@ -103,6 +109,12 @@ impl Keys {
         let mut id = [0u8; 16];
         id.copy_from_slice(&bytes[..16]);
         uuid::Builder::from_random_bytes(id).into_uuid().to_string()
+    }
+
+    /// The key of a registration's replay record: the caller's Idempotency-Key, keyed so the
+    /// stored key says nothing and one caller's key never meets another's.
+    pub fn replay_key(&self, actor: &str, idempotency_key: &str) -> String {
+        self.mac("kincode/replay/v1", &[actor, idempotency_key])
     }
 
     pub fn seal(&self, plaintext: &str, context: SealContext<'_>) -> String {

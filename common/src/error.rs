@@ -69,6 +69,24 @@ pub enum AppError {
     InvalidPurpose,
     #[error("batch too large")]
     BatchTooLarge { max_rows: usize },
+    #[error("checkpoint caller has no site claim")]
+    SiteNotAssigned,
+    #[error("invalid tube id")]
+    InvalidTubeId,
+    #[error("invalid tube kind")]
+    InvalidTubeKind,
+    #[error("tube full")]
+    TubeFull { capacity: u32 },
+    #[error("tube kind differs from its first registration")]
+    TubeKindMismatch { tube_kind: &'static str },
+    #[error("tube reported or past retention")]
+    TubeClosed,
+    #[error("yellow or red code in a pooled tube")]
+    PoolingNotAllowed,
+    #[error("person already in this tube")]
+    AlreadyInTube,
+    #[error("invalid or tampered cursor")]
+    InvalidCursor,
     #[error("dependency unavailable: {0}")]
     DependencyUnavailable(String),
     #[error("internal error: {0}")]
@@ -87,8 +105,11 @@ impl AppError {
             | InvalidRelationship
             | ConsentRequired
             | InvalidPurpose
-            | BatchTooLarge { .. } => 400,
-            Forbidden => 403,
+            | BatchTooLarge { .. }
+            | InvalidTubeId
+            | InvalidTubeKind
+            | InvalidCursor => 400,
+            Forbidden | SiteNotAssigned => 403,
             BindingNotFound | OfflineCodeNotFound => 404,
             AlreadyBound
             | GuardianLimitReached
@@ -99,7 +120,12 @@ impl AppError {
             | VerificationNotStarted
             | PledgeOutdated
             | Conflict
-            | VerificationRequired => 409,
+            | VerificationRequired
+            | TubeFull { .. }
+            | TubeKindMismatch { .. }
+            | TubeClosed
+            | PoolingNotAllowed
+            | AlreadyInTube => 409,
             AgeNotEligible(_)
             | IdempotencyKeyReused
             | FaceVerificationFailed
@@ -145,6 +171,15 @@ impl AppError {
             KinCodeNotForArrival => "kin_code_not_for_arrival",
             InvalidPurpose => "invalid_purpose",
             BatchTooLarge { .. } => "batch_too_large",
+            SiteNotAssigned => "site_not_assigned",
+            InvalidTubeId => "invalid_tube_id",
+            InvalidTubeKind => "invalid_tube_kind",
+            TubeFull { .. } => "tube_full",
+            TubeKindMismatch { .. } => "tube_kind_mismatch",
+            TubeClosed => "tube_closed",
+            PoolingNotAllowed => "pooling_not_allowed",
+            AlreadyInTube => "already_in_tube",
+            InvalidCursor => "invalid_cursor",
             DependencyUnavailable(_) => "service_unavailable",
             Internal(_) => "internal_error",
         }
@@ -184,6 +219,15 @@ impl AppError {
             KinCodeNotForArrival => "亲属码现阶段不适用于“一场两站”",
             InvalidPurpose => "请选择正确的扫码场景",
             BatchTooLarge { .. } => "单次提交的记录过多",
+            SiteNotAssigned => "当前账号未关联采样点,无法登记样本",
+            InvalidTubeId => "请扫描正确的试管条码",
+            InvalidTubeKind => "请选择正确的采样方式",
+            TubeFull { .. } => "该试管已满,请更换新试管",
+            TubeKindMismatch { .. } => "采样方式与该试管首次登记时不一致",
+            TubeClosed => "该试管已送检,不能继续登记",
+            PoolingNotAllowed => "红码、黄码人员须单人单管采样",
+            AlreadyInTube => "该人员已登记在此试管中,请勿重复登记",
+            InvalidCursor => "分页参数无效,请从第一页重新查询",
             DependencyUnavailable(_) => "系统繁忙,请稍后再试",
             Internal(_) => "系统异常,请稍后再试",
         }
@@ -204,6 +248,12 @@ impl AppError {
             }
             AppError::BatchTooLarge { max_rows } => {
                 details.insert("max_rows".into(), (*max_rows).into());
+            }
+            AppError::TubeFull { capacity } => {
+                details.insert("capacity".into(), (*capacity).into());
+            }
+            AppError::TubeKindMismatch { tube_kind } => {
+                details.insert("tube_kind".into(), (*tube_kind).into());
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::domain::binding::{Binding, BindingId, GuardianId, IdempotencyKey};
 use crate::domain::policy::unbind_available_at;
+use crate::domain::testing::Site;
 use crate::error::{rfc3339, AppError};
 
 /// Bodies here are a few hundred bytes; anything near this is not a real client.
@@ -41,6 +42,7 @@ impl Call {
 /// check them again).
 pub const CHECKPOINT_SCOPE: &str = "kincode/checkpoint";
 pub const AUTHORITY_SCOPE: &str = "kincode/authority";
+pub const LAB_SCOPE: &str = "kincode/lab";
 
 /// A call by staff: testing-site staff, labs or the health authority. `actor` is their `sub`.
 #[derive(Debug, Clone)]
@@ -80,6 +82,22 @@ impl StaffCall {
             at: now,
         }
     }
+}
+
+/// The testing site of a checkpoint caller, from its token's `site_id` (and `site_name`)
+/// claims: 403 without one, since a sample must say where it was taken.
+pub fn site(req: &Request) -> Result<Site, AppError> {
+    let claims = jwt_claims(req);
+    let claim = |name: &str| claims.and_then(|c| c.get(name)).map(String::as_str);
+    claim("site_id")
+        .and_then(|id| Site::parse(id, claim("site_name")))
+        .ok_or(AppError::SiteNotAssigned)
+}
+
+/// A query-string parameter, if present.
+pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref()
+        .and_then(|params| params.first(name))
 }
 
 fn jwt_claims(req: &Request) -> Option<&std::collections::HashMap<String, String>> {

@@ -2,6 +2,7 @@
 //! glue every function uses.
 
 pub mod authority;
+pub mod batch;
 pub mod bindings;
 pub mod blobs;
 pub mod cleanup;
@@ -17,3 +18,4 @@ pub mod imaging;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod testing;

@@ -70,7 +70,8 @@ impl Services {
     }
 
     pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Result<Self, ConfigError> {
-        let store = Store::new(dynamodb, config.table.clone(), config.keys()?);
+        let store = Store::new(dynamodb, config.table.clone(), config.keys()?)
+            .with_result_retention(chrono::Duration::days(config.result_retention_days.into()));
         Ok(Self { config, store })
     }
 }

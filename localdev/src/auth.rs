@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 
 pub const ISSUER: &str = "kincode-local";
 pub const AUDIENCE: &str = "kincode";
-/// Scheme of the plain development form: `Authorization: Dev user-123`, or with scopes
-/// `Authorization: Dev site-7 kincode/checkpoint`.
+/// Scheme of the plain development form: `Authorization: Dev user-123`, or with scopes and
+/// other claims `Authorization: Dev site-7 kincode/checkpoint site_id=XA-0007`.
 pub const DEV_SCHEME: &str = "Dev ";
 
 pub struct DevAuth {
@@ -32,11 +32,17 @@ impl DevAuth {
 
     /// A token for `sub`, valid 30 days.
     pub fn issue(&self, sub: &str, now: DateTime<Utc>) -> String {
-        self.issue_with_scope(sub, None, now)
+        self.issue_with_claims(sub, &[], now)
     }
 
-    /// A token for `sub` with a `scope` claim (space-separated scopes), valid 30 days.
-    pub fn issue_with_scope(&self, sub: &str, scope: Option<&str>, now: DateTime<Utc>) -> String {
+    /// A token for `sub` with more claims (a `scope` claim holds space-separated scopes),
+    /// valid 30 days.
+    pub fn issue_with_claims(
+        &self,
+        sub: &str,
+        extra: &[(&str, &str)],
+        now: DateTime<Utc>,
+    ) -> String {
         let mut claims = json!({
             "sub": sub,
             "iss": ISSUER,
@@ -44,8 +50,8 @@ impl DevAuth {
             "iat": now.timestamp(),
             "exp": (now + Duration::days(30)).timestamp(),
         });
-        if let Some(scope) = scope {
-            claims["scope"] = scope.into();
+        for (name, value) in extra {
+            claims[*name] = (*value).into();
         }
         encode(
             &Header::new(Algorithm::HS256),
@@ -65,7 +71,15 @@ impl DevAuth {
                 ("sub".to_owned(), sub.to_owned()),
                 ("iss".to_owned(), format!("{ISSUER}/dev")),
             ]);
-            let scope = words.collect::<Vec<_>>().join(" ");
+            let (named, scopes): (Vec<&str>, Vec<&str>) = words.partition(|w| w.contains('='));
+            for pair in named {
+                let (name, value) = pair.split_once('=')?;
+                if name.is_empty() || name == "sub" {
+                    return None;
+                }
+                claims.insert(name.to_owned(), value.to_owned());
+            }
+            let scope = scopes.join(" ");
             if !scope.is_empty() {
                 claims.insert("scope".to_owned(), scope);
             }
@@ -161,9 +175,28 @@ mod tests {
     }
 
     #[test]
+    fn the_dev_form_takes_other_claims_as_name_value_pairs() {
+        let auth = DevAuth::new(vec![3; 32]);
+        let staff = auth
+            .claims(Some(
+                "Dev site-7 kincode/checkpoint site_id=XA-0007 site_name=雁塔",
+            ))
+            .unwrap();
+        assert_eq!(staff["site_id"], "XA-0007");
+        assert_eq!(staff["site_name"], "雁塔");
+        assert_eq!(staff["scope"], "kincode/checkpoint");
+        assert!(auth.claims(Some("Dev site-7 sub=someone-else")).is_none());
+        assert!(auth.claims(Some("Dev site-7 =x")).is_none());
+    }
+
+    #[test]
     fn issued_tokens_carry_their_scope() {
         let auth = DevAuth::new(vec![3; 32]);
-        let token = auth.issue_with_scope("dev-authority", Some("kincode/authority"), Utc::now());
+        let token = auth.issue_with_claims(
+            "dev-authority",
+            &[("scope", "kincode/authority")],
+            Utc::now(),
+        );
         let claims = auth.claims(Some(&token)).unwrap();
         assert_eq!(claims["sub"], "dev-authority");
         assert_eq!(claims["scope"], "kincode/authority");

@@ -18,9 +18,17 @@ use kincode_localdev::provision::{ensure_buckets, ensure_table};
 use kincode_localdev::scheduler;
 use kincode_localdev::template::{RouteAuth, Template};
 
-/// The staff callers the banner prints tokens for: (sub, scope).
-const CHECKPOINT_STAFF: (&str, &str) = ("dev-checkpoint", "kincode/checkpoint");
-const AUTHORITY: (&str, &str) = ("dev-authority", "kincode/authority");
+/// The staff callers the banner prints tokens for: their `sub` and other claims.
+const CHECKPOINT_STAFF: (&str, &[(&str, &str)]) = (
+    "dev-checkpoint",
+    &[
+        ("scope", "kincode/checkpoint"),
+        ("site_id", "dev-site-1"),
+        ("site_name", "本地测试采样点"),
+    ],
+);
+const LAB: (&str, &[(&str, &str)]) = ("dev-lab", &[("scope", "kincode/lab")]);
+const AUTHORITY: (&str, &[(&str, &str)]) = ("dev-authority", &[("scope", "kincode/authority")]);
 
 #[derive(Parser)]
 #[command(about = "Serve kincode's API locally through the Lambda Runtime Interface Emulator")]
@@ -164,19 +172,20 @@ async fn start(args: Args) -> Result<(), String> {
         kincode_localdev::auth::AUDIENCE
     );
     println!("dev token (sub dev-guardian, 30 days): {token}");
-    for (sub, scope) in [CHECKPOINT_STAFF, AUTHORITY] {
+    for (sub, claims) in [CHECKPOINT_STAFF, LAB, AUTHORITY] {
+        let listed: Vec<String> = claims.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
-            "dev token (sub {sub}, scope {scope}, 30 days): {}",
-            auth.issue_with_scope(sub, Some(scope), now)
+            "dev token (sub {sub}, {}, 30 days): {}",
+            listed.join(", "),
+            auth.issue_with_claims(sub, claims, now)
         );
     }
     println!(
-        "or name the caller (and any scopes) directly: -H 'Authorization: Dev <sub> [<scope> ...]'"
+        "or name the caller (and any scopes and claims) directly: -H 'Authorization: Dev <sub> [<scope> ...] [<claim>=<value> ...]'"
     );
     println!("try: curl -s -H 'Authorization: Bearer {token}' {base}/relatives");
     println!(
-        "try: curl -s -H 'Authorization: Dev {} {}' -H 'content-type: application/json' -d '{{\"code\":\"<code>\",\"purpose\":\"nucleic_acid_test\"}}' {base}/checkpoints/scan",
-        CHECKPOINT_STAFF.0, CHECKPOINT_STAFF.1
+        "try: curl -s -H 'Authorization: Dev dev-checkpoint kincode/checkpoint site_id=dev-site-1' -H 'content-type: application/json' -d '{{\"code\":\"<code>\",\"tube_id\":\"T-000001\",\"tube_kind\":\"pooled_10\"}}' {base}/checkpoints/samples"
     );
     for schedule in &schedules {
         println!(

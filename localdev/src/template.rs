@@ -188,7 +188,8 @@ impl Template {
             .collect()
     }
 
-    /// A function's environment as deployed: Globals merged with its own.
+    /// A function's environment as deployed: Globals merged with its own, a `!Ref` to a
+    /// parameter read as the parameter's default.
     pub fn function_environment(&self, function: &str) -> HashMap<String, String> {
         let globals = &self.0["Globals"]["Function"]["Environment"]["Variables"];
         let own = &self.resource(function)["Properties"]["Environment"]["Variables"];
@@ -198,9 +199,19 @@ impl Template {
             .flatten()
             .map(|(k, v)| {
                 let value = v.as_str().map(str::to_owned).unwrap_or_default();
+                let value = self.parameter_default(&value).unwrap_or(value);
                 (k.as_str().unwrap_or_default().to_owned(), value)
             })
             .collect()
+    }
+
+    /// A template parameter's `Default`, as text.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        match &self.0["Parameters"][name]["Default"] {
+            Yaml::String(s) => Some(s.clone()),
+            Yaml::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
     }
 
     pub fn table_properties(&self) -> &Yaml {

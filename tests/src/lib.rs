@@ -143,6 +143,10 @@ pub trait EventExt {
     fn without_caller(self) -> Self;
     /// Sets the `scope` claim (`None` removes it).
     fn with_scope(self, scope: Option<&str>) -> Self;
+    /// Sets a JWT claim (`None` removes it).
+    fn with_claim(self, name: &str, value: Option<&str>) -> Self;
+    /// Sets a query-string parameter.
+    fn with_query(self, name: &str, value: &str) -> Self;
     fn with_path_binding(self, binding_id: &str) -> Self;
     fn with_body(self, body: Value) -> Self;
     fn with_raw_body(self, body: &str) -> Self;
@@ -170,6 +174,30 @@ impl EventExt for Value {
                 claims.as_object_mut().expect("claims").remove("scope");
             }
         }
+        self
+    }
+    fn with_claim(mut self, name: &str, value: Option<&str>) -> Self {
+        let claims = &mut self["requestContext"]["authorizer"]["jwt"]["claims"];
+        match value {
+            Some(value) => claims[name] = value.into(),
+            None => {
+                claims.as_object_mut().expect("claims").remove(name);
+            }
+        }
+        self
+    }
+    fn with_query(mut self, name: &str, value: &str) -> Self {
+        if !self["queryStringParameters"].is_object() {
+            self["queryStringParameters"] = serde_json::json!({});
+        }
+        self["queryStringParameters"][name] = value.into();
+        let query: Vec<String> = self["queryStringParameters"]
+            .as_object()
+            .expect("object")
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        self["rawQueryString"] = query.join("&").into();
         self
     }
     fn with_path_binding(mut self, binding_id: &str) -> Self {
@@ -569,4 +597,74 @@ pub fn decode_qr_twice(png_bytes: &[u8]) -> String {
     let text = decode_qr_png(png_bytes);
     assert_eq!(zbar_decode_png(png_bytes), text, "zbarimg and rqrr agree");
     text
+}
+
+/// The site every test registration is made at.
+pub fn test_site() -> kincode_common::domain::testing::Site {
+    kincode_common::domain::testing::Site::parse("XA-YT-0412", Some("雁塔区小寨街道核酸采样点"))
+        .expect("site")
+}
+
+/// Registers `binding`'s relative into `tube` at `at`, with an online code shown at `at`,
+/// through the use case (as the checkpoint `site-test`).
+pub async fn register_sample_at(
+    services: &Services,
+    keys: &KeyRing,
+    binding: &Binding,
+    tube: &str,
+    kind: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<kincode_common::testing::samples::Registered, kincode_common::error::AppError> {
+    use kincode_common::testing::samples::{self, Checkpoint, SampleRequest};
+    let code = kincode_common::codes::show::online_code(
+        &services.store,
+        keys,
+        &binding.guardian,
+        &binding.id,
+        at,
+    )
+    .await?;
+    let site = test_site();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let ctx = kincode_common::store::ActionContext {
+        request_id: &request_id,
+        at,
+    };
+    let request = SampleRequest {
+        code: Some(code.token),
+        tube_id: Some(tube.into()),
+        tube_kind: kind.map(str::to_owned),
+    };
+    let checkpoint = Checkpoint {
+        actor: "site-test",
+        site: &site,
+    };
+    samples::register(&services.store, keys, checkpoint, request, None, ctx).await
+}
+
+/// Reports one tube's result at `at` through the use case (as the lab `lab-test`); the
+/// row's outcome.
+pub async fn report_result_at(
+    services: &Services,
+    tube: &str,
+    result: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> kincode_common::testing::lab::RowOutcome {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let ctx = kincode_common::store::ActionContext {
+        request_id: &request_id,
+        at,
+    };
+    let batch = serde_json::from_value(serde_json::json!({
+        "rows": [{ "tube_id": tube, "result": result, "reported_at": at }]
+    }))
+    .expect("batch");
+    kincode_common::testing::lab::apply_results(&services.store, "lab-test", batch, ctx)
+        .await
+        .expect("results applied")[0]
+}
+
+/// A new tube barcode.
+pub fn fresh_tube() -> String {
+    format!("T-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// Event file → documented status, in the order they run.
 /// `cleanup.json` is the scheduler's raw input, not an HTTP event: its "status" is 200 when
 /// the function answers its counts.
-const DOCUMENTED: [(&str, u16); 14] = [
+const DOCUMENTED: [(&str, u16); 17] = [
     ("bind.json", 201),
     ("bind-adult.json", 422),
     ("bind-invalid-id.json", 400),
@@ -25,6 +25,9 @@ const DOCUMENTED: [(&str, u16); 14] = [
     ("offline-create.json", 201),
     ("offline-get.json", 200),
     ("scan.json", 200),
+    ("samples.json", 201),
+    ("lab-results.json", 200),
+    ("results.json", 200),
     ("keys.json", 200),
     ("risk-flags.json", 200),
     ("cleanup.json", 200),
@@ -104,6 +107,19 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
         if file == "scan.json" {
             event = event.with_body(json!({ "code": code, "purpose": "nucleic_acid_test" }));
         }
+        if file == "lab-results.json" {
+            // The file's report time is a fixed day; a report is never before its sample.
+            let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+            for row in body["rows"].as_array_mut().unwrap() {
+                row["reported_at"] = chrono::Utc::now().to_rfc3339().into();
+            }
+            event = event.with_body(body);
+        }
+        if file == "samples.json" {
+            let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+            body["code"] = code.clone().into();
+            event = event.with_body(body);
+        }
         let invocation = emulators[&binary_name].invoke(&event).await.unwrap();
         let answer = apigw::response(&invocation.payload).unwrap_or_else(|e| panic!("{file}: {e}"));
         let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
@@ -112,6 +128,24 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
             "bind.json" => binding_id = body["id"].as_str().unwrap().to_owned(),
             "verify-start.json" => certify_id = body["certify_id"].as_str().unwrap().to_owned(),
             "render.json" => code = body["code"].as_str().unwrap().to_owned(),
+            "lab-results.json" => {
+                let outcomes: Vec<&str> = body["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        r["error"]["code"]
+                            .as_str()
+                            .or(r["outcome"].as_str())
+                            .unwrap()
+                    })
+                    .collect();
+                assert_eq!(outcomes, ["stored", "unknown_tube", "invalid_result"]);
+            }
+            "results.json" => {
+                assert_eq!(body["results"][0]["status"], "negative", "{body}");
+                assert_eq!(body["results"][0]["sampling"], "pooled", "{body}");
+            }
             _ => {}
         }
     }

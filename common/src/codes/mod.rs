@@ -11,7 +11,7 @@ pub mod token;
 use chrono::{DateTime, Utc};
 
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
-use crate::domain::health::{colour, HealthColour, HealthSignals};
+use crate::domain::health::{colour, HealthColour};
 use crate::error::AppError;
 use crate::store::Store;
 
@@ -21,9 +21,7 @@ pub async fn current_colour(
     relative_key: &str,
     now: DateTime<Utc>,
 ) -> Result<HealthColour, AppError> {
-    let signals = HealthSignals {
-        flags: store.risk_signals(relative_key).await?,
-    };
+    let signals = store.health_signals(relative_key, now).await?;
     Ok(colour(&signals, now))
 }
 

@@ -1,10 +1,13 @@
 //! The health colour: one rules function, the same one a personal code would use.
 //!
-//! Signals come from the health authority (risk flags with a window in force) and, later, the
-//! nucleic-acid results. No signal in force means green; otherwise the worst colour in force.
+//! Signals come from the health authority (risk flags with a window in force) and from
+//! nucleic-acid tests (`testing::tests_colour`). No signal in force means green; otherwise the
+//! worst colour in force.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::testing::{tests_colour, TestSignal};
 
 /// Ordered from best to worst, so the colour of several signals is their maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -111,6 +114,8 @@ impl RiskSignal {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HealthSignals {
     pub flags: Vec<RiskSignal>,
+    /// Tests within the retention period.
+    pub tests: Vec<TestSignal>,
 }
 
 /// The colour at `now`: the worst signal in force, green when none is.
@@ -120,6 +125,7 @@ pub fn colour(signals: &HealthSignals, now: DateTime<Utc>) -> HealthColour {
         .iter()
         .filter(|s| s.in_force(now))
         .map(|s| s.flag.colour())
+        .chain([tests_colour(&signals.tests)])
         .max()
         .unwrap_or(HealthColour::Green)
 }
@@ -143,6 +149,7 @@ mod tests {
                     until: until_h.map(|h| t0() + Duration::hours(h)),
                 })
                 .collect(),
+            tests: Vec::new(),
         }
     }
 
@@ -211,6 +218,22 @@ mod tests {
             assert_eq!(colour(&s, last), flag.colour(), "{flag:?}");
             assert_eq!(colour(&s, t0() + Duration::hours(3)), HealthColour::Green);
         }
+    }
+
+    #[test]
+    fn flags_and_tests_combine_to_the_worst() {
+        use crate::domain::testing::{TestStatus, TubeKind};
+        let mut s = signals(&[(RiskFlag::SecondaryContact, 0, None)]);
+        s.tests.push(TestSignal {
+            sampled_at: t0(),
+            kind: TubeKind::Single,
+            status: TestStatus::Positive,
+        });
+        assert_eq!(colour(&s, t0()), HealthColour::Red);
+        s.tests[0].status = TestStatus::Negative;
+        assert_eq!(colour(&s, t0()), HealthColour::Yellow);
+        s.flags.clear();
+        assert_eq!(colour(&s, t0()), HealthColour::Green);
     }
 
     #[test]

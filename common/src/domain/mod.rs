@@ -9,6 +9,7 @@ pub mod pledge;
 pub mod policy;
 pub mod relationship;
 pub mod resident_id;
+pub mod testing;
 
 /// Items that expire carry their expiry as epoch seconds (the table's TTL attribute) and an
 /// hour bucket, so the cleanup reads one index partition per hour instead of scanning.

@@ -151,6 +151,22 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// A transaction item that holds only while the binding's codes are valid (not unbound).
+    pub(super) fn anchor_active_check(
+        &self,
+        binding: &BindingId,
+    ) -> Result<TransactWriteItem, AppError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(anchor_pk(binding), ANCHOR_SK.into())))
+            .condition_expression("#status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s("active"))
+            .build()
+            .map_err(|e| AppError::Internal(format!("build check: {e}")))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
     /// A revoked offline card on the published list (in the unbind transaction).
     pub(super) fn revocation_put(
         &self,
@@ -234,19 +250,9 @@ impl Store {
             .expression_attribute_values(":due", n(quota_due.due_at))
             .build()
             .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
-        let anchor_active = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(anchor_pk(&binding.id), ANCHOR_SK.into())))
-            .condition_expression("#status = :active")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":active", s("active"))
-            .build()
-            .map_err(|e| AppError::Internal(format!("build check: {e}")))?;
         let items = vec![
             TransactWriteItem::builder().update(quota).build(),
-            TransactWriteItem::builder()
-                .condition_check(anchor_active)
-                .build(),
+            self.anchor_active_check(&binding.id)?,
             self.put_item(Self::to_item(&item)?, Some("attribute_not_exists(pk)"))?,
             self.audit_put(
                 AuditSubject::Binding {

@@ -17,15 +17,17 @@ fn ended_flag_retention() -> Duration {
 }
 
 fn flag_sk(flag: RiskFlag) -> String {
-    format!("F#{}", flag.as_str())
+    format!("{FLAG_PREFIX}{}", flag.as_str())
 }
 
+pub(super) const FLAG_PREFIX: &str = "H#F#";
+
 #[derive(Debug, Serialize, Deserialize)]
-struct FlagItem {
+pub(super) struct FlagItem {
     pk: String,
     sk: String,
     #[serde(flatten)]
-    signal: RiskSignal,
+    pub(super) signal: RiskSignal,
     /// The window as one comparable value, so a replayed row is recognised as unchanged.
     window: String,
     actor: String,
@@ -66,14 +68,6 @@ fn window(signal: &RiskSignal) -> String {
 }
 
 impl Store {
-    /// The person's flags (in force or not: the colour rules decide).
-    pub async fn risk_signals(&self, relative_key: &str) -> Result<Vec<RiskSignal>, AppError> {
-        let items: Vec<FlagItem> = self
-            .query_prefix(relative_pk(relative_key), "F#", true, "read risk flags")
-            .await?;
-        Ok(items.into_iter().map(|i| i.signal).collect())
-    }
-
     /// Applies one row, with its audit record in the same transaction. A row equal to what is
     /// stored (a replay), or a clear of a flag not set, writes nothing.
     pub async fn write_flag(
@@ -132,6 +126,8 @@ impl Store {
             AuditSubject::Relative {
                 actor,
                 relative_key,
+                binding: None,
+                target: None,
             },
             action,
             ctx,

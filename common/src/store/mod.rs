@@ -8,7 +8,13 @@
 //! - `G#<guardian>` / `L#<relative key>`: guard item that makes one binding per pair.
 //! - `G#<guardian>` / `A#<binding id>#<time>#<action>#<request id>`: audit records, with TTL.
 //! - `R#<relative key>` / `COUNT`: how many guardians hold the relative (`guardians`).
-//! - `R#<relative key>` / `F#<flag>`: a health-authority risk flag in force for the person.
+//! - `R#<relative key>` / `H#F#<flag>`: a health-authority risk flag for the person.
+//! - `R#<relative key>` / `H#T#<sampled at>#<tube>`: one nucleic-acid test of the person, with
+//!   its status; beside the flags (`H#`), so one query reads all the colour depends on.
+//! - `T#<tube>` / `TUBE`: a sample tube: kind, fill, site, and the lab's result once reported.
+//! - `T#<tube>` / `M#<relative key>`: a person in the tube (once per tube), and their test.
+//! - `IK#<keyed hash of caller and Idempotency-Key>` / `SAMPLE`: what a registration answered,
+//!   for a day, so a retried request answers the same.
 //! - `R#<relative key>` / `OQ#<China date>`: offline cards generated that day (`generated`).
 //! - `R#<relative key>` / `A#<time>#<action>#<request id>`: the authority's audit records.
 //! - `K#<binding id>` / `ANCHOR`: what a scanned code resolves to: active, or revoked at unbind.
@@ -25,11 +31,16 @@ mod bindings;
 mod cleanup;
 mod codes;
 mod flags;
+mod health;
+mod testing;
 
 pub use bindings::{CreateBindingError, NewBinding};
 pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
 pub use codes::{OfflineCardRecord, ScannedAnchor};
 pub use flags::{FlagWrite, FlagWriteOutcome};
+pub use testing::{
+    RegisterError, RegisteredSample, SampleRegistration, TestPage, TestRecord, TubeRecord,
+};
 
 use std::collections::HashMap;
 
@@ -43,6 +54,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::Keys;
 use crate::domain::binding::{BindingId, GuardianId};
 use crate::domain::expiry_bucket;
+use crate::domain::testing::DEFAULT_RESULT_RETENTION_DAYS;
 use crate::error::AppError;
 
 /// Audit records are kept one year: long enough for disputes over a binding, short enough
@@ -99,6 +111,9 @@ pub enum AuditAction {
     OfflineCodeIssued,
     RiskFlagSet,
     RiskFlagCleared,
+    SampleRegistered,
+    ResultReported,
+    ResultsViewed,
 }
 
 impl AuditAction {
@@ -113,6 +128,9 @@ impl AuditAction {
             Self::OfflineCodeIssued => "offline_code_issued",
             Self::RiskFlagSet => "risk_flag_set",
             Self::RiskFlagCleared => "risk_flag_cleared",
+            Self::SampleRegistered => "sample_registered",
+            Self::ResultReported => "result_reported",
+            Self::ResultsViewed => "results_viewed",
         }
     }
 }
@@ -127,6 +145,9 @@ struct AuditRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     binding_id: Option<String>,
     relative_key: String,
+    /// What the action was on, when not the binding itself (a tube).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
     request_id: String,
     at: DateTime<Utc>,
     /// TTL attribute (epoch seconds).
@@ -153,7 +174,8 @@ pub struct ActionContext<'a> {
 }
 
 /// The subject of an audit record: a binding (kept in its guardian's partition) or a person
-/// (kept in the relative's partition, for actions not taken through a binding).
+/// (kept in the relative's partition: the authority's flags, their samples and results, and
+/// guardians reading those results).
 enum AuditSubject<'a> {
     Binding {
         actor: &'a str,
@@ -164,6 +186,11 @@ enum AuditSubject<'a> {
     Relative {
         actor: &'a str,
         relative_key: &'a str,
+        /// The binding acted through, if any (a scanned code, a guardian's query).
+        binding: Option<&'a BindingId>,
+        /// What the action was on (a tube), also in the sort key: one request may touch the
+        /// same person through several tubes.
+        target: Option<&'a str>,
     },
 }
 
@@ -200,6 +227,8 @@ pub struct Store {
     client: Client,
     table: String,
     keys: Keys,
+    /// How long registrations and results are kept; reads ignore older ones.
+    result_retention: Duration,
 }
 
 impl Store {
@@ -208,7 +237,17 @@ impl Store {
             client,
             table: table.into(),
             keys,
+            result_retention: Duration::days(DEFAULT_RESULT_RETENTION_DAYS.into()),
         }
+    }
+
+    pub fn with_result_retention(mut self, retention: Duration) -> Self {
+        self.result_retention = retention;
+        self
+    }
+
+    pub fn result_retention(&self) -> Duration {
+        self.result_retention
     }
 
     pub fn keys(&self) -> &Keys {
@@ -225,6 +264,14 @@ impl Store {
         action: AuditAction,
         ctx: ActionContext<'_>,
     ) -> Result<TransactWriteItem, AppError> {
+        self.put_item(Self::audit_item(subject, action, ctx)?, None)
+    }
+
+    fn audit_item(
+        subject: AuditSubject<'_>,
+        action: AuditAction,
+        ctx: ActionContext<'_>,
+    ) -> Result<HashMap<String, AttributeValue>, AppError> {
         let expires = ctx.at + audit_retention();
         let stamp = format!(
             "{}#{}#{}",
@@ -232,7 +279,7 @@ impl Store {
             action.as_str(),
             ctx.request_id
         );
-        let (pk, sk, actor, binding_id, relative_key) = match subject {
+        let (pk, sk, actor, binding_id, relative_key, target) = match subject {
             AuditSubject::Binding {
                 actor,
                 guardian,
@@ -244,31 +291,38 @@ impl Store {
                 actor,
                 Some(binding.as_str().to_owned()),
                 relative_key,
+                None,
             ),
             AuditSubject::Relative {
                 actor,
                 relative_key,
+                binding,
+                target,
             } => (
                 relative_pk(relative_key),
-                format!("A#{stamp}"),
+                match target {
+                    Some(target) => format!("A#{stamp}#{target}"),
+                    None => format!("A#{stamp}"),
+                },
                 actor,
-                None,
+                binding.map(|b| b.as_str().to_owned()),
                 relative_key,
+                target.map(str::to_owned),
             ),
         };
-        let record = AuditRecord {
+        Self::to_item(&AuditRecord {
             pk,
             sk,
             action,
             actor: actor.into(),
             binding_id,
             relative_key: relative_key.into(),
+            target,
             request_id: ctx.request_id.into(),
             at: ctx.at,
             expires_at: expires.timestamp(),
             due: Due::at(expires),
-        };
-        self.put_item(Self::to_item(&record)?, None)
+        })
     }
 
     /// One item by key, strongly consistent.
@@ -299,7 +353,20 @@ impl Store {
         forward: bool,
         operation: &'static str,
     ) -> Result<Vec<T>, AppError> {
-        let mut records = Vec::new();
+        let items = self.query_items(pk, prefix, forward, operation).await?;
+        serde_dynamo::from_items(items)
+            .map_err(|e| AppError::Internal(format!("{operation}: decode: {e}")))
+    }
+
+    /// Like `query_prefix`, undecoded: for partitions that hold several kinds of item.
+    async fn query_items(
+        &self,
+        pk: String,
+        prefix: &str,
+        forward: bool,
+        operation: &'static str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, AppError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let mut query = self
@@ -322,12 +389,10 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| dynamodb_error(operation, e))?;
-            let page: Vec<T> = serde_dynamo::from_items(out.items.unwrap_or_default())
-                .map_err(|e| AppError::Internal(format!("{operation}: decode: {e}")))?;
-            records.extend(page);
+            items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
             if start.is_none() {
-                return Ok(records);
+                return Ok(items);
             }
         }
     }
@@ -394,19 +459,30 @@ impl Store {
             .inspect_err(|e| tracing::debug!(operation, error = %DisplayErrorContext(e), "transaction refused"))
     }
 
-    /// Which items of a cancelled transaction failed their condition.
-    fn failed_conditions(err: &TransactError) -> Option<Vec<bool>> {
+    /// Why each item of a cancelled transaction was refused (`None` for one that was not):
+    /// `ConditionalCheckFailed`, or `TransactionConflict` when another transaction held it.
+    fn cancellation_codes(err: &TransactError) -> Option<Vec<Option<String>>> {
         match err {
             SdkError::ServiceError(ctx) => match ctx.err() {
                 TransactWriteItemsError::TransactionCanceledException(e) => Some(
                     e.cancellation_reasons()
                         .iter()
-                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
                         .collect(),
                 ),
                 _ => None,
             },
             _ => None,
         }
+    }
+
+    /// Which items of a cancelled transaction failed their condition.
+    fn failed_conditions(err: &TransactError) -> Option<Vec<bool>> {
+        Self::cancellation_codes(err).map(|codes| {
+            codes
+                .iter()
+                .map(|c| c.as_deref() == Some("ConditionalCheckFailed"))
+                .collect()
+        })
     }
 }

@@ -1,0 +1,12 @@
+//! Lambda entry point: a cold start with the code keys, then the handler.
+
+mod handler;
+
+use kincode_common::entry;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let services = entry::cold_start().await?;
+    let keys = entry::code_keys(services)?;
+    entry::serve(|req| handler::handle(services, keys, req, chrono::Utc::now())).await
+}
