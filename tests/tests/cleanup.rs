@@ -230,3 +230,106 @@ async fn a_binding_verified_before_its_deadline_is_never_touched() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn tests_expire_after_retention_in_reads_at_once_and_from_the_table_by_the_cleanup() {
+    use kincode_common::codes::current_colour;
+    use kincode_common::domain::health::HealthColour;
+    use kincode_common::testing::lab::{RowError, RowOutcome};
+    use kincode_common::testing::results;
+
+    let services = fresh_services().await;
+    let blobs = fresh_bucket(&services).await;
+    let keys = test_key_ring();
+    let t0 = Utc::now();
+    let binding = active_relative(&services, "user-retention", t0).await;
+    let tube = fresh_tube();
+    register_sample_at(&services, &keys, &binding, &tube, None, t0)
+        .await
+        .unwrap();
+    report_result_at(&services, &tube, "positive", t0 + Duration::hours(2)).await;
+    let retention = services.store.result_retention();
+    let page = |at: DateTime<Utc>| {
+        let services = &services;
+        let binding = &binding;
+        async move {
+            let ctx = ActionContext {
+                request_id: "read",
+                at,
+            };
+            results::results(
+                &services.store,
+                &binding.guardian,
+                &binding.id,
+                20,
+                None,
+                ctx,
+            )
+            .await
+            .unwrap()
+            .tests
+            .len()
+        }
+    };
+    let last_day = t0 + retention - Duration::minutes(1);
+    assert_eq!(page(last_day).await, 1);
+    assert_eq!(
+        current_colour(&services.store, &binding.relative_key, last_day)
+            .await
+            .unwrap(),
+        HealthColour::Red
+    );
+
+    // Past retention: no longer read, no longer colouring, no longer reportable or joinable.
+    let past = t0 + retention + Duration::minutes(1);
+    assert_eq!(page(past).await, 0);
+    assert_eq!(
+        current_colour(&services.store, &binding.relative_key, past)
+            .await
+            .unwrap(),
+        HealthColour::Green
+    );
+    assert_eq!(
+        report_result_at(&services, &tube, "positive", past).await,
+        RowOutcome::Rejected(RowError::UnknownTube)
+    );
+    let testing_items =
+        |items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>]| {
+            items
+                .iter()
+                .filter(|i| {
+                    let (pk, sk) = (i["pk"].as_s().unwrap(), i["sk"].as_s().unwrap());
+                    pk.starts_with("T#") || sk.starts_with("H#T#")
+                })
+                .count()
+        };
+    assert_eq!(
+        testing_items(&all_items(&services).await),
+        3,
+        "tube, member, test"
+    );
+
+    // The cleanup removes them (audit records stay for their own retention).
+    run(&services, &blobs, 1000, past + Duration::hours(2)).await;
+    let items = all_items(&services).await;
+    assert_eq!(testing_items(&items), 0);
+    let audit = items
+        .iter()
+        .filter(|i| {
+            i.get("action")
+                .is_some_and(|a| a.as_s().unwrap().starts_with("sample_registered"))
+        })
+        .count();
+    assert_eq!(audit, 1);
+    // The barcode is free again.
+    register_sample_at(
+        &services,
+        &keys,
+        &binding,
+        &tube,
+        None,
+        past + Duration::hours(3),
+    )
+    .await
+    .unwrap();
+}

@@ -150,3 +150,69 @@ async fn concurrent_retries_of_one_request_bind_once() {
     assert_eq!(ids.len(), 1);
     assert_eq!(counter(&services, "G#user-retry", "bound").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_simultaneous_registrations_into_one_ten_person_tube_let_exactly_ten_in() {
+    use kincode_common::domain::testing::TubeId;
+    let services = Arc::new(fresh_services().await);
+    let keys = Arc::new(test_key_ring());
+    let now = Utc::now();
+    let mut people = Vec::new();
+    for i in 0..30 {
+        people.push(active_relative(&services, &format!("user-queue-{}", i / 8), now).await);
+    }
+    let tube = fresh_tube();
+    let tasks: Vec<_> = people
+        .into_iter()
+        .map(|person| {
+            let (services, keys, tube) = (services.clone(), keys.clone(), tube.clone());
+            tokio::spawn(async move {
+                register_sample_at(&services, &keys, &person, &tube, Some("pooled_10"), now).await
+            })
+        })
+        .collect();
+    let (mut admitted, mut positions) = (0, Vec::new());
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(registered) => {
+                admitted += 1;
+                positions.push(registered.sample.position);
+            }
+            Err(AppError::TubeFull { capacity: 10 }) => {}
+            Err(other) => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    positions.sort();
+    assert_eq!(admitted, 10);
+    assert_eq!(
+        positions,
+        (1..=10).collect::<Vec<u32>>(),
+        "each place given once"
+    );
+    let record = services
+        .store
+        .tube(&TubeId::parse(&tube).unwrap(), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.filled, 10);
+    let members = all_items(&services)
+        .await
+        .iter()
+        .filter(|i| i["pk"].as_s().unwrap() == &format!("T#{tube}"))
+        .filter(|i| i["sk"].as_s().unwrap().starts_with("M#"))
+        .count();
+    let tests = all_items(&services)
+        .await
+        .iter()
+        .filter(|i| {
+            let sk = i["sk"].as_s().unwrap();
+            sk.starts_with("H#T#") && sk.ends_with(&format!("#{tube}"))
+        })
+        .count();
+    assert_eq!(
+        (members, tests),
+        (10, 10),
+        "a test for each person in the tube, no more"
+    );
+}

@@ -121,6 +121,37 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     .unwrap();
     assert_eq!(calls.take(), ["TransactWriteItems"], "one flag row");
 
+    // Testing: a registration, a lab row (and its replay), a page of results.
+    let tube = fresh_tube();
+    calls.take();
+    register_sample_at(&services, &keys, &binding, &tube, None, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        [
+            "GetItem",
+            "Query",
+            "GetItem",
+            "Query",
+            "GetItem",
+            "TransactWriteItems"
+        ],
+        "render (the test's code), then registration: anchor, health signals, tube, write"
+    );
+    report_result_at(&services, &tube, "negative", now).await;
+    assert_eq!(calls.take(), ["Query", "TransactWriteItems"], "a lab row");
+    report_result_at(&services, &tube, "negative", now).await;
+    assert_eq!(calls.take(), ["Query"], "a replayed lab row");
+    kincode_common::testing::results::results(store, &guardian, &binding.id, 20, None, ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "Query", "PutItem"],
+        "a page of results"
+    );
+
     let later = ActionContext {
         request_id: "calls-later",
         at: now + Duration::hours(24),

@@ -126,6 +126,48 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     .unwrap();
     used.insert("RiskFlagsFunction", calls.take_actions());
 
+    // testing: a registration, a retry of it, a lab row, a page of results
+    use kincode_common::testing::{lab, results, samples};
+    let tube = fresh_tube();
+    let site = test_site();
+    let sample_key =
+        kincode_common::domain::binding::IdempotencyKey::parse("iam-sample-1").unwrap();
+    for _ in 0..2 {
+        let code = show::online_code(store, &keys, &guardian, &binding.id, t0)
+            .await
+            .unwrap();
+        calls.take_actions();
+        let request = samples::SampleRequest {
+            code: Some(code.token),
+            tube_id: Some(tube.clone()),
+            tube_kind: Some("pooled_10".into()),
+        };
+        let checkpoint = samples::Checkpoint {
+            actor: "site-iam",
+            site: &site,
+        };
+        samples::register(store, &keys, checkpoint, request, Some(&sample_key), at(t0))
+            .await
+            .unwrap();
+        used.entry("SamplesFunction")
+            .or_default()
+            .extend(calls.take_actions());
+    }
+    let rows = json!({ "rows": [{ "tube_id": tube, "result": "negative", "reported_at": t0 }] });
+    lab::apply_results(
+        store,
+        "lab-iam",
+        serde_json::from_value(rows).unwrap(),
+        at(t0),
+    )
+    .await
+    .unwrap();
+    used.insert("LabResultsFunction", calls.take_actions());
+    results::results(store, &guardian, &binding.id, 20, None, at(t0))
+        .await
+        .unwrap();
+    used.insert("ResultsFunction", calls.take_actions());
+
     // unbind an active binding with a card, then repeat it
     let later = t0 + Duration::hours(25);
     bindings::unbind(store, &guardian, &binding.id, at(later))

@@ -36,3 +36,281 @@ async fn report(
         &json!({ "results": results }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use kincode_common::codes::{current_colour, scan, show};
+    use kincode_common::domain::code::ScanPurpose;
+    use kincode_common::domain::health::HealthColour;
+    use kincode_common::testing::lab::MAX_RESULT_ROWS;
+    use kincode_tests::*;
+    use serde_json::Value;
+
+    async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
+        let response = handle(services, event.into_request(), now)
+            .await
+            .expect("handler never errs");
+        status_and_json(&response)
+    }
+
+    fn outcomes(body: &Value) -> Vec<String> {
+        body["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|r| {
+                r["error"]["code"]
+                    .as_str()
+                    .or(r["outcome"].as_str())
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    fn batch(rows: Value) -> Value {
+        event("lab-results.json").with_body(json!({ "rows": rows }))
+    }
+
+    async fn statuses(
+        services: &Services,
+        binding: &kincode_common::domain::binding::Binding,
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
+        let page = services
+            .store
+            .tests_page(&binding.relative_key, binding.bound_at, None, 50, now)
+            .await
+            .unwrap();
+        page.tests
+            .iter()
+            .map(|t| t.status.as_str().to_owned())
+            .collect()
+    }
+
+    async fn colour(
+        services: &Services,
+        binding: &kincode_common::domain::binding::Binding,
+        now: DateTime<Utc>,
+    ) -> HealthColour {
+        current_colour(&services.store, &binding.relative_key, now)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn good_rows_are_stored_beside_bad_ones_and_a_replay_changes_nothing() {
+        let services = fresh_services().await;
+        let keys = test_key_ring();
+        let now = Utc::now();
+        let a = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let b = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let (tube_a, tube_b) = (fresh_tube(), fresh_tube());
+        register_sample_at(&services, &keys, &a, &tube_a, None, now)
+            .await
+            .unwrap();
+        register_sample_at(&services, &keys, &b, &tube_b, None, now)
+            .await
+            .unwrap();
+        let at = now + Duration::hours(6);
+        let rows = json!([
+            { "tube_id": tube_a, "result": "negative", "reported_at": at },
+            { "tube_id": fresh_tube(), "result": "negative", "reported_at": at },
+            { "tube_id": tube_b, "result": "maybe", "reported_at": at },
+            { "tube_id": tube_b, "result": "negative", "reported_at": at + Duration::hours(1) },
+            { "tube_id": tube_b, "result": "negative", "reported_at": now - Duration::hours(1) },
+            { "tube_id": "T 1", "result": "negative", "reported_at": at },
+            { "tube_id": tube_b, "result": "negative" },
+            42,
+        ]);
+        let (status, body) = call(&services, batch(rows.clone()), at).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            outcomes(&body),
+            [
+                "stored",
+                "unknown_tube",
+                "invalid_result",
+                "invalid_reported_at",
+                "invalid_reported_at",
+                "invalid_tube_id",
+                "invalid_reported_at",
+                "malformed_row"
+            ]
+        );
+        assert_eq!(body["results"][0]["people"], 1);
+        assert_eq!(
+            body["results"][2]["error"]["message"],
+            "检测结果只能是 negative、positive 或 invalid"
+        );
+        assert_eq!(statuses(&services, &a, at).await, ["negative"]);
+        assert_eq!(statuses(&services, &b, at).await, ["pending"]);
+
+        let items = all_items(&services).await.len();
+        let (_, replayed) = call(&services, batch(rows), at + Duration::minutes(1)).await;
+        assert_eq!(outcomes(&replayed)[0], "unchanged");
+        assert_eq!(outcomes(&replayed)[1..], outcomes(&body)[1..]);
+        assert_eq!(
+            all_items(&services).await.len(),
+            items,
+            "a replay writes nothing"
+        );
+
+        let conflicting = json!([{ "tube_id": tube_a, "result": "positive", "reported_at": at }]);
+        let (_, body) = call(&services, batch(conflicting), at).await;
+        assert_eq!(outcomes(&body), ["conflicting_result"]);
+        assert_eq!(statuses(&services, &a, at).await, ["negative"]);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_positive_is_yellow_until_single_re_tests_answer() {
+        let services = fresh_services().await;
+        let keys = test_key_ring();
+        let t0 = Utc::now() - Duration::hours(12);
+        let people = [
+            active_relative(&services, EVENT_GUARDIAN, t0).await,
+            active_relative(&services, EVENT_GUARDIAN, t0).await,
+            active_relative(&services, EVENT_GUARDIAN, t0).await,
+        ];
+        let pooled = fresh_tube();
+        for p in &people {
+            register_sample_at(&services, &keys, p, &pooled, Some("pooled_10"), t0)
+                .await
+                .unwrap();
+        }
+        let t1 = t0 + Duration::hours(4);
+        let (_, body) = call(
+            &services,
+            batch(json!([{ "tube_id": pooled, "result": "positive", "reported_at": t1 }])),
+            t1,
+        )
+        .await;
+        assert_eq!(outcomes(&body), ["stored"]);
+        assert_eq!(body["results"][0]["people"], 3);
+        for p in &people {
+            assert_eq!(statuses(&services, p, t1).await, ["pooled_positive"]);
+            assert_eq!(colour(&services, p, t1).await, HealthColour::Yellow);
+        }
+
+        // Each is re-tested alone: negative clears, positive is red, pending or invalid leaves
+        // the pooled positive standing.
+        let t2 = t1 + Duration::hours(1);
+        let retests: Vec<String> = (0..3).map(|_| fresh_tube()).collect();
+        for (p, tube) in people.iter().zip(&retests) {
+            register_sample_at(&services, &keys, p, tube, Some("single"), t2)
+                .await
+                .unwrap();
+        }
+        let t3 = t2 + Duration::hours(4);
+        let rows = json!([
+            { "tube_id": retests[0], "result": "negative", "reported_at": t3 },
+            { "tube_id": retests[1], "result": "positive", "reported_at": t3 },
+            { "tube_id": retests[2], "result": "invalid", "reported_at": t3 },
+        ]);
+        let (_, body) = call(&services, batch(rows), t3).await;
+        assert_eq!(outcomes(&body), ["stored", "stored", "stored"]);
+        assert_eq!(
+            statuses(&services, &people[0], t3).await,
+            ["negative", "pooled_positive"]
+        );
+        assert_eq!(colour(&services, &people[0], t3).await, HealthColour::Green);
+        assert_eq!(
+            statuses(&services, &people[1], t3).await,
+            ["positive", "pooled_positive"]
+        );
+        assert_eq!(colour(&services, &people[1], t3).await, HealthColour::Red);
+        assert_eq!(
+            colour(&services, &people[2], t3).await,
+            HealthColour::Yellow
+        );
+
+        // The invalid re-test is run again: negative answers it (an invalid result is not final).
+        let t4 = t3 + Duration::hours(1);
+        let (_, body) = call(
+            &services,
+            batch(json!([{ "tube_id": retests[2], "result": "negative", "reported_at": t4 }])),
+            t4,
+        )
+        .await;
+        assert_eq!(outcomes(&body), ["stored"]);
+        assert_eq!(colour(&services, &people[2], t4).await, HealthColour::Green);
+    }
+
+    #[tokio::test]
+    async fn a_positive_turns_the_next_render_and_scan_red() {
+        let services = fresh_services().await;
+        let keys = test_key_ring();
+        let now = Utc::now();
+        let binding = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let tube = fresh_tube();
+        register_sample_at(&services, &keys, &binding, &tube, None, now)
+            .await
+            .unwrap();
+        let before = show::online_code(&services.store, &keys, &binding.guardian, &binding.id, now)
+            .await
+            .unwrap();
+        assert_eq!(before.claims.colour, HealthColour::Green);
+        let (_, body) = call(
+            &services,
+            batch(json!([{ "tube_id": tube, "result": "positive", "reported_at": now }])),
+            now,
+        )
+        .await;
+        assert_eq!(outcomes(&body), ["stored"]);
+        let after = show::online_code(&services.store, &keys, &binding.guardian, &binding.id, now)
+            .await
+            .unwrap();
+        assert_eq!(after.claims.colour, HealthColour::Red);
+        let scanned = scan::scan(
+            &services.store,
+            &keys,
+            &before.token,
+            ScanPurpose::VenueEntry,
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (scanned.colour, scanned.claims.colour),
+            (HealthColour::Red, HealthColour::Green)
+        );
+    }
+
+    #[tokio::test]
+    async fn only_labs_report_and_batches_are_bounded() {
+        let services = fresh_services().await;
+        let now = Utc::now();
+        let rows = json!([{ "tube_id": fresh_tube(), "result": "negative", "reported_at": now }]);
+        let (status, _) = call(
+            &services,
+            batch(rows.clone()).with_scope(Some("kincode/checkpoint")),
+            now,
+        )
+        .await;
+        assert_eq!(status, 403);
+        let (status, _) = call(&services, batch(rows).without_caller(), now).await;
+        assert_eq!(status, 401);
+        let many: Vec<Value> = (0..=MAX_RESULT_ROWS).map(|_| json!({})).collect();
+        let (status, body) = call(&services, batch(json!(many)), now).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("batch_too_large"))
+        );
+        assert_eq!(body["error"]["max_rows"], MAX_RESULT_ROWS);
+        let (status, body) = call(
+            &services,
+            event("lab-results.json").with_body(json!({})),
+            now,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("malformed_request"))
+        );
+        let services = unreachable_services().await;
+        let rows = json!([{ "tube_id": fresh_tube(), "result": "negative", "reported_at": now }]);
+        assert_eq!(call(&services, batch(rows), now).await.0, 503);
+    }
+}
