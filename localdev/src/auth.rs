@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 pub const ISSUER: &str = "kincode-local";
 pub const AUDIENCE: &str = "kincode";
 /// Scheme of the plain development form: `Authorization: Dev user-123`, or with scopes and
-/// other claims `Authorization: Dev site-7 kincode/checkpoint site_id=XA-0007`.
+/// other claims (values percent-encoded) `Authorization: Dev site-7 kincode/checkpoint
+/// site_id=XA-0007 site_name=%E9%9B%81%E5%A1%94`.
 pub const DEV_SCHEME: &str = "Dev ";
 
 pub struct DevAuth {
@@ -73,11 +74,12 @@ impl DevAuth {
             ]);
             let (named, scopes): (Vec<&str>, Vec<&str>) = words.partition(|w| w.contains('='));
             for pair in named {
-                let (name, value) = pair.split_once('=')?;
+                // Percent-encoded, as a header value is ASCII: `site_name=%E9%9B%81%E5%A1%94`.
+                let (name, value) = form_urlencoded::parse(pair.as_bytes()).next()?;
                 if name.is_empty() || name == "sub" {
                     return None;
                 }
-                claims.insert(name.to_owned(), value.to_owned());
+                claims.insert(name.into_owned(), value.into_owned());
             }
             let scope = scopes.join(" ");
             if !scope.is_empty() {

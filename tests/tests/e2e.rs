@@ -1,8 +1,8 @@
 //! End to end over HTTP: the local gateway (`kincode-local`, as `scripts/run` starts it) in
 //! front of the real function binaries under the Lambda Runtime Interface Emulator, on the
 //! local AWS stack. bind → verify → list → unbind; the kin code's whole life (render, the
-//! authority's flag, the offline card, a checkpoint's scan, revocation by unbinding); and what
-//! API Gateway itself answers.
+//! authority's flag, the offline card, a checkpoint's scan, revocation by unbinding); a
+//! nucleic-acid test from sample to result; and what API Gateway itself answers.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -385,6 +385,236 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
     assert!(
         revoked.contains(&red_offline["cti"].as_str().unwrap()),
         "both cards are revoked"
+    );
+}
+
+#[tokio::test]
+async fn a_nucleic_acid_test_from_sample_to_result_over_http() {
+    let api = start_local_api();
+    let guardian = "user-e2e-tests";
+    let me_header = format!("Dev {guardian}");
+    let me = Some(me_header.as_str());
+    // site_name=小寨采样点, percent-encoded: a header value is ASCII.
+    let checkpoint = Some("Dev site-e2e kincode/checkpoint site_id=XA-E2E-01 site_name=%E5%B0%8F%E5%AF%A8%E9%87%87%E6%A0%B7%E7%82%B9");
+    let lab = Some("Dev lab-e2e kincode/lab");
+    let now = chrono::Utc::now();
+
+    // bind → verify (a child under 7: the pledge) → render
+    let child = resident_id_aged(5, now, 93);
+    let (status, bound) = api
+        .call(Method::POST, "/relatives", me, Some(json!({"name": "赵子涵", "id_number": child, "relationship": "child", "consent": true})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bound}");
+    let id = bound["id"].as_str().unwrap().to_owned();
+    let (status, started) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification"),
+            me,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, started["method"].as_str()),
+        (StatusCode::OK, Some("pledge")),
+        "{started}"
+    );
+    let pledge = json!({"pledge_version": started["pledge"]["version"], "accepted": true});
+    let (status, verified) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification/complete"),
+            me,
+            Some(pledge),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    let (status, shown) = api
+        .call(Method::GET, &format!("/relatives/{id}/code"), me, None)
+        .await;
+    assert_eq!(
+        (status, shown["colour"].as_str()),
+        (StatusCode::OK, Some("green"))
+    );
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        shown["qr_png_base64"].as_str().unwrap(),
+    )
+    .unwrap();
+    let online = decode_qr_twice(&png);
+
+    // The checkpoint scans the phone into a 10-in-1 tube.
+    let pooled = format!("XA-E2E-{}", &fresh_idempotency_key()[..8]);
+    let sample = json!({"code": online, "tube_id": pooled, "tube_kind": "pooled_10"});
+    let (status, registered) = api
+        .call(
+            Method::POST,
+            "/checkpoints/samples",
+            checkpoint,
+            Some(sample.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    assert_eq!(
+        (
+            registered["name"].as_str(),
+            registered["filled"].as_u64(),
+            registered["capacity"].as_u64()
+        ),
+        (Some("**涵"), Some(1), Some(10))
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/checkpoints/samples",
+            me,
+            Some(sample.clone()),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a guardian registers no samples"
+    );
+    let (status, refused) = api
+        .call(
+            Method::POST,
+            "/checkpoints/samples",
+            Some("Dev site-x kincode/checkpoint"),
+            Some(sample),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("site_not_assigned"))
+    );
+
+    // The lab reports it negative; the guardian reads it.
+    let report = |tube: &str, result: &str| json!({"rows": [{"tube_id": tube, "result": result, "reported_at": chrono::Utc::now()}]});
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/lab/results",
+            lab,
+            Some(report(&pooled, "negative")),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["results"][0]["outcome"].as_str()),
+        (StatusCode::OK, Some("stored")),
+        "{answer}"
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/lab/results",
+            checkpoint,
+            Some(report(&pooled, "negative")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a checkpoint is not a lab");
+    let (status, results) = api
+        .call(Method::GET, &format!("/relatives/{id}/results"), me, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{results}");
+    assert_eq!(results["results"][0]["status"], "negative");
+    assert_eq!(results["results"][0]["sampling"], "pooled");
+    assert_eq!(results["results"][0]["site"]["name"], "小寨采样点");
+    let (status, _) = api
+        .call(
+            Method::GET,
+            &format!("/relatives/{id}/results"),
+            Some("Dev user-stranger"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The printed card registers a second sample, alone in its tube; it comes back positive.
+    let offline = api.print_offline_card(&id, me).await;
+    let single = format!("XA-E2E-{}", &fresh_idempotency_key()[..8]);
+    let (status, registered) = api
+        .call(
+            Method::POST,
+            "/checkpoints/samples",
+            checkpoint,
+            Some(json!({"code": offline, "tube_id": single})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    assert_eq!(
+        (
+            registered["code_kind"].as_str(),
+            registered["tube_kind"].as_str()
+        ),
+        (Some("kin_offline"), Some("single"))
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/lab/results",
+            lab,
+            Some(report(&single, "positive")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shown) = api
+        .call(Method::GET, &format!("/relatives/{id}/code"), me, None)
+        .await;
+    assert_eq!(
+        shown["colour"], "red",
+        "a single-tube positive is red at once"
+    );
+    let (_, results) = api
+        .call(
+            Method::GET,
+            &format!("/relatives/{id}/results?limit=1"),
+            me,
+            None,
+        )
+        .await;
+    assert_eq!(results["results"][0]["status"], "positive");
+    let cursor = results["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let (status, second) = api
+        .call(
+            Method::GET,
+            &format!("/relatives/{id}/results?limit=1&cursor={cursor}"),
+            me,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["results"][0]["status"], "negative");
+
+    // 24 hours on, the guardian unbinds: the card registers nothing any more.
+    api.backdate_binding(guardian, &id, 25).await;
+    let (status, _) = api
+        .call(Method::DELETE, &format!("/relatives/{id}"), me, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let third = format!("XA-E2E-{}", &fresh_idempotency_key()[..8]);
+    let (status, refused) = api
+        .call(
+            Method::POST,
+            "/checkpoints/samples",
+            checkpoint,
+            Some(json!({"code": offline, "tube_id": third})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("code_revoked"))
+    );
+    let (status, _) = api
+        .call(Method::GET, &format!("/relatives/{id}/results"), me, None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an unbound relative's results are gone"
     );
 }
 
