@@ -19,6 +19,7 @@ SIGTERM / SIGINT (and, with --exit-with-parent, when its parent dies).
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import logging
 import os
@@ -68,6 +69,58 @@ class SerializedApp:
                     close()
 
 
+def back_up_only_touched_items() -> None:
+    """Make moto's transactions cost what they touch, not what the table holds.
+
+    moto backs a TransactWriteItems up by deep-copying each table it names once per item,
+    so a transaction on a table of a few thousand items takes seconds (past the functions'
+    2 s attempt timeout, whose retry then meets its own first write). Under the global lock
+    nothing else runs meanwhile, so saving just the items the transaction names and putting
+    them back if it fails is the same rollback. Checked by scripts/check_linearizable.py.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    whole_table_backup = DynamoDBBackend.transact_write_items
+
+    def named_item_key(table: Any, op: dict[str, Any]) -> dict[str, Any] | None:
+        if "Item" not in op:
+            return op.get("Key")
+        key_attrs = [table.hash_key_attr, table.range_key_attr]
+        try:
+            return {a: op["Item"][a] for a in key_attrs if a is not None}
+        except KeyError:
+            return None  # moto refuses the item itself
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = []
+        for entry in transact_items:
+            if len(entry) != 1:
+                continue  # moto refuses it before writing anything
+            op = next(iter(entry.values()))
+            table = self.tables.get(op.get("TableName"))
+            key = named_item_key(table, op) if table is not None else None
+            if key is None:
+                continue
+            current = self.get_item(table.name, key)
+            before = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+            saved.append((table.name, key, before))
+        Table.__deepcopy__ = lambda table, memo: table  # the whole-table backup: a no-op
+        try:
+            whole_table_backup(self, transact_items)
+        except Exception:
+            for table_name, key, before in reversed(saved):
+                if before is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, before)
+            raise
+        finally:
+            del Table.__deepcopy__
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
 class QuietHandler(MotoRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:  # no access log
         pass
@@ -88,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
+    back_up_only_touched_items()
     dispatcher = DomainDispatcherApplication(create_backend_app)
     for name in PREWARM:
         dispatcher.app_instances[name] = create_backend_app(name)  # type: ignore[arg-type]
