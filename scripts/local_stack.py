@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import io
 import logging
 import os
@@ -121,6 +122,32 @@ def back_up_only_touched_items() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def query_only_the_partition() -> None:
+    """A Query on the table reads its partition, not the whole table.
+
+    moto answers every Query by sorting all the table's items and filtering them by the
+    partition key, so each read costs what the table holds. For a Query on the table itself
+    (not an index) only the named partition can match: hand moto just that.
+    """
+    from moto.dynamodb.models.table import Table
+
+    whole_table_query = Table.query
+    signature = inspect.signature(whole_table_query)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        named = signature.bind(self, hash_key, *args, **kwargs).arguments
+        if named.get("index_name") is not None or hash_key is None or not self.range_key_attr:
+            return whole_table_query(self, hash_key, *args, **kwargs)
+        partition = self.items.get(hash_key, {})
+        self.all_items = lambda: list(partition.values())  # this call only
+        try:
+            return whole_table_query(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = query
+
+
 class QuietHandler(MotoRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:  # no access log
         pass
@@ -142,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     back_up_only_touched_items()
+    query_only_the_partition()
     dispatcher = DomainDispatcherApplication(create_backend_app)
     for name in PREWARM:
         dispatcher.app_instances[name] = create_backend_app(name)  # type: ignore[arg-type]

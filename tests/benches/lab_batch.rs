@@ -11,34 +11,41 @@
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use kincode_common::domain::binding::Binding;
+use kincode_common::domain::testing::TubeKind;
 use kincode_common::services::Services;
 use kincode_common::store::ActionContext;
 use kincode_common::testing::lab::{self, RowOutcome, MAX_RESULT_ROWS};
 use kincode_tests::*;
 use serde_json::json;
 
-/// `tubes` tubes of `kind`, each holding `people` (the same people in every tube: a person
-/// may be in many tubes, and it keeps the setup short).
-async fn filled_tubes(
-    services: &CountedServices,
-    people: &[Binding],
-    kind: &str,
-    tubes: usize,
-) -> Vec<String> {
+/// Tubes enough for a full batch, each filled with `kind`'s capacity of people. A person may
+/// be in many tubes; each is in at most `TUBES_PER_PERSON`, as a real person has a few
+/// weeks of tests, not hundreds.
+const TUBES_PER_PERSON: usize = 50;
+
+async fn filled_tubes(services: &CountedServices, kind: TubeKind) -> Vec<String> {
     let keys = test_key_ring();
     let at = Utc::now() - Duration::hours(2);
-    let mut ids = Vec::with_capacity(tubes);
-    for _ in 0..tubes {
+    let groups = MAX_RESULT_ROWS.div_ceil(TUBES_PER_PERSON);
+    let mut people = Vec::new();
+    for i in 0..groups * kind.capacity() as usize {
+        people.push(active_relative(&services.0, &format!("user-bench-{}", i / 8), at).await);
+    }
+    let mut tubes = Vec::with_capacity(MAX_RESULT_ROWS);
+    for i in 0..MAX_RESULT_ROWS {
         let tube = fresh_tube();
-        for person in people {
-            register_sample_at(&services.0, &keys, person, &tube, Some(kind), at)
+        let group = people
+            .chunks(kind.capacity() as usize)
+            .nth(i % groups)
+            .unwrap();
+        for person in group {
+            register_sample_at(&services.0, &keys, person, &tube, Some(kind.as_str()), at)
                 .await
                 .expect("registered");
         }
-        ids.push(tube);
+        tubes.push(tube);
     }
-    ids
+    tubes
 }
 
 struct CountedServices(Services, CallCounter);
@@ -81,19 +88,13 @@ async fn report(services: &CountedServices, tubes: &[String], label: &str) {
 
 #[tokio::main]
 async fn main() {
-    let now = Utc::now() - Duration::hours(3);
-    let (single, calls) = counted_services().await;
-    let single = CountedServices(single, calls);
-    let person = [active_relative(&single.0, "user-bench", now).await];
-    let tubes = filled_tubes(&single, &person, "single", MAX_RESULT_ROWS).await;
-    report(&single, &tubes, "500 single tubes").await;
-
-    let (pooled, calls) = counted_services().await;
-    let pooled = CountedServices(pooled, calls);
-    let mut people = Vec::new();
-    for i in 0..10 {
-        people.push(active_relative(&pooled.0, &format!("user-bench-{}", i / 8), now).await);
+    for (kind, label) in [
+        (TubeKind::Single, "500 single tubes"),
+        (TubeKind::Pooled10, "500 10-in-1 tubes (5,000 results)"),
+    ] {
+        let (services, calls) = counted_services().await;
+        let services = CountedServices(services, calls);
+        let tubes = filled_tubes(&services, kind).await;
+        report(&services, &tubes, label).await;
     }
-    let tubes = filled_tubes(&pooled, &people, "pooled_10", MAX_RESULT_ROWS).await;
-    report(&pooled, &tubes, "500 10-in-1 tubes (5,000 people)").await;
 }

@@ -258,6 +258,25 @@ pub fn resident_id_aged(years: u32, now: chrono::DateTime<chrono::Utc>, sequence
     resident_id_born(birth, sequence)
 }
 
+/// A valid ID number of someone `years` old, different from every other this process made
+/// (a random sequence number alone would repeat: a thousand per birth date).
+pub fn distinct_resident_id(years: u32, now: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Datelike;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let n = NEXT
+        .get_or_init(|| AtomicU32::new(uuid::Uuid::new_v4().as_u128() as u32 % 300_000))
+        .fetch_add(1, Ordering::Relaxed)
+        % 300_000;
+    // 300 birth dates within the same year of age, a thousand sequence numbers each.
+    let today = kincode_common::domain::age::china_date(now);
+    let birthday = today
+        .with_year(today.year() - years as i32)
+        .unwrap_or(today - chrono::Duration::days(365 * years as i64));
+    let birth = birthday - chrono::Duration::days(3 + i64::from(n / 1000));
+    resident_id_born(birth, n % 1000)
+}
+
 /// Binds through the use case (not a handler), for tests that need bindings to exist.
 pub async fn bind_relative(
     services: &Services,
@@ -471,8 +490,7 @@ pub async fn active_relative(
     guardian: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Binding {
-    let sequence = uuid::Uuid::new_v4().as_u128() as u32;
-    active_relative_with(services, guardian, &resident_id_aged(5, now, sequence), now).await
+    active_relative_with(services, guardian, &distinct_resident_id(5, now), now).await
 }
 
 /// Unbinds through the use case (`now` at least 24 h after binding).
