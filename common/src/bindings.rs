@@ -19,7 +19,7 @@ use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::ResidentId;
 use crate::error::AppError;
 use crate::face::{FaceOutcome, FaceVerifier};
-use crate::store::{ActionContext, CreateBindingError, NewBinding, Store};
+use crate::store::{ActionContext, AuditAction, CreateBindingError, NewBinding, Store};
 
 /// `POST /relatives` body, as typed by the guardian.
 #[derive(Debug, Deserialize)]
@@ -106,11 +106,37 @@ async fn owned_binding(
 pub enum VerificationStart {
     Face {
         certify_id: String,
+        /// The page the client opens for the scan (Alipay's certify URL).
+        certify_url: Option<String>,
     },
     Pledge {
         version: &'static str,
         text: &'static str,
     },
+}
+
+/// A face attempt's reference for the provider (Alipay's `outer_order_no`, 32 characters):
+/// unique per attempt, and traceable to the binding by its first half, the binding id's
+/// first 16 hex digits. Nothing about the person.
+fn face_attempt(binding: &BindingId) -> String {
+    let binding_hex = binding.as_str().replace('-', "");
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}{}", &binding_hex[..16], &random[..16])
+}
+
+/// A provider answer that failed its signature check is refused, and the refusal audited.
+async fn refuse_untrusted<T>(
+    store: &Store,
+    binding: &Binding,
+    answer: Result<T, AppError>,
+    ctx: ActionContext<'_>,
+) -> Result<T, AppError> {
+    if let Err(AppError::FaceProviderUntrusted) = answer {
+        store
+            .record_binding_event(binding, AuditAction::FaceResponseRejected, ctx)
+            .await?;
+    }
+    answer
 }
 
 fn refuse_if_face_locked(binding: &Binding, now: DateTime<Utc>) -> Result<(), AppError> {
@@ -138,9 +164,18 @@ pub async fn start_verification(
         }),
         VerificationMethod::Face => {
             refuse_if_face_locked(&binding, ctx.at)?;
-            let certify_id = face.start(&binding.id).await?;
-            store.start_face(&binding, &certify_id, ctx).await?;
-            Ok(VerificationStart::Face { certify_id })
+            let started = {
+                let identity = store.relative_identity(&binding).await?;
+                face.start(&binding.id, &face_attempt(&binding.id), &identity)
+                    .await
+                // The name and ID number are wiped here, after the one call that needs them.
+            };
+            let session = refuse_untrusted(store, &binding, started, ctx).await?;
+            store.start_face(&binding, &session.certify_id, ctx).await?;
+            Ok(VerificationStart::Face {
+                certify_id: session.certify_id,
+                certify_url: session.certify_url,
+            })
         }
     }
 }
@@ -187,11 +222,16 @@ pub async fn complete_verification(
                 (Some(pending), Some(given)) if pending == given => pending.clone(),
                 _ => return Err(AppError::VerificationNotStarted),
             };
-            if face.outcome(&certify_id, &request.evidence).await? == FaceOutcome::Failed {
-                let mut failures = recent_face_failures(&binding.face_failures, ctx.at);
-                failures.push(ctx.at);
-                store.record_face_failure(&binding, &failures, ctx).await?;
-                return Err(AppError::FaceVerificationFailed);
+            let outcome = face.outcome(&certify_id, &request.evidence).await;
+            match refuse_untrusted(store, &binding, outcome, ctx).await? {
+                FaceOutcome::Passed => {}
+                FaceOutcome::NotFinished => return Err(AppError::FaceNotFinished),
+                FaceOutcome::Failed => {
+                    let mut failures = recent_face_failures(&binding.face_failures, ctx.at);
+                    failures.push(ctx.at);
+                    store.record_face_failure(&binding, &failures, ctx).await?;
+                    return Err(AppError::FaceVerificationFailed);
+                }
             }
             Verification::Face { certify_id }
         }

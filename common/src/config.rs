@@ -6,6 +6,7 @@ use base64::Engine;
 use crate::codes::keys::{KeyRing, KeyRingError};
 use crate::crypto::{KeyError, Keys};
 use crate::domain::testing::{DEFAULT_RESULT_RETENTION_DAYS, MAX_RESULT_RETENTION_DAYS};
+use crate::face::alipay::AlipaySettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -21,6 +22,8 @@ pub enum ConfigError {
     UnknownFaceVerifier(String),
     #[error("the local face simulator is refused in production")]
     SimulatorInProduction,
+    #[error("KINCODE_ALIPAY_GATEWAY must be https in production")]
+    InsecureAlipayGateway,
     #[error("KINCODE_AWS_ENDPOINT (a local AWS stack) is refused in production")]
     LocalEndpointInProduction,
     #[error("KINCODE_SIGNING_KEYS: {0}")]
@@ -36,10 +39,12 @@ pub enum Stage {
     Local,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum FaceVerifierKind {
     /// Named as what it is: it decides from what the client says. Never in production.
     LocalSimulator,
+    /// Alipay's identity certification: the production provider.
+    Alipay(AlipaySettings),
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +56,7 @@ pub struct Config {
     lookup_secret: Vec<u8>,
     data_key: Vec<u8>,
     face_verifier: Option<String>,
+    alipay: Option<AlipaySettings>,
     signing_keys: Option<String>,
     offline_bucket: Option<String>,
     /// How long sample registrations and results are kept (days).
@@ -96,6 +102,16 @@ impl Config {
             lookup_secret: secret("KINCODE_LOOKUP_SECRET")?,
             data_key: secret("KINCODE_DATA_KEY")?,
             face_verifier: lookup("KINCODE_FACE_VERIFIER"),
+            alipay: match lookup("KINCODE_FACE_VERIFIER").as_deref() {
+                Some("alipay") => Some(AlipaySettings {
+                    gateway: require("KINCODE_ALIPAY_GATEWAY")?,
+                    app_id: require("KINCODE_ALIPAY_APP_ID")?,
+                    app_private_key: require("KINCODE_ALIPAY_APP_PRIVATE_KEY")?,
+                    alipay_public_key: require("KINCODE_ALIPAY_PUBLIC_KEY")?,
+                    return_url: require("KINCODE_ALIPAY_RETURN_URL")?,
+                }),
+                _ => None,
+            },
             signing_keys: lookup("KINCODE_SIGNING_KEYS"),
             offline_bucket: lookup("KINCODE_OFFLINE_BUCKET"),
             result_retention_days,
@@ -133,6 +149,16 @@ impl Config {
                 Err(ConfigError::SimulatorInProduction)
             }
             Some("local-simulator") => Ok(FaceVerifierKind::LocalSimulator),
+            Some("alipay") => {
+                let settings = self
+                    .alipay
+                    .clone()
+                    .ok_or(ConfigError::Missing("KINCODE_ALIPAY_GATEWAY"))?;
+                if self.stage == Stage::Production && !settings.gateway.starts_with("https://") {
+                    return Err(ConfigError::InsecureAlipayGateway);
+                }
+                Ok(FaceVerifierKind::Alipay(settings))
+            }
             Some(other) => Err(ConfigError::UnknownFaceVerifier(other.into())),
         }
     }
@@ -183,10 +209,56 @@ mod tests {
             ("KINCODE_AWS_ENDPOINT", "http://127.0.0.1:5000"),
         ])))
         .unwrap();
-        assert_eq!(
+        assert!(matches!(
             config.face_verifier().unwrap(),
             FaceVerifierKind::LocalSimulator
+        ));
+    }
+
+    fn alipay(gateway: &'static str) -> Vec<(&'static str, &'static str)> {
+        base(&[
+            ("KINCODE_FACE_VERIFIER", "alipay"),
+            ("KINCODE_ALIPAY_GATEWAY", gateway),
+            ("KINCODE_ALIPAY_APP_ID", "2021000000000001"),
+            ("KINCODE_ALIPAY_APP_PRIVATE_KEY", "MIIE…"),
+            ("KINCODE_ALIPAY_PUBLIC_KEY", "MIIB…"),
+            (
+                "KINCODE_ALIPAY_RETURN_URL",
+                "alipays://platformapi/startapp?appId=1",
+            ),
+        ])
+    }
+
+    #[test]
+    fn production_takes_alipay_over_https_only_and_all_its_settings() {
+        let config =
+            Config::from_lookup(env(&alipay("https://openapi.alipay.com/gateway.do"))).unwrap();
+        let Ok(FaceVerifierKind::Alipay(settings)) = config.face_verifier() else {
+            panic!("alipay")
+        };
+        assert_eq!(settings.app_id, "2021000000000001");
+        assert!(
+            !format!("{settings:?}").contains("MIIE"),
+            "keys stay out of Debug"
         );
+        let plain = Config::from_lookup(env(&alipay("http://127.0.0.1:9/gateway.do"))).unwrap();
+        assert!(matches!(
+            plain.face_verifier(),
+            Err(ConfigError::InsecureAlipayGateway)
+        ));
+        let mut missing = alipay("https://openapi.alipay.com/gateway.do");
+        missing.retain(|(k, _)| *k != "KINCODE_ALIPAY_PUBLIC_KEY");
+        assert!(matches!(
+            Config::from_lookup(env(&missing)),
+            Err(ConfigError::Missing("KINCODE_ALIPAY_PUBLIC_KEY"))
+        ));
+        // The local stage may use a plain-HTTP stand-in.
+        let mut local = alipay("http://127.0.0.1:9/gateway.do");
+        local.push(("KINCODE_STAGE", "local"));
+        assert!(matches!(
+            Config::from_lookup(env(&local)).unwrap().face_verifier(),
+            Ok(FaceVerifierKind::Alipay(_))
+        ));
     }
 
     #[test]

@@ -87,6 +87,12 @@ pub enum AppError {
     AlreadyInTube,
     #[error("invalid or tampered cursor")]
     InvalidCursor,
+    #[error("face scan not finished")]
+    FaceNotFinished,
+    #[error("face session expired")]
+    FaceSessionExpired,
+    #[error("face provider answer failed its signature check")]
+    FaceProviderUntrusted,
     #[error("dependency unavailable: {0}")]
     DependencyUnavailable(String),
     #[error("internal error: {0}")]
@@ -125,7 +131,9 @@ impl AppError {
             | TubeKindMismatch { .. }
             | TubeClosed
             | PoolingNotAllowed
-            | AlreadyInTube => 409,
+            | AlreadyInTube
+            | FaceNotFinished
+            | FaceSessionExpired => 409,
             AgeNotEligible(_)
             | IdempotencyKeyReused
             | FaceVerificationFailed
@@ -134,7 +142,7 @@ impl AppError {
             | KinCodeNotForArrival => 422,
             TooManyFaceAttempts { .. } | OfflineCodeLimitReached => 429,
             Internal(_) => 500,
-            DependencyUnavailable(_) => 503,
+            DependencyUnavailable(_) | FaceProviderUntrusted => 503,
         }
     }
 
@@ -180,6 +188,9 @@ impl AppError {
             PoolingNotAllowed => "pooling_not_allowed",
             AlreadyInTube => "already_in_tube",
             InvalidCursor => "invalid_cursor",
+            FaceNotFinished => "face_not_finished",
+            FaceSessionExpired => "face_session_expired",
+            FaceProviderUntrusted => "face_provider_untrusted",
             DependencyUnavailable(_) => "service_unavailable",
             Internal(_) => "internal_error",
         }
@@ -228,6 +239,9 @@ impl AppError {
             PoolingNotAllowed => "红码、黄码人员须单人单管采样",
             AlreadyInTube => "该人员已登记在此试管中,请勿重复登记",
             InvalidCursor => "分页参数无效,请从第一页重新查询",
+            FaceNotFinished => "请先在支付宝中完成人脸识别,再提交认证",
+            FaceSessionExpired => "人脸识别已过期,请重新开始认证",
+            FaceProviderUntrusted => "人脸识别服务暂时不可用,请稍后再试",
             DependencyUnavailable(_) => "系统繁忙,请稍后再试",
             Internal(_) => "系统异常,请稍后再试",
         }

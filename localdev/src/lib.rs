@@ -2,6 +2,7 @@
 //! tables provisioned from it, and a local API gateway that serves the real function
 //! binaries through AWS's Lambda Runtime Interface Emulator, and runs their schedules on demand.
 
+pub mod alipay;
 pub mod apigw;
 pub mod auth;
 pub mod client;

@@ -459,7 +459,7 @@ pub async fn active_relative_with(
         .await
         .expect("start verification");
     let complete = match started {
-        VerificationStart::Face { certify_id } => CompleteRequest {
+        VerificationStart::Face { certify_id, .. } => CompleteRequest {
             certify_id: Some(certify_id),
             evidence: serde_json::json!({ "simulated_outcome": "pass" }),
             pledge_version: None,

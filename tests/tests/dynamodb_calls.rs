@@ -51,7 +51,7 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     assert_eq!(calls.take(), ["Query"], "list");
 
     let face = LocalFaceSimulator;
-    let VerificationStart::Face { certify_id } =
+    let VerificationStart::Face { certify_id, .. } =
         bindings::start_verification(store, &face, &guardian, &binding.id, ctx)
             .await
             .unwrap()
@@ -60,8 +60,8 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     };
     assert_eq!(
         calls.take(),
-        ["GetItem", "TransactWriteItems"],
-        "start face verification"
+        ["GetItem", "GetItem", "TransactWriteItems"],
+        "start face verification (the second read opens the name and ID number for the provider)"
     );
     let complete = CompleteRequest {
         certify_id: Some(certify_id),

@@ -69,7 +69,7 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
 
     // verify: a failed face attempt, a passing one, and a pledge
     for outcome in ["fail", "pass"] {
-        let VerificationStart::Face { certify_id } =
+        let VerificationStart::Face { certify_id, .. } =
             bindings::start_verification(store, &face, &guardian, &binding.id, at(t0))
                 .await
                 .unwrap()

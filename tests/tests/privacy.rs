@@ -127,7 +127,7 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
             .await
             .unwrap();
         let request = match start {
-            bindings::VerificationStart::Face { certify_id } => CompleteRequest {
+            bindings::VerificationStart::Face { certify_id, .. } => CompleteRequest {
                 certify_id: Some(certify_id),
                 evidence: json!({"simulated_outcome": "pass"}),
                 pledge_version: None,

@@ -19,6 +19,8 @@ use crate::domain::policy::{
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::{mask_resident_id, ResidentId};
 use crate::error::AppError;
+use crate::face::RelativeIdentity;
+use zeroize::Zeroizing;
 
 pub(super) fn binding_sk(id: &BindingId) -> String {
     format!("B#{}", id.as_str())
@@ -336,6 +338,56 @@ impl Store {
             ctx,
         )
         .await
+    }
+
+    /// The relative's name and ID number, opened for one call to the face provider.
+    pub async fn relative_identity(&self, binding: &Binding) -> Result<RelativeIdentity, AppError> {
+        let item = self
+            .get(
+                guardian_pk(&binding.guardian),
+                binding_sk(&binding.id),
+                "get binding identity",
+            )
+            .await?
+            .ok_or(AppError::BindingNotFound)?;
+        let record: BindingRecord = serde_dynamo::from_item(item)
+            .map_err(|e| AppError::Internal(format!("decode binding: {e}")))?;
+        let open = |sealed: &str, ctx| {
+            self.keys
+                .open(sealed, ctx)
+                .map(Zeroizing::new)
+                .map_err(|_| AppError::Internal("sealed identity does not open".into()))
+        };
+        let binding_id = binding.id.as_str();
+        Ok(RelativeIdentity::new(
+            open(
+                &record.name_sealed,
+                SealContext::RelativeName { binding_id },
+            )?,
+            open(
+                &record.id_number_sealed,
+                SealContext::RelativeIdNumber { binding_id },
+            )?,
+        ))
+    }
+
+    /// An audit record of something that changed nothing on the binding.
+    pub async fn record_binding_event(
+        &self,
+        binding: &Binding,
+        action: AuditAction,
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        let item = Self::audit_item(binding_subject(binding), action, ctx)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("audit binding event", e))?;
+        log_recorded(action, binding.id.as_str(), ctx);
+        Ok(())
     }
 
     /// Records a failed attempt; the session is spent, the next attempt starts a new one.

@@ -104,6 +104,8 @@ pub enum AuditAction {
     Bound,
     FaceStarted,
     FaceFailed,
+    /// A face provider's answer failed its signature check: refused, never believed.
+    FaceResponseRejected,
     Verified,
     Unbound,
     /// The cleanup removed a binding never verified in time.
@@ -122,6 +124,7 @@ impl AuditAction {
             Self::Bound => "bound",
             Self::FaceStarted => "face_started",
             Self::FaceFailed => "face_failed",
+            Self::FaceResponseRejected => "face_response_rejected",
             Self::Verified => "verified",
             Self::Unbound => "unbound",
             Self::PendingExpired => "pending_expired",

@@ -43,8 +43,11 @@ async fn start(
         bindings::start_verification(&services.store, face, &call.guardian, &id, call.at(now))
             .await?;
     let body = match started {
-        VerificationStart::Face { certify_id } => {
-            json!({ "method": "face", "certify_id": certify_id })
+        VerificationStart::Face {
+            certify_id,
+            certify_url,
+        } => {
+            json!({ "method": "face", "certify_id": certify_id, "certify_url": certify_url })
         }
         VerificationStart::Pledge { version, text } => {
             json!({ "method": "pledge", "pledge": { "version": version, "text": text } })

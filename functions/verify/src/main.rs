@@ -4,7 +4,7 @@ mod handler;
 
 use kincode_common::config::FaceVerifierKind;
 use kincode_common::entry;
-use kincode_common::face::LocalFaceSimulator;
+use kincode_common::face::{AlipayCertify, ConfiguredFace, LocalFaceSimulator};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -12,7 +12,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Production config refuses the simulator, so a deployment without a real provider fails
     // its cold start instead of waving people through.
     let face = match services.config.face_verifier()? {
-        FaceVerifierKind::LocalSimulator => LocalFaceSimulator,
+        FaceVerifierKind::LocalSimulator => ConfiguredFace::Simulator(LocalFaceSimulator),
+        FaceVerifierKind::Alipay(settings) => {
+            ConfiguredFace::Alipay(Box::new(AlipayCertify::new(&settings)?))
+        }
     };
     entry::serve(|req| handler::handle(services, &face, req, chrono::Utc::now())).await
 }

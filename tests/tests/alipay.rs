@@ -1,0 +1,342 @@
+//! Face verification through the production adapter (`AlipayCertify`) against the local Alipay
+//! stand-in, which checks every request's signature as the open platform does: pass; fail
+//! (counted, locked out after 5); not finished; an expired session; a tampered response
+//! (refused and audited); a busy, unreachable or slow gateway (503, nothing changed).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hyper::http::{Method, StatusCode};
+use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
+use kincode_common::domain::binding::{Binding, BindingStatus};
+use kincode_common::error::AppError;
+use kincode_common::face::alipay::AlipaySettings;
+use kincode_common::face::AlipayCertify;
+use kincode_common::services::Services;
+use kincode_common::store::ActionContext;
+use kincode_localdev::alipay::{generate_key_pair, AlipayStandIn, Outcome, RunningStandIn};
+use kincode_localdev::client::HttpClient;
+use kincode_tests::*;
+use serde_json::{json, Value};
+
+const APP_ID: &str = "2021000000000001";
+
+fn settings(gateway: &str, app_private_key: &str, alipay_public_key: &str) -> AlipaySettings {
+    AlipaySettings {
+        gateway: gateway.into(),
+        app_id: APP_ID.into(),
+        app_private_key: app_private_key.into(),
+        alipay_public_key: alipay_public_key.into(),
+        return_url: "alipays://platformapi/startapp?appId=2021000000000001&page=pages/verify/done"
+            .into(),
+    }
+}
+
+async fn alipay() -> (AlipayCertify, RunningStandIn) {
+    let (app_private, app_public) = generate_key_pair();
+    let stand_in = AlipayStandIn::start(APP_ID, &app_public).await.unwrap();
+    let face = AlipayCertify::new(&settings(
+        &stand_in.gateway(),
+        &app_private,
+        &stand_in.alipay_public_key,
+    ))
+    .unwrap()
+    .with_attempt_timeout(Duration::from_millis(800));
+    (face, stand_in)
+}
+
+/// A pending binding of an elder: face recognition applies.
+async fn elder(services: &Services) -> Binding {
+    let id = distinct_resident_id(70, Utc::now());
+    bind_relative(services, EVENT_GUARDIAN, &id, Utc::now())
+        .await
+        .unwrap()
+}
+
+fn ctx() -> ActionContext<'static> {
+    ActionContext {
+        request_id: "alipay-test",
+        at: Utc::now(),
+    }
+}
+
+async fn start(
+    services: &Services,
+    face: &AlipayCertify,
+    binding: &Binding,
+) -> Result<(String, String), AppError> {
+    match bindings::start_verification(&services.store, face, &binding.guardian, &binding.id, ctx())
+        .await?
+    {
+        VerificationStart::Face {
+            certify_id,
+            certify_url,
+        } => Ok((certify_id, certify_url.expect("a certify URL"))),
+        other => panic!("face expected, got {other:?}"),
+    }
+}
+
+async fn complete(
+    services: &Services,
+    face: &AlipayCertify,
+    binding: &Binding,
+    certify_id: &str,
+    evidence: Value,
+) -> Result<Binding, AppError> {
+    let request = CompleteRequest {
+        certify_id: Some(certify_id.into()),
+        evidence,
+        pledge_version: None,
+        accepted: None,
+    };
+    bindings::complete_verification(
+        &services.store,
+        face,
+        &binding.guardian,
+        &binding.id,
+        request,
+        ctx(),
+    )
+    .await
+}
+
+/// What the person does in the mini-program: opens the certify page and passes the scan.
+async fn scan_face(certify_url: &str) {
+    let page = HttpClient::default()
+        .send(Method::GET, certify_url, &[], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&page.body)
+    );
+}
+
+async fn stored(services: &Services, binding: &Binding) -> Binding {
+    services
+        .store
+        .binding(&binding.guardian, &binding.id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn audit_actions(services: &Services) -> Vec<String> {
+    all_items(services)
+        .await
+        .iter()
+        .filter_map(|i| i.get("action")?.as_s().ok().cloned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_passed_scan_activates_the_binding() {
+    let services = fresh_services().await;
+    let (face, _stand_in) = alipay().await;
+    let binding = elder(&services).await;
+    let (certify_id, certify_url) = start(&services, &face, &binding).await.unwrap();
+    assert!(certify_url.contains("method=alipay.user.certify.open.certify"));
+    assert!(certify_url.contains("&sign=") || certify_url.contains("?sign="));
+    scan_face(&certify_url).await;
+    let active = complete(
+        &services,
+        &face,
+        &binding,
+        &certify_id,
+        json!({"result_status": "9000"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(active.status, BindingStatus::Active);
+}
+
+#[tokio::test]
+async fn an_unfinished_scan_counts_nothing_and_can_still_pass() {
+    let services = fresh_services().await;
+    let (face, _stand_in) = alipay().await;
+    let binding = elder(&services).await;
+    let (certify_id, certify_url) = start(&services, &face, &binding).await.unwrap();
+    let early = complete(
+        &services,
+        &face,
+        &binding,
+        &certify_id,
+        json!({"result_status": "6001"}),
+    )
+    .await;
+    assert!(matches!(early, Err(AppError::FaceNotFinished)), "{early:?}");
+    let err = early.unwrap_err();
+    assert_eq!(
+        (err.status(), err.message()),
+        (409, "请先在支付宝中完成人脸识别,再提交认证")
+    );
+    assert!(stored(&services, &binding).await.face_failures.is_empty());
+    scan_face(&certify_url).await;
+    let active = complete(&services, &face, &binding, &certify_id, Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(active.status, BindingStatus::Active);
+}
+
+#[tokio::test]
+async fn failures_are_counted_and_the_sixth_attempt_waits_an_hour() {
+    let services = fresh_services().await;
+    let (face, stand_in) = alipay().await;
+    let binding = elder(&services).await;
+    for attempt in 1..=5 {
+        let (certify_id, _) = start(&services, &face, &binding).await.unwrap();
+        stand_in.stand_in.script(&certify_id, Outcome::Fail);
+        let failed = complete(
+            &services,
+            &face,
+            &binding,
+            &certify_id,
+            json!({"result_status": "4000"}),
+        )
+        .await;
+        let err = failed.unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            ("face_verification_failed", "人脸识别认证失败,请重新认证"),
+            "attempt {attempt}"
+        );
+    }
+    assert_eq!(stored(&services, &binding).await.face_failures.len(), 5);
+    let locked = start(&services, &face, &binding).await;
+    assert!(
+        matches!(locked, Err(AppError::TooManyFaceAttempts { .. })),
+        "{locked:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_must_be_started_again() {
+    let services = fresh_services().await;
+    let (face, stand_in) = alipay().await;
+    let binding = elder(&services).await;
+    let (certify_id, _) = start(&services, &face, &binding).await.unwrap();
+    stand_in.stand_in.script(&certify_id, Outcome::Expired);
+    let expired = complete(&services, &face, &binding, &certify_id, Value::Null).await;
+    assert!(
+        matches!(expired, Err(AppError::FaceSessionExpired)),
+        "{expired:?}"
+    );
+    assert!(stored(&services, &binding).await.face_failures.is_empty());
+}
+
+#[tokio::test]
+async fn a_tampered_answer_is_refused_and_audited_never_a_pass() {
+    let services = fresh_services().await;
+    let (face, stand_in) = alipay().await;
+    let binding = elder(&services).await;
+    let (certify_id, certify_url) = start(&services, &face, &binding).await.unwrap();
+    scan_face(&certify_url).await;
+    stand_in.stand_in.script(&certify_id, Outcome::BadSignature);
+    let refused = complete(&services, &face, &binding, &certify_id, Value::Null).await;
+    assert!(
+        matches!(refused, Err(AppError::FaceProviderUntrusted)),
+        "{refused:?}"
+    );
+    assert_eq!(refused.unwrap_err().status(), 503);
+    let now = stored(&services, &binding).await;
+    assert_eq!(now.status, BindingStatus::PendingVerification);
+    assert!(now.face_failures.is_empty());
+    assert!(audit_actions(&services)
+        .await
+        .contains(&"face_response_rejected".to_owned()));
+
+    // A tampered answer to initialize is refused (and audited) too.
+    stand_in
+        .stand_in
+        .script_next_initialize(Outcome::BadSignature);
+    let refused = start(&services, &face, &binding).await;
+    assert!(
+        matches!(refused, Err(AppError::FaceProviderUntrusted)),
+        "{refused:?}"
+    );
+    let rejected = audit_actions(&services)
+        .await
+        .iter()
+        .filter(|a| *a == "face_response_rejected")
+        .count();
+    assert_eq!(rejected, 2);
+}
+
+#[tokio::test]
+async fn a_busy_unreachable_or_slow_gateway_is_503_and_changes_nothing() {
+    let services = fresh_services().await;
+    let (face, stand_in) = alipay().await;
+    let binding = elder(&services).await;
+    let (certify_id, _) = start(&services, &face, &binding).await.unwrap();
+    let before = stored(&services, &binding).await;
+    let items = all_items(&services).await.len();
+
+    for outcome in [Outcome::Error, Outcome::Slow] {
+        stand_in.stand_in.script(&certify_id, outcome);
+        let answer = complete(&services, &face, &binding, &certify_id, Value::Null).await;
+        let err = answer.unwrap_err();
+        assert_eq!(
+            (err.status(), err.code()),
+            (503, "service_unavailable"),
+            "{outcome:?}"
+        );
+    }
+    stand_in.stand_in.script_next_initialize(Outcome::Error);
+    assert_eq!(
+        start(&services, &face, &binding)
+            .await
+            .unwrap_err()
+            .status(),
+        503
+    );
+    stand_in.stand_in.script_next_initialize(Outcome::Slow);
+    assert_eq!(
+        start(&services, &face, &binding)
+            .await
+            .unwrap_err()
+            .status(),
+        503
+    );
+    assert_eq!(stored(&services, &binding).await.version, before.version);
+    assert_eq!(all_items(&services).await.len(), items, "nothing written");
+
+    // Nobody listening at all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gateway = format!("http://{}/gateway.do", closed.local_addr().unwrap());
+    drop(closed);
+    let (app_private, _) = generate_key_pair();
+    let unreachable = AlipayCertify::new(&settings(
+        &gateway,
+        &app_private,
+        &stand_in.alipay_public_key,
+    ))
+    .unwrap();
+    assert_eq!(
+        start(&services, &unreachable, &binding)
+            .await
+            .unwrap_err()
+            .status(),
+        503
+    );
+}
+
+#[tokio::test]
+async fn the_stand_in_refuses_requests_not_signed_by_the_app() {
+    let services = fresh_services().await;
+    let (_, stand_in) = alipay().await;
+    // Another app key than the one the stand-in knows: Alipay answers isv.invalid-signature,
+    // which the adapter does not take for a session.
+    let (other_private, _) = generate_key_pair();
+    let impostor = AlipayCertify::new(&settings(
+        &stand_in.gateway(),
+        &other_private,
+        &stand_in.alipay_public_key,
+    ))
+    .unwrap();
+    let binding = elder(&services).await;
+    let refused = start(&services, &impostor, &binding).await.unwrap_err();
+    assert_eq!(refused.status(), 500, "{refused:?}");
+    assert!(refused.to_string().contains("40002"), "{refused}");
+}
