@@ -10,6 +10,7 @@ use aws_config::BehaviorVersion;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use clap::Parser;
+use kincode_localdev::alipay::{generate_key_pair, AlipayStandIn, RunningStandIn};
 use kincode_localdev::auth::DevAuth;
 use kincode_localdev::emulator::Emulator;
 use kincode_localdev::gateway::Gateway;
@@ -61,12 +62,43 @@ struct Args {
     /// Show the emulator's own log lines too.
     #[arg(long)]
     verbose: bool,
+    /// Face verification: the local simulator, or the production adapter (Alipay) against a
+    /// local Alipay stand-in started here.
+    #[arg(long, value_enum, default_value = "local-simulator")]
+    face: FaceChoice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FaceChoice {
+    LocalSimulator,
+    AlipayStandIn,
+}
+
+const STAND_IN_APP_ID: &str = "2021000000000001";
+
+/// Starts the Alipay stand-in and points the verify function's Alipay settings at it.
+async fn alipay_stand_in(extra: &mut serde_json::Value) -> Result<RunningStandIn, String> {
+    let (app_private, app_public) = generate_key_pair();
+    let stand_in = AlipayStandIn::start(STAND_IN_APP_ID, &app_public).await?;
+    extra["VerifyFunction"] = serde_json::json!({
+        "KINCODE_FACE_VERIFIER": "alipay",
+        "KINCODE_ALIPAY_GATEWAY": stand_in.gateway(),
+        "KINCODE_ALIPAY_APP_ID": STAND_IN_APP_ID,
+        "KINCODE_ALIPAY_APP_PRIVATE_KEY": app_private,
+        "KINCODE_ALIPAY_PUBLIC_KEY": stand_in.alipay_public_key,
+        "KINCODE_ALIPAY_RETURN_URL": "alipays://platformapi/startapp?appId=2021000000000001&page=pages/verify/done",
+    });
+    Ok(stand_in)
 }
 
 async fn start(args: Args) -> Result<(), String> {
     let template = Template::load(&args.template)?;
     let keys = DevKeys::load_or_create(&args.keys_file)?;
-    let extra = overrides(args.env_vars.as_deref())?;
+    let mut extra = overrides(args.env_vars.as_deref())?;
+    let stand_in = match args.face {
+        FaceChoice::LocalSimulator => None,
+        FaceChoice::AlipayStandIn => Some(alipay_stand_in(&mut extra).await?),
+    };
 
     let shared = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(&args.endpoint)
@@ -191,6 +223,14 @@ async fn start(args: Args) -> Result<(), String> {
         println!(
             "try: curl -s -X POST {base}{}  (local only, no auth: what the schedule does when it fires)",
             scheduler::path(&schedule.function)
+        );
+    }
+    if let Some(stand_in) = &stand_in {
+        println!(
+            "face verification: Alipay stand-in at {} (open a session's certify_url to pass its scan; script outcomes: POST {}{} {{\"certify_id\":\"…\",\"outcome\":\"fail|not_finished|expired|error|bad_signature|slow\"}})",
+            stand_in.gateway(),
+            stand_in.base_url,
+            kincode_localdev::alipay::SCRIPT_PATH
         );
     }
     println!("READY {base}");

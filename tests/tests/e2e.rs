@@ -20,6 +20,8 @@ struct LocalApi {
     token: String,
     table: String,
     keys_dir: std::path::PathBuf,
+    /// The Alipay stand-in's base URL, when started with one.
+    stand_in: Option<String>,
 }
 
 impl Drop for LocalApi {
@@ -34,6 +36,12 @@ impl Drop for LocalApi {
 }
 
 fn start_local_api() -> LocalApi {
+    start_local_api_with(&bin_dir(), &[])
+}
+
+/// The gateway over the functions in `functions_dir` (cargo's or `sam build`'s layout), with
+/// more `kincode-local` arguments.
+fn start_local_api_with(functions_dir: &std::path::Path, more: &[&str]) -> LocalApi {
     let dir = std::env::temp_dir().join(format!("kincode-e2e-{}", fresh_idempotency_key()));
     let table = format!("kincode-e2e-{}", &fresh_idempotency_key()[..8]);
     let mut child = Command::new(binary("kincode-local"))
@@ -42,7 +50,8 @@ fn start_local_api() -> LocalApi {
         .args(["--endpoint", &local_endpoint(), "--port", "0", "--table"])
         .arg(&table)
         .arg("--bin-dir")
-        .arg(bin_dir())
+        .arg(functions_dir)
+        .args(more)
         .arg("--template")
         .arg(repo_root().join("template.yaml"))
         .arg("--keys-file")
@@ -51,9 +60,13 @@ fn start_local_api() -> LocalApi {
         .spawn()
         .expect("start kincode-local");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut base, mut token) = (None, None);
+    let (mut base, mut token, mut stand_in) = (None, None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("face verification: Alipay stand-in at ") {
+            let gateway = rest.split_whitespace().next().unwrap();
+            stand_in = Some(gateway.trim_end_matches("/gateway.do").to_owned());
+        }
         if let Some(t) = line.strip_prefix("dev token (sub dev-guardian, 30 days): ") {
             token = Some(t.to_owned());
         }
@@ -69,6 +82,7 @@ fn start_local_api() -> LocalApi {
         token: token.expect("dev token line"),
         table,
         keys_dir: dir,
+        stand_in,
     }
 }
 
@@ -616,6 +630,132 @@ async fn a_nucleic_acid_test_from_sample_to_result_over_http() {
         StatusCode::NOT_FOUND,
         "an unbound relative's results are gone"
     );
+}
+
+/// `sam build`'s release bootstraps (`scripts/test` builds them before the tests run).
+fn release_bootstraps() -> std::path::PathBuf {
+    let dir = repo_root().join(".aws-sam/build");
+    assert!(
+        dir.join("VerifyFunction/bootstrap").is_file(),
+        "{} has no release bootstraps: `scripts/test` runs `sam build` first",
+        dir.display()
+    );
+    dir
+}
+
+#[tokio::test]
+async fn face_verification_through_alipay_with_the_release_bootstrap_over_http() {
+    let api = start_local_api_with(&release_bootstraps(), &["--face", "alipay-stand-in"]);
+    let stand_in = api.stand_in.clone().expect("the stand-in's line");
+    let me = Some("Dev user-e2e-alipay");
+    let now = chrono::Utc::now();
+
+    let mut bound = Vec::new();
+    for (i, name) in ["孙淑珍", "周福来"].iter().enumerate() {
+        let elder = resident_id_aged(74, now, 300 + i as u32);
+        let (status, binding) = api
+            .call(Method::POST, "/relatives", me, Some(json!({"name": name, "id_number": elder, "relationship": "grandparent", "consent": true})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{binding}");
+        bound.push(binding["id"].as_str().unwrap().to_owned());
+    }
+
+    // Start: the function asks Alipay (the stand-in checks its signature) for a session.
+    let id = &bound[0];
+    let (status, started) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification"),
+            me,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let certify_id = started["certify_id"].as_str().unwrap().to_owned();
+    let certify_url = started["certify_url"].as_str().unwrap().to_owned();
+    assert!(certify_url.starts_with(&stand_in), "{certify_url}");
+    let complete = |evidence: Value| json!({"certify_id": certify_id, "evidence": evidence});
+
+    // Not scanned yet: 409, nothing counted.
+    let (status, early) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification/complete"),
+            me,
+            Some(complete(json!({"result_status": "6001"}))),
+        )
+        .await;
+    assert_eq!(
+        (status, early["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("face_not_finished")),
+        "{early}"
+    );
+    // The person scans their face in the mini-program (the stand-in's page), then completes.
+    let page = HttpClient::default()
+        .send(Method::GET, &certify_url, &[], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(page.status, StatusCode::OK);
+    let (status, verified) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification/complete"),
+            me,
+            Some(complete(json!({"result_status": "9000"}))),
+        )
+        .await;
+    assert_eq!(
+        (status, verified["status"].as_str()),
+        (StatusCode::OK, Some("active")),
+        "{verified}"
+    );
+
+    // A tampered answer from "Alipay" is refused: 503, the binding still pending.
+    let id = &bound[1];
+    let (_, started) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification"),
+            me,
+            None,
+        )
+        .await;
+    let certify_id = started["certify_id"].as_str().unwrap();
+    let script = json!({"certify_id": certify_id, "outcome": "bad_signature"}).to_string();
+    let scripted = HttpClient::default()
+        .send(
+            Method::POST,
+            &format!("{stand_in}/_stand-in/script"),
+            &[],
+            script.into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scripted.status, StatusCode::NO_CONTENT);
+    let (status, refused) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification/complete"),
+            me,
+            Some(json!({"certify_id": certify_id, "evidence": {}})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("face_provider_untrusted")
+        ),
+        "{refused}"
+    );
+    let (_, listed) = api.call(Method::GET, "/relatives", me, None).await;
+    let second = listed["relatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(second["status"], "pending_verification");
 }
 
 #[tokio::test]

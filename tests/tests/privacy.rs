@@ -1,5 +1,7 @@
 //! No ID number, name or birth date appears in plaintext in any stored item or log line, on
-//! success paths and error paths alike, even with logging at TRACE.
+//! success paths and error paths alike, even with logging at TRACE — including the face
+//! provider's HTTP traffic (the Alipay adapter, against the local stand-in), whose requests
+//! carry the name and ID number.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,10 +10,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use kincode_common::bindings::{self, BindRequest, CompleteRequest};
 use kincode_common::domain::binding::GuardianId;
-use kincode_common::face::LocalFaceSimulator;
+use kincode_common::face::alipay::AlipaySettings;
+use kincode_common::face::AlipayCertify;
 use kincode_common::http::{self, Call};
 use kincode_common::store::ActionContext;
 use kincode_common::telemetry;
+use kincode_localdev::alipay::{generate_key_pair, AlipayStandIn};
 use kincode_tests::*;
 use serde_json::json;
 
@@ -121,18 +125,44 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
 
     let list = bindings::list(&services.store, &guardian).await.unwrap();
     assert_eq!(list.len(), 2);
+    let (app_private, app_public) = generate_key_pair();
+    let stand_in = AlipayStandIn::start("2021000000000001", &app_public)
+        .await
+        .unwrap();
+    let face = AlipayCertify::new(&AlipaySettings {
+        gateway: stand_in.gateway(),
+        app_id: "2021000000000001".into(),
+        app_private_key: app_private,
+        alipay_public_key: stand_in.alipay_public_key.clone(),
+        return_url: "alipays://platformapi/startapp?appId=2021000000000001".into(),
+    })
+    .unwrap();
     for b in &list {
-        let face = LocalFaceSimulator;
         let start = bindings::start_verification(&services.store, &face, &guardian, &b.id, ctx)
             .await
             .unwrap();
         let request = match start {
-            bindings::VerificationStart::Face { certify_id, .. } => CompleteRequest {
-                certify_id: Some(certify_id),
-                evidence: json!({"simulated_outcome": "pass"}),
-                pledge_version: None,
-                accepted: None,
-            },
+            bindings::VerificationStart::Face {
+                certify_id,
+                certify_url,
+            } => {
+                let page = kincode_localdev::client::HttpClient::default()
+                    .send(
+                        hyper::http::Method::GET,
+                        &certify_url.unwrap(),
+                        &[],
+                        Vec::new(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(page.status, 200);
+                CompleteRequest {
+                    certify_id: Some(certify_id),
+                    evidence: json!({"result_status": "9000"}),
+                    pledge_version: None,
+                    accepted: None,
+                }
+            }
             bindings::VerificationStart::Pledge { version, .. } => CompleteRequest {
                 certify_id: None,
                 evidence: json!(null),
@@ -161,8 +191,10 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
     }
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
-        logs.contains("request refused") && logs.contains("recorded"),
-        "the log capture works"
+        logs.contains("request refused")
+            && logs.contains("recorded")
+            && logs.contains("alipay answered"),
+        "the log capture works, the face provider's calls included"
     );
     for secret in &secrets {
         assert!(

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use kincode_common::config::{Config, ConfigError};
+use kincode_common::config::{Config, ConfigError, FaceVerifierKind};
 use kincode_tests::{repo_root, Template};
 
 const TEST_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -27,10 +27,26 @@ fn deployed_config(
 }
 
 #[test]
-fn the_deployed_verify_function_refuses_the_face_simulator() {
+fn the_deployed_verify_function_uses_alipay_over_https_and_refuses_the_face_simulator() {
     let template = Template::load(&repo_root().join("template.yaml")).unwrap();
     let config = deployed_config(&template, "VerifyFunction", &[]).expect("deployed config parses");
-    assert!(config.face_verifier().is_err());
+    let Ok(FaceVerifierKind::Alipay(settings)) = config.face_verifier() else {
+        panic!("the deployed verify function uses Alipay")
+    };
+    assert_eq!(settings.gateway, "https://openapi.alipay.com/gateway.do");
+    let plain = deployed_config(
+        &template,
+        "VerifyFunction",
+        &[(
+            "KINCODE_ALIPAY_GATEWAY",
+            "http://openapi.alipay.com/gateway.do",
+        )],
+    )
+    .unwrap();
+    assert!(matches!(
+        plain.face_verifier(),
+        Err(ConfigError::InsecureAlipayGateway)
+    ));
     let switched = deployed_config(
         &template,
         "VerifyFunction",
