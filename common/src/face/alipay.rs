@@ -282,6 +282,22 @@ impl AlipayCertify {
         )))
     }
 
+    /// `initialize`'s business content: a face scan (`FACE`) of the person named by their
+    /// resident ID card.
+    fn initialize_content(&self, attempt: &str, identity: &RelativeIdentity) -> Value {
+        json!({
+            "outer_order_no": attempt,
+            "biz_code": "FACE",
+            "identity_param": {
+                "identity_type": "CERT_INFO",
+                "cert_type": "IDENTITY_CARD",
+                "cert_name": identity.name(),
+                "cert_no": identity.id_number(),
+            },
+            "merchant_config": { "return_url": self.return_url },
+        })
+    }
+
     /// The signed page URL the mini-program opens for the scan.
     fn certify_url(&self, certify_id: &str, now: DateTime<Utc>) -> String {
         let params = self.signed_params(
@@ -311,17 +327,7 @@ impl FaceVerifier for AlipayCertify {
         attempt: &str,
         identity: &RelativeIdentity,
     ) -> Result<FaceSession, AppError> {
-        let biz_content = json!({
-            "outer_order_no": attempt,
-            "biz_code": "FACE",
-            "identity_param": {
-                "identity_type": "CERT_INFO",
-                "cert_type": "IDENTITY_CARD",
-                "cert_name": identity.name(),
-                "cert_no": identity.id_number(),
-            },
-            "merchant_config": { "return_url": self.return_url },
-        });
+        let biz_content = self.initialize_content(attempt, identity);
         // Not retried: a lost answer would leave a session we cannot name.
         let reply = self.call(INITIALIZE, &biz_content, 1).await?;
         match (reply.succeeded(), reply.certify_id) {
@@ -382,6 +388,39 @@ mod tests {
             sign_content(&params),
             r#"app_id=2021&biz_content={"a":"b c&d"}&sign_type=RSA2&timestamp=2026-11-28 14:30:00"#
         );
+    }
+
+    #[tokio::test]
+    async fn an_initialize_request_is_signed_exactly_as_openssl_signs_it() {
+        let testdata = |name: &str| {
+            std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("src/face/testdata")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        let adapter = AlipayCertify::new(&AlipaySettings {
+            gateway: "https://openapi.alipay.com/gateway.do".into(),
+            app_id: "2021000000000001".into(),
+            app_private_key: testdata("app-private-pkcs8.pem"),
+            alipay_public_key: testdata("app-public.pem"),
+            return_url:
+                "alipays://platformapi/startapp?appId=2021000000000001&page=pages/verify/done"
+                    .into(),
+        })
+        .unwrap();
+        let identity = RelativeIdentity::new(
+            zeroize::Zeroizing::new("张三".into()),
+            zeroize::Zeroizing::new("610113201603142174".into()),
+        );
+        let content = adapter.initialize_content("3f6d2b1e8c4a4f0e9b7d2a5c8e1f4d90", &identity);
+        // 14:30 China time.
+        let at = Utc.with_ymd_and_hms(2026, 11, 28, 6, 30, 0).unwrap();
+        let params = adapter.signed_params(INITIALIZE, &content, &[], at);
+        assert_eq!(sign_content(&params), testdata("request-content.txt"));
+        let sign = &params.iter().find(|(k, _)| k == "sign").unwrap().1;
+        assert_eq!(sign, testdata("request-content.sig").trim());
     }
 
     #[test]
