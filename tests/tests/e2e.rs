@@ -634,7 +634,7 @@ async fn a_nucleic_acid_test_from_sample_to_result_over_http() {
 
 /// `sam build`'s release bootstraps (`scripts/test` builds them before the tests run).
 fn release_bootstraps() -> std::path::PathBuf {
-    let dir = repo_root().join(".aws-sam/build");
+    let dir = repo_root().join("target/sam-build");
     assert!(
         dir.join("VerifyFunction/bootstrap").is_file(),
         "{} has no release bootstraps: `scripts/test` runs `sam build` first",
