@@ -65,6 +65,8 @@ pub enum AlipayConfigError {
     AlipayKey(Rsa2KeyError),
     #[error("gateway is not an http(s) URL")]
     Gateway,
+    #[error("no trusted root certificates on this system for the gateway's TLS")]
+    TrustRoots,
 }
 
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -148,7 +150,7 @@ impl AlipayCertify {
         }
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|_| AlipayConfigError::Gateway)?
+            .map_err(|_| AlipayConfigError::TrustRoots)?
             .https_or_http()
             .enable_http1()
             .build();
