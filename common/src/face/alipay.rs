@@ -423,6 +423,29 @@ mod tests {
         assert_eq!(sign_content(&params), testdata("request-content.txt"));
         let sign = &params.iter().find(|(k, _)| k == "sign").unwrap().1;
         assert_eq!(sign, testdata("request-content.sig").trim());
+
+        // An answer signed by OpenSSL (standing in for Alipay's key) is believed as sent…
+        let member = testdata("response-content.txt");
+        let signature = testdata("response-content.sig");
+        let body = format!(
+            r#"{{"alipay_user_certify_open_initialize_response":{member},"sign":"{}"}}"#,
+            signature.trim()
+        );
+        let reply = adapter.verified_reply(INITIALIZE, body.as_bytes()).unwrap();
+        assert_eq!(
+            (reply.code.as_str(), reply.certify_id.as_deref()),
+            ("10000", Some("OC201809253000000393900404029253"))
+        );
+        // …and not once a byte of it changed, re-spaced, or unsigned.
+        let changed = body.replacen("10000", "10001", 1);
+        let respaced = body.replacen(r#""code":"#, r#""code": "#, 1);
+        let unsigned = format!(r#"{{"alipay_user_certify_open_initialize_response":{member}}}"#);
+        for refused in [changed, respaced, unsigned] {
+            assert!(matches!(
+                adapter.verified_reply(INITIALIZE, refused.as_bytes()),
+                Err(CallError::Untrusted(_))
+            ));
+        }
     }
 
     #[test]
