@@ -25,6 +25,9 @@ use crate::template::{Route, RouteAuth, Schedule};
 
 /// API Gateway's payload limit.
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+/// Lambda's limit on a synchronous invocation's event: a bigger request never reaches the
+/// function (the emulator would cut it and the function answer 502).
+pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 
 pub struct Gateway {
     pub routes: Vec<Route>,
@@ -126,6 +129,12 @@ impl Gateway {
                 &request_id,
                 Utc::now(),
             );
+            if event.to_string().len() > MAX_EVENT_BYTES {
+                return Outgoing::gateway(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request Entity Too Large",
+                );
+            }
             let payload = match self.invoke(&route.function, &event, &mut log).await {
                 Ok(payload) => payload,
                 Err(failure) => return failure,

@@ -841,4 +841,16 @@ async fn the_gateway_answers_like_api_gateway() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("malformed_request"))
     );
+    // 7 MB: past what Lambda takes in one event, so it never reaches a function.
+    let big = json!({ "name": "x".repeat(7 * 1024 * 1024) });
+    let (status, body) = api
+        .call(Method::POST, "/relatives", Some("Dev user-1"), Some(big))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"message": "Request Entity Too Large"})
+        )
+    );
 }
