@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::batch::{self, row_json, RowRefusal};
+use crate::batch::{self, row_json, RowAnswer, RowRefusal};
 
 use crate::domain::age::china_date;
 use crate::domain::health::{RiskFlag, RiskSignal};
@@ -68,8 +68,8 @@ pub enum RowOutcome {
     Rejected(RowError),
 }
 
-impl RowOutcome {
-    pub fn json(self, index: usize) -> Value {
+impl RowAnswer for RowOutcome {
+    fn json(self, index: usize) -> Value {
         row_json(
             index,
             match self {

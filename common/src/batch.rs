@@ -20,6 +20,21 @@ pub fn rows(rows: Option<Vec<Value>>, max_rows: usize) -> Result<Vec<Value>, App
     Ok(rows)
 }
 
+/// A row's outcome as the batch's answer lists it.
+pub trait RowAnswer: Copy {
+    fn json(self, index: usize) -> Value;
+}
+
+/// A batch's answer: `{"results": [...]}`, each row's outcome in the order given.
+pub fn answer<R: RowAnswer>(outcomes: &[R]) -> Value {
+    let results: Vec<Value> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, outcome)| outcome.json(index))
+        .collect();
+    json!({ "results": results })
+}
+
 /// One row's answer: `{"index","outcome"}`, or `outcome: "rejected"` with the error.
 pub fn row_json<R: RowRefusal>(index: usize, outcome: Result<&'static str, R>) -> Value {
     match outcome {

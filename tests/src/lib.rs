@@ -241,6 +241,22 @@ pub fn status_and_json(response: &Response<Body>) -> (u16, Value) {
     (response.status().as_u16(), body)
 }
 
+/// Each row's outcome in a batch's answer: its error code when rejected, else the outcome.
+pub fn row_outcomes(body: &Value) -> Vec<String> {
+    body["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results: {body}"))
+        .iter()
+        .map(|r| {
+            r["error"]["code"]
+                .as_str()
+                .or(r["outcome"].as_str())
+                .expect("an outcome")
+                .to_owned()
+        })
+        .collect()
+}
+
 /// A valid resident ID number for someone born on `birth` (Xi'an, Yanta district).
 pub fn resident_id_born(birth: chrono::NaiveDate, sequence: u32) -> String {
     let body = format!("610113{}{:03}", birth.format("%Y%m%d"), sequence % 1000);

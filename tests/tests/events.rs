@@ -129,18 +129,10 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
             "verify-start.json" => certify_id = body["certify_id"].as_str().unwrap().to_owned(),
             "render.json" => code = body["code"].as_str().unwrap().to_owned(),
             "lab-results.json" => {
-                let outcomes: Vec<&str> = body["results"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| {
-                        r["error"]["code"]
-                            .as_str()
-                            .or(r["outcome"].as_str())
-                            .unwrap()
-                    })
-                    .collect();
-                assert_eq!(outcomes, ["stored", "unknown_tube", "invalid_result"]);
+                assert_eq!(
+                    row_outcomes(&body),
+                    ["stored", "unknown_tube", "invalid_result"]
+                );
             }
             "results.json" => {
                 assert_eq!(body["results"][0]["status"], "negative", "{body}");

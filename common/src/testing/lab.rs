@@ -7,7 +7,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::batch::{self, row_json, RowRefusal};
+use crate::batch::{self, row_json, RowAnswer, RowRefusal};
 use crate::domain::testing::{
     judge_result, reporting_clock_skew, LabResult, ResultChange, TubeId, TubeKind,
 };
@@ -75,8 +75,8 @@ pub enum RowOutcome {
     Rejected(RowError),
 }
 
-impl RowOutcome {
-    pub fn json(self, index: usize) -> Value {
+impl RowAnswer for RowOutcome {
+    fn json(self, index: usize) -> Value {
         let mut json = row_json(
             index,
             match self {

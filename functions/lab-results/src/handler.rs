@@ -2,13 +2,13 @@
 //! on its own and answered in order; a result reaches every person in the tube at once.
 
 use chrono::{DateTime, Utc};
+use kincode_common::batch;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, StaffCall, LAB_SCOPE};
 use kincode_common::services::Services;
 use kincode_common::testing::lab::{self, ResultBatch};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde_json::json;
 
 pub async fn handle(
     services: &Services,
@@ -26,14 +26,9 @@ async fn report(
     let call = StaffCall::from_request(req, LAB_SCOPE)?;
     let batch: ResultBatch = http::json_body(req)?;
     let outcomes = lab::apply_results(&services.store, &call.actor, batch, call.at(now)).await?;
-    let results: Vec<_> = outcomes
-        .iter()
-        .enumerate()
-        .map(|(index, outcome)| outcome.json(index))
-        .collect();
     Ok(http::json_response(
         StatusCode::OK,
-        &json!({ "results": results }),
+        &batch::answer(&outcomes),
     ))
 }
 
@@ -46,28 +41,13 @@ mod tests {
     use kincode_common::domain::health::HealthColour;
     use kincode_common::testing::lab::MAX_RESULT_ROWS;
     use kincode_tests::*;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
         let response = handle(services, event.into_request(), now)
             .await
             .expect("handler never errs");
         status_and_json(&response)
-    }
-
-    fn outcomes(body: &Value) -> Vec<String> {
-        body["results"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{body}"))
-            .iter()
-            .map(|r| {
-                r["error"]["code"]
-                    .as_str()
-                    .or(r["outcome"].as_str())
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
     }
 
     fn batch(rows: Value) -> Value {
@@ -128,7 +108,7 @@ mod tests {
         let (status, body) = call(&services, batch(rows.clone()), at).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
-            outcomes(&body),
+            row_outcomes(&body),
             [
                 "stored",
                 "unknown_tube",
@@ -150,8 +130,8 @@ mod tests {
 
         let items = all_items(&services).await.len();
         let (_, replayed) = call(&services, batch(rows), at + Duration::minutes(1)).await;
-        assert_eq!(outcomes(&replayed)[0], "unchanged");
-        assert_eq!(outcomes(&replayed)[1..], outcomes(&body)[1..]);
+        assert_eq!(row_outcomes(&replayed)[0], "unchanged");
+        assert_eq!(row_outcomes(&replayed)[1..], row_outcomes(&body)[1..]);
         assert_eq!(
             all_items(&services).await.len(),
             items,
@@ -160,7 +140,7 @@ mod tests {
 
         let conflicting = json!([{ "tube_id": tube_a, "result": "positive", "reported_at": at }]);
         let (_, body) = call(&services, batch(conflicting), at).await;
-        assert_eq!(outcomes(&body), ["conflicting_result"]);
+        assert_eq!(row_outcomes(&body), ["conflicting_result"]);
         assert_eq!(statuses(&services, &a, at).await, ["negative"]);
     }
 
@@ -187,7 +167,7 @@ mod tests {
             t1,
         )
         .await;
-        assert_eq!(outcomes(&body), ["stored"]);
+        assert_eq!(row_outcomes(&body), ["stored"]);
         assert_eq!(body["results"][0]["people"], 3);
         for p in &people {
             assert_eq!(statuses(&services, p, t1).await, ["pooled_positive"]);
@@ -210,7 +190,7 @@ mod tests {
             { "tube_id": retests[2], "result": "invalid", "reported_at": t3 },
         ]);
         let (_, body) = call(&services, batch(rows), t3).await;
-        assert_eq!(outcomes(&body), ["stored", "stored", "stored"]);
+        assert_eq!(row_outcomes(&body), ["stored", "stored", "stored"]);
         assert_eq!(
             statuses(&services, &people[0], t3).await,
             ["negative", "pooled_positive"]
@@ -234,7 +214,7 @@ mod tests {
             t4,
         )
         .await;
-        assert_eq!(outcomes(&body), ["stored"]);
+        assert_eq!(row_outcomes(&body), ["stored"]);
         assert_eq!(colour(&services, &people[2], t4).await, HealthColour::Green);
     }
 
@@ -258,7 +238,7 @@ mod tests {
             now,
         )
         .await;
-        assert_eq!(outcomes(&body), ["stored"]);
+        assert_eq!(row_outcomes(&body), ["stored"]);
         let after = show::online_code(&services.store, &keys, &binding.guardian, &binding.id, now)
             .await
             .unwrap();

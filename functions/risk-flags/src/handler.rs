@@ -4,12 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use kincode_common::authority::{self, FlagBatch};
+use kincode_common::batch;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, StaffCall, AUTHORITY_SCOPE};
 use kincode_common::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde_json::json;
 
 pub async fn handle(
     services: &Services,
@@ -28,14 +28,9 @@ async fn apply(
     let batch: FlagBatch = http::json_body(req)?;
     let outcomes =
         authority::apply_flags(&services.store, &call.actor, batch, call.at(now)).await?;
-    let results: Vec<_> = outcomes
-        .iter()
-        .enumerate()
-        .map(|(index, outcome)| outcome.json(index))
-        .collect();
     Ok(http::json_response(
         StatusCode::OK,
-        &json!({ "results": results }),
+        &batch::answer(&outcomes),
     ))
 }
 
@@ -46,27 +41,13 @@ mod tests {
     use kincode_common::codes::current_colour;
     use kincode_common::domain::health::HealthColour;
     use kincode_tests::*;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
         let response = handle(services, event.into_request(), now)
             .await
             .expect("handler never errs");
         status_and_json(&response)
-    }
-
-    fn outcomes(body: &Value) -> Vec<String> {
-        body["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                r["error"]["code"]
-                    .as_str()
-                    .unwrap_or(r["outcome"].as_str().unwrap())
-                    .to_owned()
-            })
-            .collect()
     }
 
     #[tokio::test]
@@ -90,7 +71,7 @@ mod tests {
         .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
-            outcomes(&body),
+            row_outcomes(&body),
             [
                 "stored",
                 "invalid_id_number",
@@ -107,7 +88,7 @@ mod tests {
         );
         let items_before = all_items(&services).await.len();
         let (_, body) = call(&services, event("risk-flags.json").with_body(batch), now).await;
-        assert_eq!(outcomes(&body)[0], "unchanged");
+        assert_eq!(row_outcomes(&body)[0], "unchanged");
         assert_eq!(
             all_items(&services).await.len(),
             items_before,
@@ -121,9 +102,9 @@ mod tests {
             now,
         )
         .await;
-        assert_eq!(outcomes(&body), ["cleared"]);
+        assert_eq!(row_outcomes(&body), ["cleared"]);
         let (_, body) = call(&services, event("risk-flags.json").with_body(clear), now).await;
-        assert_eq!(outcomes(&body), ["unchanged"]);
+        assert_eq!(row_outcomes(&body), ["unchanged"]);
         assert_eq!(
             current_colour(&services.store, &binding.relative_key, now)
                 .await
