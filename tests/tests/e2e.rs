@@ -635,11 +635,14 @@ async fn a_nucleic_acid_test_from_sample_to_result_over_http() {
 /// `sam build`'s release bootstraps (`scripts/test` builds them before the tests run).
 fn release_bootstraps() -> std::path::PathBuf {
     let dir = repo_root().join("target/sam-build");
-    assert!(
-        dir.join("VerifyFunction/bootstrap").is_file(),
-        "{} has no release bootstraps: `scripts/test` runs `sam build` first",
-        dir.display()
-    );
+    let template = Template::load(&repo_root().join("template.yaml")).unwrap();
+    for (function, _) in template.functions() {
+        assert!(
+            dir.join(&function).join("bootstrap").is_file(),
+            "{} has no release bootstrap of {function}: `scripts/test` runs `sam build` first",
+            dir.display()
+        );
+    }
     dir
 }
 
