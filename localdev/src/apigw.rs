@@ -180,8 +180,10 @@ impl Outgoing {
 /// Turns what the function returned into HTTP. A function error (the runtime's
 /// `errorType`/`errorMessage`) or an unreadable answer is API Gateway's 502.
 pub fn response(payload: &[u8]) -> Result<Outgoing, String> {
-    let value: Value =
-        serde_json::from_slice(payload).map_err(|e| format!("function answer is not JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(payload).map_err(|e| {
+        let start = String::from_utf8_lossy(&payload[..payload.len().min(80)]).into_owned();
+        format!("function answer is not JSON ({e}): {start:?}")
+    })?;
     if value.get("statusCode").is_none() {
         let kind = value
             .get("errorType")

@@ -27,6 +27,44 @@ fn init_duration_ms(line: &str) -> Option<f64> {
     rest.split(')').next()?.trim().parse().ok()
 }
 
+enum Listening {
+    Ours,
+    /// The emulator exited, or its port went to another process.
+    Lost(String),
+}
+
+enum Owner {
+    /// The process asked about.
+    Pid,
+    Stranger,
+    Nobody,
+}
+
+/// Who holds the socket listening on 127.0.0.1:`port`: process `pid`, another process, or
+/// nobody yet. Read from Linux's `/proc` (the emulator is a Linux binary).
+fn listener_owner(pid: u32, port: u16) -> Result<Owner, String> {
+    let table =
+        std::fs::read_to_string("/proc/net/tcp").map_err(|e| format!("/proc/net/tcp: {e}"))?;
+    // Rows: `sl local_address rem_address st … uid timeout inode`; the address is
+    // `0100007F:1F90` (hex), and state 0A is LISTEN.
+    let inode = table.lines().skip(1).find_map(|row| {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let (_, local_port) = fields.get(1)?.split_once(':')?;
+        let listening =
+            u16::from_str_radix(local_port, 16).ok()? == port && *fields.get(3)? == "0A";
+        listening.then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))?
+    });
+    let Some(socket) = inode else {
+        return Ok(Owner::Nobody);
+    };
+    let fds =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| format!("/proc/{pid}/fd: {e}"))?;
+    let held = fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == socket.as_str())
+    });
+    Ok(if held { Owner::Pid } else { Owner::Stranger })
+}
+
 #[derive(Default)]
 struct Reports {
     init_ms: Mutex<Option<f64>>,
@@ -37,6 +75,7 @@ struct Reports {
 
 pub struct Emulator {
     pub function: String,
+    port: u16,
     invoke_url: String,
     /// The emulator runs one invocation at a time, like one Lambda instance.
     busy: tokio::sync::Mutex<()>,
@@ -57,6 +96,31 @@ impl Emulator {
     /// function only its configured environment. Function output is forwarded to stderr,
     /// prefixed with the function's name; the emulator's own chatter only when `verbose`.
     pub async fn spawn(
+        function: &str,
+        rie: &Path,
+        bootstrap: &Path,
+        env: &HashMap<String, String>,
+        verbose: bool,
+    ) -> Result<Self, String> {
+        // A port found free can be taken by another process (another kincode-local, say)
+        // before the emulator binds it: the emulator then exits, and a stranger answers on
+        // "its" port. So the emulator counts as started only once it holds its own listening
+        // socket, and a lost port means a fresh pair.
+        let mut lost = Vec::new();
+        for _ in 0..5 {
+            let emulator = Self::spawn_on_fresh_ports(function, rie, bootstrap, env, verbose)?;
+            match emulator.wait_listening().await? {
+                Listening::Ours => return Ok(emulator),
+                Listening::Lost(why) => {
+                    emulator.stop().await;
+                    lost.push(why);
+                }
+            }
+        }
+        Err(format!("emulator for {function}: {}", lost.join("; ")))
+    }
+
+    fn spawn_on_fresh_ports(
         function: &str,
         rie: &Path,
         bootstrap: &Path,
@@ -119,6 +183,7 @@ impl Emulator {
         }
         let emulator = Self {
             function: function.to_owned(),
+            port,
             invoke_url: format!(
                 "http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
             ),
@@ -127,28 +192,39 @@ impl Emulator {
             child: Mutex::new(Some(child)),
             client: HttpClient::default(),
         };
-        emulator.wait_listening(port).await?;
         Ok(emulator)
     }
 
-    async fn wait_listening(&self, port: u16) -> Result<(), String> {
+    async fn wait_listening(&self) -> Result<Listening, String> {
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-            if let Some(child) = self.child.lock().expect("lock").as_mut() {
+            let pid = {
+                let mut child = self.child.lock().expect("lock");
+                let Some(child) = child.as_mut() else {
+                    return Err(format!("emulator for {} was stopped", self.function));
+                };
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("emulator for {} exited: {status}", self.function));
+                    return Ok(Listening::Lost(format!(
+                        "exited ({status}) on port {}",
+                        self.port
+                    )));
                 }
+                child.id()
+            };
+            match pid.map(|pid| listener_owner(pid, self.port)).transpose()? {
+                Some(Owner::Pid) => return Ok(Listening::Ours),
+                Some(Owner::Stranger) => {
+                    return Ok(Listening::Lost(format!(
+                        "port {} taken by another process",
+                        self.port
+                    )))
+                }
+                Some(Owner::Nobody) | None => {}
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(format!(
-            "emulator for {} did not listen on {port}",
-            self.function
+            "emulator for {} did not listen on {}",
+            self.function, self.port
         ))
     }
 
@@ -188,6 +264,26 @@ impl Emulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_its_own_listener_from_a_strangers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut stranger = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let owners = (
+            listener_owner(std::process::id(), port),
+            listener_owner(stranger.id(), port),
+        );
+        drop(listener);
+        let after_close = listener_owner(std::process::id(), port);
+        stranger.kill().unwrap();
+        stranger.wait().unwrap();
+        assert!(matches!(owners, (Ok(Owner::Pid), Ok(Owner::Stranger))));
+        assert!(matches!(after_close, Ok(Owner::Nobody)));
+    }
 
     #[test]
     fn reads_init_duration_from_report_lines() {
