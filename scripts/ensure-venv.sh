@@ -6,8 +6,12 @@
 #   scripts/ensure-venv.sh sam   [--print-path]   # AWS SAM CLI (with the Lambda Runtime
 #                                                 #   Interface Emulator), cfn-lint, cargo-lambda
 #                                                 #   (.local/sam-venv, requirements-sam.txt)
+#   scripts/ensure-venv.sh contract [--print-path] # schemathesis and openapi-spec-validator
+#                                                 #   (.local/contract-venv,
+#                                                 #   requirements-contract.txt)
 #
-# Two venvs because aws-sam-cli pins boto3, botocore and click differently from moto.
+# Separate venvs because aws-sam-cli pins boto3, botocore and click differently from moto,
+# and the contract tools need neither.
 #
 # Idempotent: each venv carries a stamp (sha256 of its requirements file + interpreter
 # version). When the stamp matches, this returns immediately. When it does not (first run,
@@ -24,7 +28,8 @@ local_dir="$repo_root/.local"
 case "${1:-}" in
     local) venv="$local_dir/venv" ;;
     sam) venv="$local_dir/sam-venv" ;;
-    *) echo "usage: $0 local|sam [--print-path]" >&2; exit 2 ;;
+    contract) venv="$local_dir/contract-venv" ;;
+    *) echo "usage: $0 local|sam|contract [--print-path]" >&2; exit 2 ;;
 esac
 name="$1"
 shift

@@ -54,24 +54,30 @@ impl Route {
         if !self.method.eq_ignore_ascii_case(method) {
             return None;
         }
-        let template: Vec<&str> = self.path.trim_matches('/').split('/').collect();
-        let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
-        if template.len() != actual.len() {
-            return None;
-        }
-        let mut params = HashMap::new();
-        for (t, a) in template.iter().zip(&actual) {
-            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                Some(name) if !a.is_empty() => {
-                    params.insert(name.to_owned(), (*a).to_owned());
-                }
-                Some(_) => return None,
-                None if t == a => {}
-                None => return None,
-            }
-        }
-        Some(params)
+        path_parameters(&self.path, path)
     }
+}
+
+/// The parameters of a path template (`/relatives/{binding_id}`) in a concrete path, when
+/// the path fits the template.
+pub fn path_parameters(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let template: Vec<&str> = template.trim_matches('/').split('/').collect();
+    let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if template.len() != actual.len() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    for (t, a) in template.iter().zip(&actual) {
+        match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(name) if !a.is_empty() => {
+                params.insert(name.to_owned(), (*a).to_owned());
+            }
+            Some(_) => return None,
+            None if t == a => {}
+            None => return None,
+        }
+    }
+    Some(params)
 }
 
 impl Template {

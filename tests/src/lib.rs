@@ -17,6 +17,8 @@ pub use kincode_localdev::template::Template;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
+pub mod contract;
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -151,6 +153,8 @@ pub trait EventExt {
     fn with_body(self, body: Value) -> Self;
     fn with_raw_body(self, body: &str) -> Self;
     fn with_header(self, name: &str, value: &str) -> Self;
+    /// `METHOD /path template`, as API Gateway routed it.
+    fn route_key(&self) -> String;
     fn into_request(self) -> Request;
 }
 
@@ -226,9 +230,29 @@ impl EventExt for Value {
         self["headers"][name] = value.into();
         self
     }
+    fn route_key(&self) -> String {
+        self["routeKey"].as_str().expect("routeKey").to_owned()
+    }
     fn into_request(self) -> Request {
         lambda_http::request::from_str(&self.to_string()).expect("event converts to a request")
     }
+}
+
+/// Checks a handler's answer against `openapi.yaml`, for the route of the event it answered.
+pub fn conforms(route_key: &str, response: &Response<Body>) {
+    let (method, path) = route_key
+        .split_once(' ')
+        .expect("routeKey is `METHOD /path`");
+    let body: &[u8] = match response.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok());
+    contract::contract().check(method, path, response.status().as_u16(), content_type, body);
 }
 
 /// A response's status and JSON body (`Null` when empty).

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use aws_sdk_dynamodb::types::AttributeValue;
 use hyper::http::{Method, StatusCode};
 use kincode_localdev::client::HttpClient;
+use kincode_tests::contract::contract;
 use kincode_tests::*;
 use serde_json::{json, Value};
 
@@ -130,9 +131,31 @@ impl LocalApi {
         }
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let answer = HttpClient::default()
-            .send(method, &format!("{}{path}", self.base), &headers, body)
+            .send(
+                method.clone(),
+                &format!("{}{path}", self.base),
+                &headers,
+                body,
+            )
             .await
             .unwrap();
+        let route = path.split('?').next().unwrap_or(path);
+        if contract().route(method.as_str(), route).is_some() {
+            let content_type = answer
+                .headers
+                .get("content-type")
+                .and_then(|value| value.to_str().ok());
+            contract().check(
+                method.as_str(),
+                route,
+                answer.status.as_u16(),
+                content_type,
+                &answer.body,
+            );
+        } else {
+            // No operation: API Gateway's own 404, which is no operation's to document.
+            assert_eq!(answer.status, StatusCode::NOT_FOUND, "{method} {route}");
+        }
         (
             answer.status,
             serde_json::from_slice(&answer.body).unwrap_or(Value::Null),

@@ -45,9 +45,11 @@ mod tests {
     use serde_json::json;
 
     async fn call(services: &Services, event: serde_json::Value) -> (u16, serde_json::Value) {
+        let route = event.route_key();
         let response = handle(services, event.into_request(), Utc::now())
             .await
             .expect("handler never errs");
+        conforms(&route, &response);
         status_and_json(&response)
     }
 

@@ -40,18 +40,20 @@ mod tests {
     use super::*;
     use kincode_tests::*;
 
+    async fn call(services: &Services) -> Response<Body> {
+        let event = event("keys.json");
+        let route = event.route_key();
+        let response = handle(services, &test_key_ring(), event.into_request(), Utc::now())
+            .await
+            .expect("handler never errs");
+        conforms(&route, &response);
+        response
+    }
+
     #[tokio::test]
     async fn publishes_okp_keys_without_authorization_and_cacheable() {
         let services = fresh_services().await;
-        let keys = test_key_ring();
-        let response = handle(
-            &services,
-            &keys,
-            event("keys.json").into_request(),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        let response = call(&services).await;
         assert_eq!(response.headers()["cache-control"], MAX_AGE);
         let (status, body) = status_and_json(&response);
         assert_eq!(status, 200, "{body}");
@@ -60,7 +62,7 @@ mod tests {
             (key["kty"].as_str(), key["crv"].as_str()),
             (Some("OKP"), Some("Ed25519"))
         );
-        assert_eq!(key["kid"], keys.signer().kid());
+        assert_eq!(key["kid"], test_key_ring().signer().kid());
         assert_eq!(body["revoked"].as_array().map(Vec::len), Some(0));
         assert_eq!(body["issuer"], "kincode");
     }
@@ -68,14 +70,6 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_table_is_503() {
         let services = unreachable_services().await;
-        let response = handle(
-            &services,
-            &test_key_ring(),
-            event("keys.json").into_request(),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(response.status(), 503);
+        assert_eq!(call(&services).await.status(), 503);
     }
 }

@@ -44,9 +44,11 @@ mod tests {
     use serde_json::{json, Value};
 
     async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
+        let route = event.route_key();
         let response = handle(services, event.into_request(), now)
             .await
             .expect("handler never errs");
+        conforms(&route, &response);
         status_and_json(&response)
     }
 

@@ -73,9 +73,12 @@ mod tests {
     use serde_json::Value;
 
     async fn call(services: &Services, keys: &KeyRing, event: Value) -> Response<Body> {
-        handle(services, keys, event.into_request(), Utc::now())
+        let route = event.route_key();
+        let response = handle(services, keys, event.into_request(), Utc::now())
             .await
-            .expect("handler never errs")
+            .expect("handler never errs");
+        conforms(&route, &response);
+        response
     }
 
     #[tokio::test]

@@ -78,9 +78,11 @@ mod tests {
         event: Value,
         now: DateTime<Utc>,
     ) -> (u16, Value) {
+        let route = event.route_key();
         let response = handle(services, keys, event.into_request(), now)
             .await
             .expect("handler never errs");
+        conforms(&route, &response);
         status_and_json(&response)
     }
 

@@ -34,9 +34,11 @@ mod tests {
     use serde_json::Value;
 
     async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {
+        let route = event.route_key();
         let response = handle(services, event.into_request(), now)
             .await
             .expect("handler never errs");
+        conforms(&route, &response);
         status_and_json(&response)
     }
 
