@@ -79,6 +79,8 @@ pub async fn bind(
             Some(existing) if existing.relative_key == relative_key => Ok(existing),
             _ => Err(AppError::IdempotencyKeyReused),
         },
+        // The key's binding was unbound: the id stays retired while its codes could be shown.
+        Err(CreateBindingError::IdRetired) => Err(AppError::IdempotencyKeyReused),
         Err(CreateBindingError::AlreadyBound) => Err(AppError::AlreadyBound),
         Err(CreateBindingError::GuardianFull) => Err(AppError::GuardianLimitReached),
         Err(CreateBindingError::RelativeFull) => Err(AppError::RelativeLimitReached),

@@ -39,8 +39,6 @@ pub enum AppError {
     UnbindTooEarly { available_at: DateTime<Utc> },
     #[error("binding already verified")]
     AlreadyVerified,
-    #[error("verification method does not apply")]
-    WrongVerificationMethod,
     #[error("verification not started or certify id mismatch")]
     VerificationNotStarted,
     #[error("pledge version outdated")]
@@ -122,7 +120,6 @@ impl AppError {
             | RelativeLimitReached
             | UnbindTooEarly { .. }
             | AlreadyVerified
-            | WrongVerificationMethod
             | VerificationNotStarted
             | PledgeOutdated
             | Conflict
@@ -164,7 +161,6 @@ impl AppError {
             BindingNotFound => "binding_not_found",
             UnbindTooEarly { .. } => "unbind_too_early",
             AlreadyVerified => "already_verified",
-            WrongVerificationMethod => "wrong_verification_method",
             VerificationNotStarted => "verification_not_started",
             PledgeOutdated => "pledge_outdated",
             FaceVerificationFailed => "face_verification_failed",
@@ -214,7 +210,6 @@ impl AppError {
             BindingNotFound => "未找到该亲属码",
             UnbindTooEarly { .. } => "绑定亲属码成员24小时后,才能进行解绑操作",
             AlreadyVerified => "该亲属已完成认证",
-            WrongVerificationMethod => "该亲属不适用此认证方式",
             VerificationNotStarted => "请先开始认证",
             PledgeOutdated => "信息认证承诺已更新,请重新阅读并确认",
             FaceVerificationFailed => "人脸识别认证失败,请重新认证",

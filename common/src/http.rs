@@ -14,6 +14,9 @@ use crate::error::{rfc3339, AppError};
 /// Bodies here are a few hundred bytes; anything near this is not a real client.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// A batch (lab results, risk flags) of 500 rows of up to ~150 bytes each, with room to spare.
+pub const MAX_BATCH_BODY_BYTES: usize = 128 * 1024;
+
 /// An authenticated request: who is calling, and the id that traces it.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -149,16 +152,26 @@ pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, AppError
     }
 }
 
-/// Parses a JSON body. serde's messages can quote the input (an ID number), so only the
-/// error's category and position are kept.
+/// Parses a JSON body of at most [`MAX_BODY_BYTES`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
+    json_body_within(req, MAX_BODY_BYTES)
+}
+
+/// Parses a batch's JSON body, of at most [`MAX_BATCH_BODY_BYTES`].
+pub fn batch_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
+    json_body_within(req, MAX_BATCH_BODY_BYTES)
+}
+
+/// serde's messages can quote the input (an ID number), so only the error's category and
+/// position are kept.
+fn json_body_within<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, AppError> {
     let bytes: &[u8] = match req.body() {
         Body::Empty => b"",
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
         _ => b"",
     };
-    if bytes.len() > MAX_BODY_BYTES {
+    if bytes.len() > limit {
         return Err(AppError::BodyTooLarge);
     }
     serde_json::from_slice(bytes).map_err(|e| {

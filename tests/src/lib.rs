@@ -477,8 +477,7 @@ pub async fn active_relative_with(
     id_number: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Binding {
-    use kincode_common::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
-    use kincode_common::face::LocalFaceSimulator;
+    use kincode_common::bindings::{self, BindRequest};
     let guardian = GuardianId::parse(guardian).expect("guardian id");
     let request_id = uuid::Uuid::new_v4().to_string();
     let ctx = kincode_common::store::ActionContext {
@@ -494,8 +493,25 @@ pub async fn active_relative_with(
     let binding = bindings::bind(&services.store, &guardian, request, None, ctx)
         .await
         .expect("bind");
+    activate(services, &binding, now).await
+}
+
+/// Verifies a pending binding (face through the simulator, or the pledge), as its guardian.
+pub async fn activate(
+    services: &Services,
+    binding: &Binding,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Binding {
+    use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
+    use kincode_common::face::LocalFaceSimulator;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let ctx = kincode_common::store::ActionContext {
+        request_id: &request_id,
+        at: now,
+    };
+    let guardian = &binding.guardian;
     let face = LocalFaceSimulator;
-    let started = bindings::start_verification(&services.store, &face, &guardian, &binding.id, ctx)
+    let started = bindings::start_verification(&services.store, &face, guardian, &binding.id, ctx)
         .await
         .expect("start verification");
     let complete = match started {
@@ -512,16 +528,9 @@ pub async fn active_relative_with(
             accepted: Some(true),
         },
     };
-    bindings::complete_verification(
-        &services.store,
-        &face,
-        &guardian,
-        &binding.id,
-        complete,
-        ctx,
-    )
-    .await
-    .expect("complete verification")
+    bindings::complete_verification(&services.store, &face, guardian, &binding.id, complete, ctx)
+        .await
+        .expect("complete verification")
 }
 
 /// An active binding of a new five-year-old (a pledge binding).

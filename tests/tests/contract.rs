@@ -110,7 +110,6 @@ fn every_error() -> Vec<AppError> {
         BindingNotFound,
         UnbindTooEarly { available_at: at },
         AlreadyVerified,
-        WrongVerificationMethod,
         VerificationNotStarted,
         PledgeOutdated,
         FaceVerificationFailed,
@@ -174,7 +173,6 @@ fn every_error() -> Vec<AppError> {
             | BindingNotFound
             | UnbindTooEarly { .. }
             | AlreadyVerified
-            | WrongVerificationMethod
             | VerificationNotStarted
             | PledgeOutdated
             | FaceVerificationFailed

@@ -80,6 +80,8 @@ pub struct NewBinding<'a> {
 pub enum CreateBindingError {
     /// A binding with this id exists: a retry of the same request, or a reused key.
     IdTaken,
+    /// A binding with this id was unbound, and codes it issued may still be shown.
+    IdRetired,
     AlreadyBound,
     GuardianFull,
     RelativeFull,
@@ -168,6 +170,7 @@ impl Store {
                 AuditAction::Bound,
                 ctx,
             )?,
+            self.anchor_absent_check(new.id)?,
         ];
         match self.transact("bind", items).await {
             Ok(()) => {
@@ -179,7 +182,8 @@ impl Store {
                 Some([_, true, ..]) => CreateBindingError::AlreadyBound,
                 Some([_, _, true, ..]) => CreateBindingError::GuardianFull,
                 Some([_, _, _, true, ..]) => CreateBindingError::RelativeFull,
-                _ => CreateBindingError::Failed(dynamodb_error("bind", err)),
+                Some([_, _, _, _, _, true]) => CreateBindingError::IdRetired,
+                _ => CreateBindingError::Failed(Self::transaction_error("bind", err)),
             }),
         }
     }
@@ -319,7 +323,7 @@ impl Store {
             Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
                 Err(AppError::Conflict)
             }
-            Err(err) => Err(dynamodb_error("update binding", err)),
+            Err(err) => Err(Self::transaction_error("update binding", err)),
         }
     }
 
@@ -527,7 +531,7 @@ impl Store {
             Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
                 Err(AppError::Conflict)
             }
-            Err(err) => Err(dynamodb_error(action.as_str(), err)),
+            Err(err) => Err(Self::transaction_error(action.as_str(), err)),
         }
     }
 

@@ -1,13 +1,13 @@
 //! What codes resolve to: the code anchor of an active binding, offline cards and their daily
 //! quota, and the published revocations.
 
+use aws_sdk_dynamodb::types::builders::ConditionCheckBuilder;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    dynamodb_error, log_recorded, n, relative_pk, s, ActionContext, AuditAction, AuditSubject, Due,
-    Store,
+    log_recorded, n, relative_pk, s, ActionContext, AuditAction, AuditSubject, Due, Store,
 };
 use crate::crypto::SealContext;
 use crate::domain::age::china_date;
@@ -156,12 +156,36 @@ impl Store {
         &self,
         binding: &BindingId,
     ) -> Result<TransactWriteItem, AppError> {
-        let check = ConditionCheck::builder()
+        self.anchor_check(
+            binding,
+            ConditionCheck::builder()
+                .condition_expression("#status = :active")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":active", s("active")),
+        )
+    }
+
+    /// A transaction item that holds only for a binding id that never had codes. An id whose
+    /// codes were revoked must not become active again while they can still be shown (a
+    /// printed card would scan as valid).
+    pub(super) fn anchor_absent_check(
+        &self,
+        binding: &BindingId,
+    ) -> Result<TransactWriteItem, AppError> {
+        self.anchor_check(
+            binding,
+            ConditionCheck::builder().condition_expression("attribute_not_exists(pk)"),
+        )
+    }
+
+    fn anchor_check(
+        &self,
+        binding: &BindingId,
+        check: ConditionCheckBuilder,
+    ) -> Result<TransactWriteItem, AppError> {
+        let check = check
             .table_name(&self.table)
             .set_key(Some(Self::key(anchor_pk(binding), ANCHOR_SK.into())))
-            .condition_expression("#status = :active")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":active", s("active"))
             .build()
             .map_err(|e| AppError::Internal(format!("build check: {e}")))?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
@@ -273,7 +297,7 @@ impl Store {
             Err(err) => Err(match Self::failed_conditions(&err).as_deref() {
                 Some([true, ..]) => AppError::OfflineCodeLimitReached,
                 Some([_, true, ..]) => AppError::BindingNotFound,
-                _ => dynamodb_error("offline card", err),
+                _ => Self::transaction_error("offline card", err),
             }),
         }
     }

@@ -5,9 +5,7 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    dynamodb_error, log_recorded, relative_pk, s, ActionContext, AuditAction, AuditSubject, Store,
-};
+use super::{log_recorded, relative_pk, s, ActionContext, AuditAction, AuditSubject, Store};
 use crate::domain::health::{RiskFlag, RiskSignal};
 use crate::error::AppError;
 
@@ -140,7 +138,7 @@ impl Store {
             Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
                 Ok(FlagWriteOutcome::Unchanged)
             }
-            Err(err) => Err(dynamodb_error(action.as_str(), err)),
+            Err(err) => Err(Self::transaction_error(action.as_str(), err)),
         }
     }
 }

@@ -479,6 +479,21 @@ impl Store {
         }
     }
 
+    /// A refused transaction that no condition of the caller's explains: another transaction
+    /// held one of its items (a race the client may retry: 409), DynamoDB throttled it (503),
+    /// or something worse.
+    fn transaction_error(operation: &'static str, err: TransactError) -> AppError {
+        let codes = Self::cancellation_codes(&err).unwrap_or_default();
+        let any = |wanted: &[&str]| codes.iter().flatten().any(|c| wanted.contains(&c.as_str()));
+        if any(&["TransactionConflict"]) {
+            AppError::Conflict
+        } else if any(&["ThrottlingError", "ProvisionedThroughputExceeded"]) {
+            AppError::DependencyUnavailable(format!("{operation}: throttled"))
+        } else {
+            dynamodb_error(operation, err)
+        }
+    }
+
     /// Which items of a cancelled transaction failed their condition.
     fn failed_conditions(err: &TransactError) -> Option<Vec<bool>> {
         Self::cancellation_codes(err).map(|codes| {
@@ -487,5 +502,42 @@ impl Store {
                 .map(|c| c.as_deref() == Some("ConditionalCheckFailed"))
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn cancelled(reasons: &[&str]) -> TransactError {
+        let mut exception = TransactionCanceledException::builder();
+        for reason in reasons {
+            exception =
+                exception.cancellation_reasons(CancellationReason::builder().code(*reason).build());
+        }
+        SdkError::service_error(
+            TransactWriteItemsError::TransactionCanceledException(exception.build()),
+            aws_sdk_dynamodb::config::http::HttpResponse::new(
+                StatusCode::try_from(400).unwrap(),
+                SdkBody::empty(),
+            ),
+        )
+    }
+
+    #[test]
+    fn a_transaction_refused_for_a_race_or_throttling_is_not_an_internal_error() {
+        let raced = Store::transaction_error("bind", cancelled(&["None", "TransactionConflict"]));
+        assert!(matches!(raced, AppError::Conflict), "{raced:?}");
+        let throttled = Store::transaction_error("bind", cancelled(&["ThrottlingError", "None"]));
+        assert!(
+            matches!(throttled, AppError::DependencyUnavailable(_)),
+            "{throttled:?}"
+        );
+        let other = Store::transaction_error("bind", cancelled(&["ValidationError"]));
+        assert!(matches!(other, AppError::Internal(_)), "{other:?}");
     }
 }

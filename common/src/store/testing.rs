@@ -313,7 +313,7 @@ impl Store {
             Err(err) => err,
         };
         let Some(codes) = Self::cancellation_codes(&err) else {
-            return Err(dynamodb_error("register sample", err).into());
+            return Err(Self::transaction_error("register sample", err).into());
         };
         let failed =
             |i: usize| codes.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
@@ -330,7 +330,7 @@ impl Store {
         } else if failed(0) || codes.iter().flatten().any(|c| c == "TransactionConflict") {
             Err(RegisterError::TubeChanged)
         } else {
-            Err(dynamodb_error("register sample", err).into())
+            Err(Self::transaction_error("register sample", err).into())
         }
     }
 
@@ -475,7 +475,7 @@ impl Store {
                 {
                     Ok(false)
                 }
-                _ => Err(dynamodb_error("record result", err)),
+                _ => Err(Self::transaction_error("record result", err)),
             },
         }
     }

@@ -41,6 +41,7 @@ async fn bind(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kincode_common::domain::binding::{BindingId, GuardianId};
     use kincode_tests::*;
     use serde_json::json;
 
@@ -110,6 +111,39 @@ mod tests {
             (status, body["error"]["code"].as_str()),
             (422, Some("idempotency_key_reused"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_key_whose_binding_was_unbound_binds_nothing_while_its_codes_could_be_shown() {
+        let services = fresh_services().await;
+        let (status, bound) = call(&services, event("bind.json")).await;
+        assert_eq!(status, 201, "{bound}");
+        let guardian = GuardianId::parse(EVENT_GUARDIAN).unwrap();
+        let id = BindingId::parse(bound["id"].as_str().unwrap()).unwrap();
+        let pending = services
+            .store
+            .binding(&guardian, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        let active = activate(&services, &pending, Utc::now()).await;
+        unbind_relative(
+            &services,
+            EVENT_GUARDIAN,
+            &active,
+            Utc::now() + chrono::Duration::hours(25),
+        )
+        .await;
+        // The same request again: the id would come back active, and the codes it issued
+        // before the unbind (a printed offline card) would scan as valid again.
+        let (status, body) = call(&services, event("bind.json")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("idempotency_key_reused")),
+            "{body}"
+        );
+        let again = event("bind.json").with_header("idempotency-key", "a-fresh-key-0001");
+        assert_eq!(call(&services, again).await.0, 201, "a new key binds anew");
     }
 
     #[tokio::test]

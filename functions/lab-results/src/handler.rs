@@ -24,7 +24,7 @@ async fn report(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, AppError> {
     let call = StaffCall::from_request(req, LAB_SCOPE)?;
-    let batch: ResultBatch = http::json_body(req)?;
+    let batch: ResultBatch = http::batch_body(req)?;
     let outcomes = lab::apply_results(&services.store, &call.actor, batch, call.at(now)).await?;
     Ok(http::json_response(
         StatusCode::OK,
@@ -274,7 +274,10 @@ mod tests {
         assert_eq!(status, 403);
         let (status, _) = call(&services, batch(rows).without_caller(), now).await;
         assert_eq!(status, 401);
-        let many: Vec<Value> = (0..=MAX_RESULT_ROWS).map(|_| json!({})).collect();
+        // Rows as a lab sends them: one over the limit is refused for its count, not its size.
+        let many: Vec<Value> = (0..=MAX_RESULT_ROWS)
+            .map(|i| json!({"tube_id": format!("XA-20261128-{i:06}"), "result": "negative", "reported_at": now}))
+            .collect();
         let (status, body) = call(&services, batch(json!(many)), now).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),

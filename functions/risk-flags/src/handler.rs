@@ -25,7 +25,7 @@ async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, AppError> {
     let call = StaffCall::from_request(req, AUTHORITY_SCOPE)?;
-    let batch: FlagBatch = http::json_body(req)?;
+    let batch: FlagBatch = http::batch_body(req)?;
     let outcomes =
         authority::apply_flags(&services.store, &call.actor, batch, call.at(now)).await?;
     Ok(http::json_response(
@@ -38,6 +38,7 @@ async fn apply(
 mod tests {
     use super::*;
     use chrono::Duration;
+    use kincode_common::authority::MAX_FLAG_ROWS;
     use kincode_common::codes::current_colour;
     use kincode_common::domain::health::HealthColour;
     use kincode_tests::*;
@@ -136,7 +137,15 @@ mod tests {
             .0,
             401
         );
-        let rows: Vec<Value> = (0..501).map(|_| json!({})).collect();
+        // Rows as an authority sends them: one over the limit is refused for its count, not
+        // its size.
+        let until = now + chrono::Duration::days(14);
+        let rows: Vec<Value> = (0..=MAX_FLAG_ROWS)
+            .map(|i| {
+                let id_number = resident_id_aged(70, now, i as u32 % 1000);
+                json!({"id_number": id_number, "flag": "secondary_contact", "effective_at": now, "until": until})
+            })
+            .collect();
         let (status, body) = call(
             &services,
             event("risk-flags.json").with_body(json!({ "rows": rows })),
