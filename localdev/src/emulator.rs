@@ -84,11 +84,63 @@ pub struct Emulator {
     client: HttpClient,
 }
 
+/// What the function's process (the emulator's child running `bootstrap`) has used so far, by
+/// the kernel's accounting: CPU of every thread in nanoseconds (not the 10 ms ticks of
+/// `/proc/…/stat`), and the peak resident set.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessUsage {
+    pub cpu: Duration,
+    pub peak_rss_kib: u64,
+}
+
+/// The emulator's children (the function's runtime process), from Linux's `/proc`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn process_usage(pid: u32) -> Option<ProcessUsage> {
+    let mut cpu_ns: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        // `schedstat`: time on the CPU (ns), time waiting, timeslices.
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        cpu_ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let peak_rss_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(ProcessUsage {
+        cpu: Duration::from_nanos(cpu_ns),
+        peak_rss_kib,
+    })
+}
+
 /// What one invocation returned.
 pub struct Invocation {
     pub payload: Vec<u8>,
     /// Set on a cold start.
     pub init_ms: Option<f64>,
+    /// From sending the event to the answer (a cold start's init included).
+    pub elapsed: Duration,
 }
 
 impl Emulator {
@@ -232,6 +284,7 @@ impl Emulator {
         let _one_at_a_time = self.busy.lock().await;
         *self.reports.init_ms.lock().expect("lock") = None;
         let arrived = self.reports.arrived.notified();
+        let sent = std::time::Instant::now();
         let answer = self
             .client
             .send(
@@ -241,13 +294,21 @@ impl Emulator {
                 event.to_string().into_bytes(),
             )
             .await?;
+        let elapsed = sent.elapsed();
         // The REPORT line follows the answer closely; wait a moment for it, not forever.
         let _ = tokio::time::timeout(Duration::from_millis(200), arrived).await;
         let init_ms = *self.reports.init_ms.lock().expect("lock");
         Ok(Invocation {
             payload: answer.body,
             init_ms,
+            elapsed,
         })
+    }
+
+    /// The function process's usage so far; `None` before its first invocation starts it.
+    pub fn function_usage(&self) -> Option<ProcessUsage> {
+        let pid = self.child.lock().expect("lock").as_ref()?.id()?;
+        children(pid).into_iter().find_map(process_usage)
     }
 
     pub async fn stop(&self) {
