@@ -2,20 +2,23 @@
 //! as `lambda_runtime`'s default subscriber reads them, with one difference: the runtime's own
 //! TRACE output is never enabled, because it prints the raw event (names, ID numbers).
 
-use lambda_http::tracing::subscriber::filter::{EnvFilter, LevelFilter};
+use lambda_http::tracing::subscriber::filter::{LevelFilter, Targets};
 use lambda_http::tracing::subscriber::fmt::MakeWriter;
+use lambda_http::tracing::subscriber::layer::SubscriberExt;
 use lambda_http::tracing::Subscriber;
 
-/// The filter for a requested level: at most DEBUG for the runtime crates.
-pub fn filter(level: Option<&str>) -> EnvFilter {
+/// The filter for a requested level: at most DEBUG for the runtime crates. Targets, not an
+/// `EnvFilter`: the same target directives without a regex engine in every bootstrap.
+pub fn filter(level: Option<&str>) -> Targets {
     let level = level
         .and_then(|l| l.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
     // In `tracing`, more verbose levels compare greater.
     let runtime = level.min(LevelFilter::DEBUG);
-    EnvFilter::builder().parse_lossy(format!(
-        "{level},lambda_runtime={runtime},lambda_http={runtime}"
-    ))
+    Targets::new()
+        .with_default(level)
+        .with_target("lambda_runtime", runtime)
+        .with_target("lambda_http", runtime)
 }
 
 pub fn subscriber<W>(
@@ -30,12 +33,12 @@ where
         .with_target(false)
         .without_time()
         .with_ansi(false)
-        .with_env_filter(filter(level))
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(writer);
     if json {
-        Box::new(builder.json().finish())
+        Box::new(builder.json().finish().with(filter(level)))
     } else {
-        Box::new(builder.finish())
+        Box::new(builder.finish().with(filter(level)))
     }
 }
 

@@ -314,6 +314,21 @@ impl Requests<'_> {
                 );
             }
             "CleanupFunction" => {
+                // A deployment's cleanup resumes from the last hour it finished; the very first
+                // run's walk of the past days happens once in its life, so it is done here.
+                let blobs = self.services.blobs().await.expect("bucket");
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let ctx = kincode_common::store::ActionContext {
+                    request_id: &request_id,
+                    at: now,
+                };
+                let budget = kincode_common::store::CleanupBudget {
+                    max_items: 100_000,
+                    max_duration: Duration::from_secs(600),
+                };
+                kincode_common::cleanup::run(&self.services.store, &blobs, budget, ctx)
+                    .await
+                    .expect("first cleanup run");
                 let schedule = self
                     .template
                     .schedules()
