@@ -39,7 +39,8 @@ use serde_json::{json, Value};
 struct Args {
     #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
-    /// `sam build`'s output (`<Function>/bootstrap`), or cargo's target dir (`<binary>`).
+    /// `sam build`'s output (`<Function>/bootstrap`), cargo-lambda's (`<binary>/bootstrap`),
+    /// or cargo's target dir (`<binary>`).
     #[arg(long, default_value = "target/sam-build")]
     bin_dir: PathBuf,
     /// The `aws-lambda-rie` binary.
@@ -453,6 +454,41 @@ fn print_table(figures: &[Figures]) {
     );
 }
 
+/// Lambda gives a function CPU in proportion to its memory: 1,769 MB is one vCPU.
+const MB_PER_VCPU: f64 = 1769.0;
+/// Lambda's published x86 prices (us-east-1, first tier): per GB-second, and per request.
+const USD_PER_GB_SECOND: f64 = 0.000_016_666_7;
+const USD_PER_REQUEST: f64 = 0.000_000_2;
+const MEMORY_SIZES_MB: [f64; 4] = [128.0, 256.0, 512.0, 1024.0];
+
+/// What each memory size would make of the measured figures: the CPU stretched by the CPU
+/// share, the rest (waiting on DynamoDB and S3) unchanged. Local waits are moto's, slower
+/// than DynamoDB's, so the warm figures lean high.
+fn print_memory_table(figures: &[Figures]) {
+    print!("{:<20}", "function");
+    for mb in MEMORY_SIZES_MB {
+        print!(" {:>26}", format!("{mb} MB: cold/warm ms, $/M"));
+    }
+    println!();
+    for f in figures {
+        print!("{:<20}", f.function);
+        let waiting = (f.warm_p50_ms - f.warm_cpu_ms).max(0.0);
+        for mb in MEMORY_SIZES_MB {
+            let stretch = MB_PER_VCPU / mb;
+            let cold = f.cold_cpu_ms * stretch;
+            let warm = f.warm_cpu_ms * stretch + waiting;
+            let usd_per_million = 1e6
+                * (USD_PER_REQUEST + (mb / 1024.0) * (warm.ceil() / 1000.0) * USD_PER_GB_SECOND);
+            print!(
+                " {:>26}",
+                format!("{cold:.0} / {warm:.0}, {usd_per_million:.2}")
+            );
+        }
+        println!();
+    }
+    println!("(cold: the cold start's CPU at that share; warm: CPU stretched plus the measured wait; $ per million warm requests, duration and request charges)");
+}
+
 async fn run(args: Args) -> Result<(), String> {
     if args.cold == 0 {
         return Err("--cold must be at least 1".into());
@@ -513,6 +549,7 @@ async fn run(args: Args) -> Result<(), String> {
     for (function, binary) in &functions {
         let candidates = [
             args.bin_dir.join(function).join("bootstrap"),
+            args.bin_dir.join(binary).join("bootstrap"),
             args.bin_dir.join(binary),
         ];
         let Some(bootstrap) = candidates.iter().find(|p| p.is_file()) else {
@@ -530,6 +567,8 @@ async fn run(args: Args) -> Result<(), String> {
         figures.push(measure(&args, function, bootstrap, &envs[function], events).await?);
     }
     print_table(&figures);
+    println!();
+    print_memory_table(&figures);
     if let Some(dir) = args.json.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
