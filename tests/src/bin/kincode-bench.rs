@@ -116,6 +116,8 @@ struct Requests<'a> {
 }
 
 const GUARDIANS_PER_RUN: usize = 8;
+/// How many requests share one person where a person accumulates records (samples, results).
+const PEOPLE_REUSED: usize = 5;
 
 impl Requests<'_> {
     /// An API Gateway event for `method path` as `claims`, routed as the template routes it.
@@ -253,18 +255,25 @@ impl Requests<'_> {
                 }
             }
             "ScanFunction" | "SamplesFunction" => {
-                let binding = self.active(&guardian, now).await;
-                let code = kincode_common::codes::show::online_code(
-                    &self.services.store,
-                    self.keys,
-                    &binding.guardian,
-                    &binding.id,
-                    now,
-                )
-                .await
-                .expect("code")
-                .token;
-                for _ in 0..count {
+                // A few codes, each person sampled a few times: a person's record of tests
+                // (which every scan reads for the colour) stays as long as in life.
+                let mut code = String::new();
+                for i in 0..count {
+                    if i % PEOPLE_REUSED == 0 {
+                        let guardian =
+                            format!("bench-{run}-{}", i / PEOPLE_REUSED / GUARDIANS_PER_RUN);
+                        let binding = self.active(&guardian, now).await;
+                        code = kincode_common::codes::show::online_code(
+                            &self.services.store,
+                            self.keys,
+                            &binding.guardian,
+                            &binding.id,
+                            now,
+                        )
+                        .await
+                        .expect("code")
+                        .token;
+                    }
                     events.push(if function == "ScanFunction" {
                         self.event(
                             "POST",
@@ -283,8 +292,13 @@ impl Requests<'_> {
                 }
             }
             "LabResultsFunction" => {
-                let binding = self.active(&guardian, now).await;
-                for _ in 0..count {
+                let mut binding = self.active(&guardian, now).await;
+                for i in 0..count {
+                    if i > 0 && i % PEOPLE_REUSED == 0 {
+                        let guardian =
+                            format!("bench-{run}-{}", i / PEOPLE_REUSED / GUARDIANS_PER_RUN);
+                        binding = self.active(&guardian, now).await;
+                    }
                     let tube = fresh_tube();
                     register_sample_at(self.services, self.keys, &binding, &tube, None, now)
                         .await
