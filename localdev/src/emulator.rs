@@ -305,6 +305,11 @@ impl Emulator {
         })
     }
 
+    /// Whether an invocation is running now (a hint: the next caller may still have to wait).
+    pub fn is_busy(&self) -> bool {
+        self.busy.try_lock().is_err()
+    }
+
     /// The function process's usage so far; `None` before its first invocation starts it.
     pub fn function_usage(&self) -> Option<ProcessUsage> {
         let pid = self.child.lock().expect("lock").as_ref()?.id()?;
@@ -318,6 +323,50 @@ impl Emulator {
         let child = self.child.lock().expect("lock").take();
         if let Some(mut child) = child {
             let _ = child.kill().await;
+        }
+    }
+}
+
+/// N emulators of one function, as Lambda runs N instances of it: a request goes to an idle
+/// instance, or, when all are busy, waits its turn at the next one in rotation.
+pub struct Instances {
+    all: Vec<Emulator>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Instances {
+    pub fn new(all: Vec<Emulator>) -> Self {
+        assert!(!all.is_empty(), "at least one instance");
+        Self {
+            all,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// An idle instance, else the next in rotation; by its index.
+    fn pick(&self) -> usize {
+        self.all
+            .iter()
+            .position(|e| !e.is_busy())
+            .unwrap_or_else(|| {
+                self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.all.len()
+            })
+    }
+
+    /// The invocation, and which instance ran it.
+    pub async fn invoke(&self, event: &serde_json::Value) -> Result<(usize, Invocation), String> {
+        let instance = self.pick();
+        let invocation = self.all[instance].invoke(event).await?;
+        Ok((instance, invocation))
+    }
+
+    pub async fn stop(&self) {
+        for emulator in &self.all {
+            emulator.stop().await;
         }
     }
 }

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::apigw::{self, Incoming, Outgoing};
 use crate::auth::{grants_any_scope, DevAuth};
-use crate::emulator::Emulator;
+use crate::emulator::Instances;
 use crate::scheduler;
 use crate::template::{Route, RouteAuth, Schedule};
 
@@ -33,7 +33,8 @@ pub struct Gateway {
     pub routes: Vec<Route>,
     /// At most one per function: the schedule endpoint names a function.
     pub schedules: Vec<Schedule>,
-    pub emulators: HashMap<String, Arc<Emulator>>,
+    /// Each function's instances (one unless `kincode-local --instances N`).
+    pub emulators: HashMap<String, Instances>,
     pub auth: DevAuth,
 }
 
@@ -187,7 +188,10 @@ impl Gateway {
             ));
         };
         match emulator.invoke(event).await {
-            Ok(invocation) => {
+            Ok((instance, invocation)) => {
+                if emulator.len() > 1 {
+                    *log = format!("{log} instance={instance}");
+                }
                 if let Some(init) = invocation.init_ms {
                     *log = format!("{log} init_ms={init:.1}");
                 }
@@ -204,8 +208,8 @@ impl Gateway {
     }
 
     pub async fn stop(&self) {
-        for emulator in self.emulators.values() {
-            emulator.stop().await;
+        for instances in self.emulators.values() {
+            instances.stop().await;
         }
     }
 }

@@ -12,7 +12,7 @@ use base64::Engine;
 use clap::Parser;
 use kincode_localdev::alipay::{generate_key_pair, AlipayStandIn, RunningStandIn};
 use kincode_localdev::auth::DevAuth;
-use kincode_localdev::emulator::Emulator;
+use kincode_localdev::emulator::{Emulator, Instances};
 use kincode_localdev::gateway::Gateway;
 use kincode_localdev::local::{overrides, DevKeys, LocalStack};
 use kincode_localdev::provision::{ensure_buckets, ensure_table};
@@ -62,6 +62,10 @@ struct Args {
     /// Show the emulator's own log lines too.
     #[arg(long)]
     verbose: bool,
+    /// Instances of each function (each an emulator and a function process), as Lambda runs
+    /// as many as there are requests in flight: a request goes to an idle one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    instances: u16,
     /// Face verification: the local simulator, or the production adapter (Alipay) against a
     /// local Alipay stand-in started here.
     #[arg(long, value_enum, default_value = "local-simulator")]
@@ -162,8 +166,12 @@ async fn start(args: Args) -> Result<(), String> {
             ));
         };
         let env = local.function_env(&template, &function, &extra);
-        let emulator = Emulator::spawn(&function, &args.rie, bootstrap, &env, args.verbose).await?;
-        emulators.insert(function, Arc::new(emulator));
+        let mut instances = Vec::new();
+        for _ in 0..args.instances {
+            instances
+                .push(Emulator::spawn(&function, &args.rie, bootstrap, &env, args.verbose).await?);
+        }
+        emulators.insert(function, Instances::new(instances));
     }
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
@@ -177,10 +185,11 @@ async fn start(args: Args) -> Result<(), String> {
     let now = chrono::Utc::now();
     let token = auth.issue("dev-guardian", now);
     println!(
-        "kincode local API on {base} ({} routes, {} schedules, {} functions)",
+        "kincode local API on {base} ({} routes, {} schedules, {} functions, {} instances each)",
         routes.len(),
         schedules.len(),
-        emulators.len()
+        emulators.len(),
+        args.instances
     );
     for route in &routes {
         let access = match &route.auth {

@@ -23,6 +23,8 @@ struct LocalApi {
     keys_dir: std::path::PathBuf,
     /// The Alipay stand-in's base URL, when started with one.
     stand_in: Option<String>,
+    /// Every line the gateway logged (also passed on to the test's stderr).
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for LocalApi {
@@ -58,8 +60,17 @@ fn start_local_api_with(functions_dir: &std::path::Path, more: &[&str]) -> Local
         .arg("--keys-file")
         .arg(dir.join("keys.json"))
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start kincode-local");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (stderr, kept) = (child.stderr.take().unwrap(), log.clone());
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            kept.lock().unwrap().push(line);
+        }
+    });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut base, mut token, mut stand_in) = (None, None, None);
     for line in lines.by_ref() {
@@ -84,6 +95,7 @@ fn start_local_api_with(functions_dir: &std::path::Path, more: &[&str]) -> Local
         table,
         keys_dir: dir,
         stand_in,
+        log,
     }
 }
 
@@ -878,5 +890,28 @@ async fn the_gateway_answers_like_api_gateway() {
             StatusCode::PAYLOAD_TOO_LARGE,
             json!({"message": "Request Entity Too Large"})
         )
+    );
+}
+
+#[tokio::test]
+async fn with_instances_concurrent_requests_run_in_several_function_processes() {
+    let api = start_local_api_with(&bin_dir(), &["--instances", "3"]);
+    let me = Some("Dev user-instances");
+    let calls = (0..6).map(|_| api.call(Method::GET, "/relatives", me, None));
+    for (status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let instances: std::collections::BTreeSet<String> = api
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.starts_with("GET /relatives "))
+        .filter_map(|line| line.split(" instance=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert!(
+        instances.len() > 1,
+        "six requests at once all ran in one instance: {instances:?}"
     );
 }
