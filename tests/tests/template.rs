@@ -141,3 +141,62 @@ fn the_sam_local_example_env_file_is_a_valid_local_config() {
         Config::from_lookup(|k| params[k].as_str().map(str::to_owned)).expect("valid config");
     assert!(config.face_verifier().is_ok());
 }
+
+#[test]
+fn the_template_carries_what_a_city_wide_round_needs() {
+    let template = Template::load(&repo_root().join("template.yaml")).unwrap();
+    // The cleanup can never take more than one of the account's concurrent executions.
+    assert_eq!(
+        template.resource("CleanupFunction")["Properties"]["ReservedConcurrentExecutions"].as_u64(),
+        Some(1)
+    );
+    // The table is pre-warmed to what the parameters say (`!Ref` reads as the name).
+    let warm = &template.table_properties()["WarmThroughput"];
+    assert_eq!(
+        (
+            warm["ReadUnitsPerSecond"].as_str(),
+            warm["WriteUnitsPerSecond"].as_str()
+        ),
+        (Some("TableWarmReadUnits"), Some("TableWarmWriteUnits"))
+    );
+    // Alarms on what a round would show first.
+    let alarmed: std::collections::BTreeSet<String> = template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .flat_map(|(_, alarm)| {
+            let properties = &alarm["Properties"];
+            let direct = properties["MetricName"].as_str().map(|m| {
+                format!(
+                    "{}/{m}",
+                    properties["Namespace"].as_str().unwrap_or_default()
+                )
+            });
+            let math = properties["Metrics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    let metric = &m["MetricStat"]["Metric"];
+                    Some(format!(
+                        "{}/{}",
+                        metric["Namespace"].as_str()?,
+                        metric["MetricName"].as_str()?
+                    ))
+                });
+            direct.into_iter().chain(math).collect::<Vec<_>>()
+        })
+        .collect();
+    for metric in [
+        "AWS/ApiGateway/5xx",
+        "AWS/ApiGateway/Latency",
+        "AWS/Lambda/Throttles",
+        "AWS/Lambda/Errors",
+        "AWS/Lambda/Duration",
+        "AWS/DynamoDB/ReadThrottleEvents",
+        "AWS/DynamoDB/WriteThrottleEvents",
+    ] {
+        assert!(
+            alarmed.contains(metric),
+            "no alarm on {metric}: {alarmed:?}"
+        );
+    }
+}
