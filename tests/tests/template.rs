@@ -159,6 +159,15 @@ fn the_template_carries_what_a_city_wide_round_needs() {
         ),
         (Some("TableWarmReadUnits"), Some("TableWarmWriteUnits"))
     );
+    // Past the planned peak, callers get API Gateway's 429, set by the parameters.
+    let throttle = &template.resource("Api")["Properties"]["DefaultRouteSettings"];
+    assert_eq!(
+        (
+            throttle["ThrottlingRateLimit"].as_str(),
+            throttle["ThrottlingBurstLimit"].as_str()
+        ),
+        (Some("ApiRateLimit"), Some("ApiBurstLimit"))
+    );
     // Alarms on what a round would show first.
     let alarmed: std::collections::BTreeSet<String> = template
         .resources_of_type("AWS::CloudWatch::Alarm")
