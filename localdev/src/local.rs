@@ -9,6 +9,7 @@ use kincode_common::codes::keys::{KeyRing, KEY_LEN};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::provision::{ensure_buckets, ensure_table};
 use crate::template::Template;
 
 /// Key id of the local code signing key.
@@ -122,6 +123,35 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
+    /// Provisions `table` and the template's buckets on the local stack at `endpoint` (what
+    /// exists is kept), and points the functions at them with `keys`.
+    pub async fn provision(
+        template: &Template,
+        endpoint: &str,
+        table: &str,
+        keys: DevKeys,
+    ) -> Result<Self, String> {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .load()
+            .await;
+        if ensure_table(&aws_sdk_dynamodb::Client::new(&shared), template, table).await? {
+            eprintln!("provisioned table {table}");
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&shared)
+                .force_path_style(true)
+                .build(),
+        );
+        let mut resources = HashMap::from([("Table".to_owned(), table.to_owned())]);
+        resources.extend(ensure_buckets(&s3, template, table).await?);
+        Ok(Self {
+            endpoint: endpoint.to_owned(),
+            keys,
+            resources,
+        })
+    }
+
     /// The template's environment for `function`, with the local stack, its resources, the dev
     /// keys and the local stage in place of what the cloud would resolve, then `extra` overrides.
     pub fn function_env(

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use clap::Parser;
@@ -15,7 +14,6 @@ use kincode_localdev::auth::DevAuth;
 use kincode_localdev::emulator::{Emulator, Instances};
 use kincode_localdev::gateway::Gateway;
 use kincode_localdev::local::{overrides, DevKeys, LocalStack};
-use kincode_localdev::provision::{ensure_buckets, ensure_table};
 use kincode_localdev::scheduler;
 use kincode_localdev::template::{RouteAuth, Template};
 
@@ -104,30 +102,7 @@ async fn start(args: Args) -> Result<(), String> {
         FaceChoice::AlipayStandIn => Some(alipay_stand_in(&mut extra).await?),
     };
 
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&args.endpoint)
-        .load()
-        .await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&shared);
-    if ensure_table(&dynamodb, &template, &args.table).await? {
-        eprintln!(
-            "provisioned table {} from {}",
-            args.table,
-            args.template.display()
-        );
-    }
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(true)
-            .build(),
-    );
-    let mut resources = HashMap::from([("Table".to_owned(), args.table.clone())]);
-    resources.extend(ensure_buckets(&s3, &template, &args.table).await?);
-    let local = LocalStack {
-        endpoint: args.endpoint.clone(),
-        keys: keys.clone(),
-        resources,
-    };
+    let local = LocalStack::provision(&template, &args.endpoint, &args.table, keys.clone()).await?;
 
     let routes = template.routes();
     let schedules = template.schedules()?;

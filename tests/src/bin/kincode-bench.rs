@@ -24,7 +24,6 @@ use kincode_common::services::Services;
 use kincode_localdev::apigw::{self, Incoming};
 use kincode_localdev::emulator::Emulator;
 use kincode_localdev::local::{DevKeys, LocalStack};
-use kincode_localdev::provision::{ensure_buckets, ensure_table};
 use kincode_localdev::template::{Route, Template};
 use kincode_localdev::{scheduler, template};
 use kincode_tests::{
@@ -512,23 +511,7 @@ async fn run(args: Args) -> Result<(), String> {
         "kincode-bench-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&args.endpoint)
-        .load()
-        .await;
-    ensure_table(&aws_sdk_dynamodb::Client::new(&shared), &template, &table).await?;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(true)
-            .build(),
-    );
-    let mut resources = HashMap::from([("Table".to_owned(), table.clone())]);
-    resources.extend(ensure_buckets(&s3, &template, &table).await?);
-    let local = LocalStack {
-        endpoint: args.endpoint.clone(),
-        keys: DevKeys::random(),
-        resources,
-    };
+    let local = LocalStack::provision(&template, &args.endpoint, &table, DevKeys::random()).await?;
     let functions: Vec<(String, String)> = template
         .functions()
         .into_iter()
