@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::blobs::BlobStore;
+use crate::domain::expiry_buckets_of_day;
 use crate::error::AppError;
 use crate::store::{ActionContext, CleanupBudget, CleanupReport, DueItem, Store};
 
@@ -17,16 +18,15 @@ pub fn first_run_lookback() -> Duration {
     Duration::days(8)
 }
 
-/// A past hour bucket is finished only once writers' clocks are surely past it.
+/// A past day is finished only once writers' clocks are surely past it.
 fn settle_time() -> Duration {
     Duration::minutes(5)
 }
 
 const PAGE_SIZE: usize = 100;
 
-fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(Duration::hours(1))
-        .expect("hour truncation")
+fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::days(1)).expect("day truncation")
 }
 
 pub async fn run(
@@ -38,42 +38,44 @@ pub async fn run(
     let now = ctx.at;
     let started = std::time::Instant::now();
     let cursor = store.cleanup_cursor().await?;
-    let mut next_cursor = cursor.unwrap_or_else(|| hour_of(now - first_run_lookback()));
+    let mut next_cursor = cursor.unwrap_or_else(|| day_of(now - first_run_lookback()));
     let mut report = CleanupReport {
         complete: true,
         ..CleanupReport::default()
     };
     let mut handled = 0usize;
-    let mut hour = next_cursor;
-    'hours: while hour <= hour_of(now) {
-        let mut start = None;
-        loop {
-            if handled >= budget.max_items || started.elapsed() >= budget.max_duration {
-                report.complete = false;
-                break 'hours;
-            }
-            let limit = PAGE_SIZE.min(budget.max_items - handled);
-            let page = store.due_page(hour, now, start, limit as i32).await?;
-            for item in page.items {
-                handle(store, blobs, item, &mut report, ctx).await?;
-                handled += 1;
-            }
-            start = page.next;
-            if start.is_none() {
-                break;
+    let mut day = next_cursor;
+    'days: while day <= day_of(now) {
+        for bucket in expiry_buckets_of_day(day.date_naive()) {
+            let mut start = None;
+            loop {
+                if handled >= budget.max_items || started.elapsed() >= budget.max_duration {
+                    report.complete = false;
+                    break 'days;
+                }
+                let limit = PAGE_SIZE.min(budget.max_items - handled);
+                let page = store.due_page(&bucket, now, start, limit as i32).await?;
+                for item in page.items {
+                    handle(store, blobs, item, &mut report, ctx).await?;
+                    handled += 1;
+                }
+                start = page.next;
+                if start.is_none() {
+                    break;
+                }
             }
         }
-        report.hours_walked += 1;
-        hour += Duration::hours(1);
-        if hour <= now - settle_time() {
-            next_cursor = hour;
+        report.days_walked += 1;
+        day += Duration::days(1);
+        if day <= now - settle_time() {
+            next_cursor = day;
         }
     }
     if cursor != Some(next_cursor) {
         store.set_cleanup_cursor(next_cursor).await?;
     }
     tracing::info!(
-        hours_walked = report.hours_walked,
+        days_walked = report.days_walked,
         pending_bindings_released = report.pending_bindings_released,
         offline_cards_deleted = report.offline_cards_deleted,
         items_deleted = report.items_deleted,

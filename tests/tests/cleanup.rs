@@ -111,9 +111,9 @@ async fn due_items_go_once_and_nothing_else_does() {
         "the unbound card is revoked"
     );
 
-    // Nothing is due yet: the first run walks its hours and removes nothing.
+    // Nothing is due yet: the first run walks its days and removes nothing.
     let first = run(&services, &blobs, 1000, t0 + Duration::hours(26)).await;
-    assert!(first.complete && first.hours_walked > 24, "{first:?}");
+    assert!(first.complete && first.days_walked >= 9, "{first:?}");
     assert_eq!(
         (
             first.pending_bindings_released,
@@ -332,4 +332,73 @@ async fn tests_expire_after_retention_in_reads_at_once_and_from_the_table_by_the
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn the_cleanup_finds_due_items_in_every_write_shard_and_in_the_unsharded_buckets() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    use kincode_common::domain::{expiry_bucket, EXPIRY_SHARDS};
+
+    let services = fresh_services().await;
+    let blobs = fresh_bucket(&services).await;
+    let t0 = Utc::now();
+
+    // What the store writes is sharded: a pending binding's bucket is its due day and a shard.
+    let pending = bind_relative(&services, "user-s", &resident_id_aged(70, t0, 9), t0)
+        .await
+        .unwrap();
+    let binding = all_items(&services)
+        .await
+        .into_iter()
+        .find(|i| i["sk"] == S(format!("B#{}", pending.id.as_str())))
+        .expect("the binding item");
+    let bucket = binding["expiry_bucket"].as_s().unwrap();
+    let due = (t0 + Duration::hours(72)).format("%Y-%m-%d#").to_string();
+    assert!(
+        bucket.starts_with(&due) && bucket[due.len()..].parse::<u32>().unwrap() < EXPIRY_SHARDS,
+        "{bucket}"
+    );
+
+    // An item due in every shard of one day, and two in the unsharded hour form of before.
+    let due_at = t0 + Duration::hours(30);
+    let mut buckets: Vec<String> = (0..EXPIRY_SHARDS)
+        .map(|shard| expiry_bucket(due_at, shard))
+        .collect();
+    buckets.push(due_at.format("%Y-%m-%dT%H").to_string());
+    buckets.push(due_at.format("%Y-%m-%dT00").to_string());
+    let client = raw_client(&services).await;
+    for (n, bucket) in buckets.iter().enumerate() {
+        client
+            .put_item()
+            .table_name(&services.config.table)
+            .item("pk", S(format!("SHARDED#{n}")))
+            .item("sk", S("ITEM".into()))
+            .item("expiry_bucket", S(bucket.clone()))
+            .item("due_at", N(due_at.timestamp().to_string()))
+            .send()
+            .await
+            .expect("put a due item");
+    }
+    let sharded =
+        |items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>]| {
+            items
+                .iter()
+                .filter(|i| i["pk"].as_s().unwrap().starts_with("SHARDED#"))
+                .count()
+        };
+
+    // Not due yet: all stay. Due: every one goes, in one run, and nothing else does.
+    let early = run(&services, &blobs, 1000, due_at - Duration::minutes(1)).await;
+    assert_eq!(early.items_deleted, 0, "{early:?}");
+    assert_eq!(sharded(&all_items(&services).await), buckets.len());
+    let report = run(&services, &blobs, 1000, due_at + Duration::minutes(1)).await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.items_deleted as usize, buckets.len(), "{report:?}");
+    let left = all_items(&services).await;
+    assert_eq!(sharded(&left), 0);
+    assert!(
+        left.iter()
+            .any(|i| i["sk"] == S(format!("B#{}", pending.id.as_str()))),
+        "the binding is not due until 72 h"
+    );
 }

@@ -110,9 +110,11 @@ impl Store {
         new: NewBinding<'_>,
         ctx: ActionContext<'_>,
     ) -> Result<Binding, CreateBindingError> {
+        let (pk, sk) = (guardian_pk(new.guardian), binding_sk(new.id));
+        let due = Due::of(&pk, &sk, ctx.at + pending_verification_window());
         let record = BindingRecord {
-            pk: guardian_pk(new.guardian),
-            sk: binding_sk(new.id),
+            pk,
+            sk,
             binding_id: new.id.as_str().into(),
             guardian: new.guardian.as_str().into(),
             relative_key: new.relative_key.into(),
@@ -138,7 +140,7 @@ impl Store {
             pending_certify_id: None,
             face_failures: Vec::new(),
             version: 1,
-            due: Some(Due::at(ctx.at + pending_verification_window())),
+            due: Some(due),
         };
         let link = LinkRecord {
             pk: guardian_pk(new.guardian),

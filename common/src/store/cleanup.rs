@@ -1,5 +1,5 @@
 //! What the scheduled cleanup reads and removes: due items, found through the `by_expiry`
-//! index one hour bucket at a time (never a Scan), and its resumable cursor.
+//! index one expiry bucket at a time (never a Scan), and its resumable cursor.
 
 use std::collections::HashMap;
 
@@ -12,7 +12,6 @@ use super::bindings::BindingRecord;
 use super::codes::OfflineCardRecord;
 use super::{dynamodb_error, n, s, ActionContext, Store};
 use crate::domain::binding::BindingStatus;
-use crate::domain::expiry_bucket;
 use crate::error::AppError;
 
 pub const EXPIRY_INDEX: &str = "by_expiry";
@@ -43,7 +42,7 @@ impl DueItem {
     }
 }
 
-/// One page of due items from an hour bucket, and where the next page starts.
+/// One page of due items from an expiry bucket, and where the next page starts.
 pub struct DuePage {
     pub items: Vec<DueItem>,
     pub next: Option<HashMap<String, AttributeValue>>,
@@ -59,7 +58,7 @@ pub struct CleanupBudget {
 /// What one run did: the structured log line and the function's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CleanupReport {
-    pub hours_walked: u32,
+    pub days_walked: u32,
     pub pending_bindings_released: u32,
     pub offline_cards_deleted: u32,
     pub items_deleted: u32,
@@ -74,10 +73,10 @@ fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
 }
 
 impl Store {
-    /// Items of one hour bucket due at or before `now`, a page at a time.
+    /// Items of one expiry bucket (a day's shard) due at or before `now`, a page at a time.
     pub async fn due_page(
         &self,
-        hour: DateTime<Utc>,
+        bucket: &str,
         now: DateTime<Utc>,
         start: Option<HashMap<String, AttributeValue>>,
         limit: i32,
@@ -88,7 +87,7 @@ impl Store {
             .table_name(&self.table)
             .index_name(EXPIRY_INDEX)
             .key_condition_expression("expiry_bucket = :bucket AND due_at <= :now")
-            .expression_attribute_values(":bucket", s(expiry_bucket(hour)))
+            .expression_attribute_values(":bucket", s(bucket))
             .expression_attribute_values(":now", n(now.timestamp()))
             .set_exclusive_start_key(start)
             .limit(limit)
@@ -180,25 +179,25 @@ impl Store {
         }
     }
 
-    /// The first hour bucket the cleanup has not finished, if it ever ran.
+    /// The first expiry day the cleanup has not finished, if it ever ran.
     pub async fn cleanup_cursor(&self) -> Result<Option<DateTime<Utc>>, AppError> {
         let item = self
             .get(CURSOR_PK.into(), CURSOR_SK.into(), "get cleanup cursor")
             .await?;
         Ok(item
             .as_ref()
-            .and_then(|i| text(i, "hour"))
+            .and_then(|i| text(i, "day"))
             .and_then(|h| DateTime::parse_from_rfc3339(&h).ok())
             .map(|h| h.with_timezone(&Utc)))
     }
 
-    pub async fn set_cleanup_cursor(&self, hour: DateTime<Utc>) -> Result<(), AppError> {
+    pub async fn set_cleanup_cursor(&self, day: DateTime<Utc>) -> Result<(), AppError> {
         self.client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(CURSOR_PK))
             .item("sk", s(CURSOR_SK))
-            .item("hour", s(crate::error::rfc3339(hour)))
+            .item("day", s(crate::error::rfc3339(day)))
             .send()
             .await
             .map_err(|e| dynamodb_error("set cleanup cursor", e))?;

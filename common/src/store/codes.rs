@@ -132,10 +132,11 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<TransactWriteItem, AppError> {
         let until = at + offline_code_validity();
-        let due = Due::at(until);
+        let pk = anchor_pk(binding);
+        let due = Due::of(&pk, ANCHOR_SK, until);
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(anchor_pk(binding), ANCHOR_SK.into())))
+            .set_key(Some(Self::key(pk, ANCHOR_SK.into())))
             .update_expression(
                 "SET #status = :revoked, revoked_at = :at, expires_at = :ttl, expiry_bucket = :bucket, due_at = :due",
             )
@@ -202,7 +203,7 @@ impl Store {
             serial: card.serial.clone(),
             valid_until: card.valid_until,
             expires_at: (card.valid_until + ttl_slack()).timestamp(),
-            due: Due::at(card.valid_until),
+            due: Due::of(REVOKED_PK, &card.serial, card.valid_until),
         };
         self.put_item(Self::to_item(&item)?, None)
     }
@@ -248,22 +249,21 @@ impl Store {
         card: &OfflineCardRecord,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
+        let (pk, sk) = (anchor_pk(&binding.id), card_sk(card));
         let item = OfflineCardItem {
-            pk: anchor_pk(&binding.id),
-            sk: card_sk(card),
+            due: Due::of(&pk, &sk, card.valid_until),
+            pk,
+            sk,
             card: card.clone(),
             expires_at: (card.valid_until + ttl_slack()).timestamp(),
-            due: Due::at(card.valid_until),
         };
         let day = china_date(ctx.at);
         // The quota item goes with the day: gone (cleanup, then TTL) two days after it.
-        let quota_due = Due::at(ctx.at + Duration::days(2));
+        let (quota_pk, quota_sk) = (relative_pk(&binding.relative_key), format!("OQ#{day}"));
+        let quota_due = Due::of(&quota_pk, &quota_sk, ctx.at + Duration::days(2));
         let quota = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(
-                relative_pk(&binding.relative_key),
-                format!("OQ#{day}"),
-            )))
+            .set_key(Some(Self::key(quota_pk, quota_sk)))
             .update_expression("SET generated = if_not_exists(generated, :zero) + :one, expires_at = :ttl, expiry_bucket = :bucket, due_at = :due")
             .condition_expression("attribute_not_exists(generated) OR generated < :max")
             .expression_attribute_values(":zero", n(0))

@@ -20,11 +20,12 @@
 //! - `K#<binding id>` / `ANCHOR`: what a scanned code resolves to: active, or revoked at unbind.
 //! - `K#<binding id>` / `O#<generated at>#<serial>`: an offline card (its S3 key), until expiry.
 //! - `REVOKED` / `<serial>`: a revoked offline card, published until it would have expired.
-//! - `CLEANUP` / `CURSOR`: the first expiry hour the scheduled cleanup has not finished.
+//! - `CLEANUP` / `CURSOR`: the first expiry day the scheduled cleanup has not finished.
 //!
 //! The relative key is an HMAC of the ID number, so guardians binding the same person meet
 //! on one counter without the number being a key. Items the cleanup must find carry
-//! `expiry_bucket` (their due hour) and `due_at` (epoch seconds): the `by_expiry` index.
+//! `expiry_bucket` (their due day and a write shard from their key) and `due_at` (epoch
+//! seconds): the `by_expiry` index.
 //! Items DynamoDB may also drop by itself carry the TTL attribute `expires_at`.
 
 mod bindings;
@@ -53,8 +54,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::Keys;
 use crate::domain::binding::{BindingId, GuardianId};
-use crate::domain::expiry_bucket;
 use crate::domain::testing::DEFAULT_RESULT_RETENTION_DAYS;
+use crate::domain::{expiry_bucket, EXPIRY_SHARDS};
 use crate::error::AppError;
 
 /// Audit records are kept one year: long enough for disputes over a binding, short enough
@@ -90,12 +91,25 @@ struct Due {
 }
 
 impl Due {
-    fn at(at: DateTime<Utc>) -> Self {
+    /// The item's write shard comes from its key: evenly spread, and the same on every
+    /// rewrite of the item, so a retried write never moves it.
+    fn of(pk: &str, sk: &str, at: DateTime<Utc>) -> Self {
         Self {
-            expiry_bucket: expiry_bucket(at),
+            expiry_bucket: expiry_bucket(at, expiry_shard(pk, sk)),
             due_at: at.timestamp(),
         }
     }
+}
+
+fn expiry_shard(pk: &str, sk: &str) -> u32 {
+    let mut key = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    key.update(pk.as_bytes());
+    key.update(b"\0");
+    key.update(sk.as_bytes());
+    let digest = key.finish();
+    let head: [u8; 8] = digest.as_ref()[..8].try_into().expect("a SHA-256 digest");
+    // 64 bits reduced by a small modulus: no shard favoured by more than 2^-57.
+    (u64::from_be_bytes(head) % u64::from(EXPIRY_SHARDS)) as u32
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,8 +328,6 @@ impl Store {
             ),
         };
         Self::to_item(&AuditRecord {
-            pk,
-            sk,
             action,
             actor: actor.into(),
             binding_id,
@@ -324,7 +336,9 @@ impl Store {
             request_id: ctx.request_id.into(),
             at: ctx.at,
             expires_at: expires.timestamp(),
-            due: Due::at(expires),
+            due: Due::of(&pk, &sk, expires),
+            pk,
+            sk,
         })
     }
 
@@ -526,6 +540,43 @@ mod tests {
                 SdkBody::empty(),
             ),
         )
+    }
+
+    #[test]
+    fn items_expiring_at_the_same_moment_spread_evenly_over_the_write_shards() {
+        let at = DateTime::parse_from_rfc3339("2026-12-05T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        // Two audit records of one relative, written in the same request: same day, same
+        // due second, different shards. And one item rewritten stays where it was.
+        let first = Due::of("R#3f9c", "A#2026-11-28T10:00:00.000Z#bind", at);
+        let second = Due::of("R#3f9c", "A#2026-11-28T10:00:00.000Z#tube-1", at);
+        assert_eq!(first.due_at, second.due_at);
+        assert_ne!(first.expiry_bucket, second.expiry_bucket);
+        assert_eq!(
+            first,
+            Due::of("R#3f9c", "A#2026-11-28T10:00:00.000Z#bind", at)
+        );
+
+        // The documented spread: 64,000 items of one day (audit-, binding- and tube-shaped
+        // keys) give every shard its 500 within ±20%.
+        let per_shard = 500;
+        let mut counts = vec![0u32; EXPIRY_SHARDS as usize];
+        for i in 0..(EXPIRY_SHARDS * per_shard) {
+            let (pk, sk) = match i % 3 {
+                0 => (format!("R#{:064x}", i * 7919), format!("A#{i:012}")),
+                1 => (format!("G#user-{i}"), format!("B#{i:08x}")),
+                _ => (format!("T#T{i:011}"), "TUBE".to_owned()),
+            };
+            let due = Due::of(&pk, &sk, at);
+            let shard: usize = due.expiry_bucket["2026-12-05#".len()..].parse().unwrap();
+            counts[shard] += 1;
+        }
+        let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(
+            *min >= per_shard * 8 / 10 && *max <= per_shard * 12 / 10,
+            "{min}..{max} per shard"
+        );
     }
 
     #[test]

@@ -214,8 +214,10 @@ impl Store {
         let position = reg.admission.position;
         let test_sk = test_sk(now, reg.tube);
         let tube_write = if position == 1 {
+            let pk = tube_pk(reg.tube);
             let item = TubeItem {
-                pk: tube_pk(reg.tube),
+                due: Due::of(&pk, TUBE_SK, expires),
+                pk,
                 sk: TUBE_SK.into(),
                 tube_id: reg.tube.as_str().into(),
                 kind: reg.admission.kind,
@@ -226,7 +228,6 @@ impl Store {
                 reported_at: None,
                 reported_by: None,
                 expires_at: ttl,
-                due: Due::at(expires),
             };
             self.put_item(Self::to_item(&item)?, Some("attribute_not_exists(pk)"))?
         } else {
@@ -245,17 +246,23 @@ impl Store {
                 .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
             TransactWriteItem::builder().update(update).build()
         };
+        let (member_pk, member_sk) = (
+            tube_pk(reg.tube),
+            format!("{MEMBER_PREFIX}{}", reg.relative_key),
+        );
         let member = MemberItem {
-            pk: tube_pk(reg.tube),
-            sk: format!("{MEMBER_PREFIX}{}", reg.relative_key),
+            due: Due::of(&member_pk, &member_sk, expires),
+            pk: member_pk,
+            sk: member_sk,
             relative_key: reg.relative_key.into(),
             test_sk: test_sk.clone(),
             position,
             expires_at: ttl,
-            due: Due::at(expires),
         };
+        let test_pk = relative_pk(reg.relative_key);
         let test = TestItem {
-            pk: relative_pk(reg.relative_key),
+            due: Due::of(&test_pk, &test_sk, expires),
+            pk: test_pk,
             sk: test_sk,
             tube_id: reg.tube.as_str().into(),
             kind: reg.admission.kind,
@@ -267,7 +274,6 @@ impl Store {
             binding_id: reg.binding.as_str().into(),
             registered_by: reg.actor.into(),
             expires_at: ttl,
-            due: Due::at(expires),
         };
         let answer = RegisteredSample {
             tube: reg.tube.clone(),
@@ -292,8 +298,10 @@ impl Store {
             )?,
         ];
         if let Some(key) = reg.idempotency_key {
+            let pk = self.replay_pk(reg.actor, key);
             let replay = ReplayItem {
-                pk: self.replay_pk(reg.actor, key),
+                due: Due::of(&pk, REPLAY_SK, now + replay_window()),
+                pk,
                 sk: REPLAY_SK.into(),
                 tube_id: reg.tube.as_str().into(),
                 relative_key: reg.relative_key.into(),
@@ -301,7 +309,6 @@ impl Store {
                 position,
                 sampled_at: now,
                 expires_at: (now + replay_window() + Duration::days(1)).timestamp(),
-                due: Due::at(now + replay_window()),
             };
             items.push(self.put_item(Self::to_item(&replay)?, Some("attribute_not_exists(pk)"))?);
         }
