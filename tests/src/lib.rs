@@ -17,6 +17,7 @@ pub use kincode_localdev::template::Template;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
+pub mod capacity;
 pub mod contract;
 
 pub fn repo_root() -> PathBuf {
@@ -452,18 +453,24 @@ impl CallCounter {
 
 /// Like `fresh_services`, with every DynamoDB call counted.
 pub async fn counted_services() -> (Services, CallCounter) {
-    let services = fresh_services().await;
     let counter = CallCounter::default();
+    (intercepted_services(counter.clone()).await, counter)
+}
+
+/// Like `fresh_services`, with `interceptor` seeing every DynamoDB call.
+pub async fn intercepted_services(
+    interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
+) -> Services {
+    let services = fresh_services().await;
     let client = raw_client(&services).await;
-    let counted = aws_sdk_dynamodb::Client::from_conf(
+    let intercepted = aws_sdk_dynamodb::Client::from_conf(
         client
             .config()
             .to_builder()
-            .interceptor(counter.clone())
+            .interceptor(interceptor)
             .build(),
     );
-    let services = Services::new(services.config, counted).expect("services");
-    (services, counter)
+    Services::new(services.config, intercepted).expect("services")
 }
 
 /// The caller (`sub` claim) in every file of `events/`.
@@ -682,7 +689,6 @@ pub async fn register_sample_at(
     kind: Option<&str>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<kincode_common::testing::samples::Registered, kincode_common::error::AppError> {
-    use kincode_common::testing::samples::{self, Checkpoint, SampleRequest};
     let code = kincode_common::codes::show::online_code(
         &services.store,
         keys,
@@ -691,6 +697,19 @@ pub async fn register_sample_at(
         at,
     )
     .await?;
+    register_sample_with_code(services, keys, &code.token, tube, kind, at).await
+}
+
+/// Registers the holder of `code` (online or offline) into `tube` at `at`, at the test site.
+pub async fn register_sample_with_code(
+    services: &Services,
+    keys: &KeyRing,
+    code: &str,
+    tube: &str,
+    kind: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<kincode_common::testing::samples::Registered, kincode_common::error::AppError> {
+    use kincode_common::testing::samples::{self, Checkpoint, SampleRequest};
     let site = test_site();
     let request_id = uuid::Uuid::new_v4().to_string();
     let ctx = kincode_common::store::ActionContext {
@@ -698,7 +717,7 @@ pub async fn register_sample_at(
         at,
     };
     let request = SampleRequest {
-        code: Some(code.token),
+        code: Some(code.into()),
         tube_id: Some(tube.into()),
         tube_kind: kind.map(str::to_owned),
     };
