@@ -220,6 +220,13 @@ impl Template {
         }
     }
 
+    /// A function's `MemorySize` in MB: its own, else the template's global one.
+    pub fn function_memory_mb(&self, function: &str) -> Option<u64> {
+        self.resource(function)["Properties"]["MemorySize"]
+            .as_u64()
+            .or_else(|| self.0["Globals"]["Function"]["MemorySize"].as_u64())
+    }
+
     pub fn table_properties(&self) -> &Yaml {
         &self.resource("Table")["Properties"]
     }

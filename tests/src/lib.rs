@@ -18,6 +18,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
 pub mod capacity;
+pub mod capacity_model;
 pub mod contract;
 
 pub fn repo_root() -> PathBuf {

@@ -15,6 +15,7 @@ use kincode_common::face::LocalFaceSimulator;
 use kincode_common::store::{ActionContext, CleanupBudget};
 use kincode_common::{authority, cleanup};
 use kincode_tests::capacity::{CapacityTable, Consumed, Metered};
+use kincode_tests::capacity_model::{self, Inputs, Scenario};
 use kincode_tests::*;
 use serde_json::json;
 
@@ -183,6 +184,22 @@ async fn each_operation_consumes_the_documented_capacity() {
         metered.finish().await,
     );
 
+    // A single tube, for what a lab row costs per person in it.
+    let single_tube = fresh_tube();
+    register_sample_with_code(
+        &metered.services,
+        &keys,
+        &code.token,
+        &single_tube,
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    metered.start().await;
+    report_result_at(&metered.services, &single_tube, "negative", now).await;
+    measured.insert("lab row (a single tube)".into(), metered.finish().await);
+
     metered.start().await;
     report_result_at(&metered.services, &tube, "negative", now).await;
     measured.insert(
@@ -293,6 +310,7 @@ async fn each_operation_consumes_the_documented_capacity() {
     let written = serde_json::to_string_pretty(&measured).unwrap() + "\n";
     if std::env::var_os("KINCODE_WRITE_CAPACITY").is_some() {
         std::fs::write(&path, written).unwrap();
+        std::fs::write(model_document(), current_model_document()).unwrap();
         return;
     }
     let documented: CapacityTable =
@@ -316,4 +334,29 @@ fn table(measured: &CapacityTable) -> String {
         );
     }
     out
+}
+
+fn model_document() -> std::path::PathBuf {
+    repo_root().join("docs/capacity.md")
+}
+
+/// `docs/capacity.md` with its model part computed from the documented figures.
+fn current_model_document() -> String {
+    let inputs = Inputs::load(&repo_root()).expect("the model's inputs");
+    let report = capacity_model::report(&inputs, &Scenario::worked());
+    let document = std::fs::read_to_string(model_document()).unwrap();
+    capacity_model::splice(&document, &report).expect("docs/capacity.md has its markers")
+}
+
+#[test]
+fn the_capacity_model_in_the_docs_is_computed_from_the_documented_figures() {
+    if std::env::var_os("KINCODE_WRITE_CAPACITY").is_some() {
+        return; // the measuring test rewrites it, after the figures
+    }
+    let document = std::fs::read_to_string(model_document()).unwrap();
+    assert!(
+        current_model_document() == document,
+        "docs/capacity.md is behind its inputs (units, bench figures, template, shards): \
+         `scripts/capacity --write-docs`"
+    );
 }

@@ -159,6 +159,11 @@ fn the_template_carries_what_a_city_wide_round_needs() {
         ),
         (Some("TableWarmReadUnits"), Some("TableWarmWriteUnits"))
     );
+    let index = &template.table_properties()["GlobalSecondaryIndexes"][0];
+    assert_eq!(
+        index["WarmThroughput"]["WriteUnitsPerSecond"].as_str(),
+        Some("ExpiryIndexWarmWriteUnits")
+    );
     // Past the planned peak, callers get API Gateway's 429, set by the parameters.
     let throttle = &template.resource("Api")["Properties"]["DefaultRouteSettings"];
     assert_eq!(
