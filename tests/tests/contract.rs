@@ -140,21 +140,7 @@ fn every_error() -> Vec<AppError> {
         DependencyUnavailable(String::new()),
         Internal(String::new()),
     ];
-    all.extend(
-        [
-            TokenError::Oversized,
-            TokenError::WrongPrefix,
-            TokenError::BadBase45,
-            TokenError::BadCose,
-            TokenError::UnsupportedAlgorithm,
-            TokenError::UnknownKey,
-            TokenError::BadSignature,
-            TokenError::BadClaims,
-            TokenError::Expired,
-            TokenError::NotYetValid,
-        ]
-        .map(InvalidCode),
-    );
+    all.extend(TokenError::ALL.map(InvalidCode));
     // A new variant stops this match compiling until it is listed above too.
     for error in &all {
         match error {

@@ -80,6 +80,20 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Every variant: for the tests that hold each one to its code, message and contract.
+    pub const ALL: [TokenError; 10] = [
+        Self::Oversized,
+        Self::WrongPrefix,
+        Self::BadBase45,
+        Self::BadCose,
+        Self::UnsupportedAlgorithm,
+        Self::UnknownKey,
+        Self::BadSignature,
+        Self::BadClaims,
+        Self::Expired,
+        Self::NotYetValid,
+    ];
+
     /// A stable machine-readable name, e.g. for API error bodies and metrics.
     pub fn code(self) -> &'static str {
         match self {
@@ -642,18 +656,7 @@ mod tests {
 
     #[test]
     fn error_codes_are_distinct() {
-        let all = [
-            TokenError::Oversized,
-            TokenError::WrongPrefix,
-            TokenError::BadBase45,
-            TokenError::BadCose,
-            TokenError::UnsupportedAlgorithm,
-            TokenError::UnknownKey,
-            TokenError::BadSignature,
-            TokenError::BadClaims,
-            TokenError::Expired,
-            TokenError::NotYetValid,
-        ];
+        let all = TokenError::ALL;
         let codes: std::collections::HashSet<_> = all.iter().map(|e| e.code()).collect();
         assert_eq!(codes.len(), all.len());
         assert!(codes.iter().all(|c| c.starts_with("code_")));

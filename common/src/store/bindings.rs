@@ -384,16 +384,8 @@ impl Store {
         action: AuditAction,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        let item = Self::audit_item(binding_subject(binding), action, ctx)?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
+        self.record_alone(binding_subject(binding), action, binding.id.as_str(), ctx)
             .await
-            .map_err(|e| dynamodb_error("audit binding event", e))?;
-        log_recorded(action, binding.id.as_str(), ctx);
-        Ok(())
     }
 
     /// Records a failed attempt; the session is spent, the next attempt starts a new one.

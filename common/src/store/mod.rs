@@ -284,6 +284,25 @@ impl Store {
         self.put_item(Self::audit_item(subject, action, ctx)?, None)
     }
 
+    /// An audit record written on its own, outside any transaction, and its log line.
+    async fn record_alone(
+        &self,
+        subject: AuditSubject<'_>,
+        action: AuditAction,
+        logged_subject: &str,
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::audit_item(subject, action, ctx)?))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("put audit record", e))?;
+        log_recorded(action, logged_subject, ctx);
+        Ok(())
+    }
+
     fn audit_item(
         subject: AuditSubject<'_>,
         action: AuditAction,

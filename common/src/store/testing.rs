@@ -556,24 +556,13 @@ impl Store {
         binding: &BindingId,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        let item = Self::audit_item(
-            AuditSubject::Relative {
-                actor,
-                relative_key,
-                binding: Some(binding),
-                target: None,
-            },
-            AuditAction::ResultsViewed,
-            ctx,
-        )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
+        let subject = AuditSubject::Relative {
+            actor,
+            relative_key,
+            binding: Some(binding),
+            target: None,
+        };
+        self.record_alone(subject, AuditAction::ResultsViewed, binding.as_str(), ctx)
             .await
-            .map_err(|e| dynamodb_error("audit results viewed", e))?;
-        log_recorded(AuditAction::ResultsViewed, binding.as_str(), ctx);
-        Ok(())
     }
 }
