@@ -328,7 +328,7 @@ impl Requests<'_> {
                 );
             }
             "CleanupFunction" => {
-                // A deployment's cleanup resumes from the last hour it finished; the very first
+                // A deployment's cleanup resumes from the last day it finished; the very first
                 // run's walk of the past days happens once in its life, so it is done here.
                 let blobs = self.services.blobs().await.expect("bucket");
                 let request_id = uuid::Uuid::new_v4().to_string();
