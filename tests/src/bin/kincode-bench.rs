@@ -350,7 +350,11 @@ impl Requests<'_> {
                     .into_iter()
                     .find(|s| s.function == function)
                     .expect("the cleanup's schedule");
-                events.extend((0..count).map(|_| schedule.input.clone()));
+                // Each run queries every expiry bucket of a day (152), and moto answers an index
+                // query by reading the whole table, which by now holds every other function's
+                // workload: seconds a run here, not on DynamoDB. An hourly job needs no 200
+                // samples; 30 runs in all.
+                events.extend((0..count.min(30)).map(|_| schedule.input.clone()));
             }
             other => panic!("{other}: no workload (add one to kincode-bench)"),
         }
