@@ -597,7 +597,7 @@ fn scenario_report(out: &mut String, inputs: &Inputs, s: &Scenario, shards: f64)
         out,
         "\nCost per million people tested (USD, on-demand, us-east-1 prices): Lambda {}, \
          HTTP API {}, DynamoDB {}, S3 requests {}: **{}** ({} requests per person). \
-         The round: {}.\n",
+         The whole round: USD {}.\n",
         fmt(lambda),
         fmt(http),
         fmt(dynamodb),
