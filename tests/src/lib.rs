@@ -319,6 +319,16 @@ pub fn distinct_resident_id(years: u32, now: chrono::DateTime<chrono::Utc>) -> S
     resident_id_born(birth, n % 1000)
 }
 
+/// A consenting guardian's request to bind their parent (周建华) by `id_number`.
+pub fn parent_bind_request(id_number: &str) -> kincode_common::bindings::BindRequest {
+    kincode_common::bindings::BindRequest {
+        name: Some("周建华".into()),
+        id_number: Some(id_number.into()),
+        relationship: Some("parent".into()),
+        consent: Some(true),
+    }
+}
+
 /// Binds through the use case (not a handler), for tests that need bindings to exist.
 pub async fn bind_relative(
     services: &Services,

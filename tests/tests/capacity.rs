@@ -7,7 +7,7 @@
 //! `KINCODE_WRITE_CAPACITY=1 scripts/with-local-stack.sh cargo test -p kincode-tests --test capacity`
 
 use chrono::{Duration, Utc};
-use kincode_common::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
+use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
 use kincode_common::codes::{publish, scan, show};
 use kincode_common::domain::binding::{GuardianId, IdempotencyKey};
 use kincode_common::domain::code::ScanPurpose;
@@ -20,15 +20,6 @@ use kincode_tests::*;
 use serde_json::json;
 
 const FIGURES: &str = "docs/capacity-units.json";
-
-fn request(id_number: &str) -> BindRequest {
-    BindRequest {
-        name: Some("周建华".into()),
-        id_number: Some(id_number.into()),
-        relationship: Some("parent".into()),
-        consent: Some(true),
-    }
-}
 
 fn cleanup_budget() -> CleanupBudget {
     CleanupBudget {
@@ -56,7 +47,7 @@ async fn each_operation_consumes_the_documented_capacity() {
     let binding = bindings::bind(
         &metered.services.store,
         &guardian,
-        request(&id_number),
+        parent_bind_request(&id_number),
         Some(&key),
         ctx,
     )
@@ -252,7 +243,7 @@ async fn each_operation_consumes_the_documented_capacity() {
     bindings::bind(
         &metered.services.store,
         &pending_guardian,
-        request(&resident_id_aged(70, now, 3)),
+        parent_bind_request(&resident_id_aged(70, now, 3)),
         None,
         later,
     )

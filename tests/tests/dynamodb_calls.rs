@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use kincode_common::authority;
-use kincode_common::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
+use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
 use kincode_common::codes::{publish, scan, show};
 use kincode_common::domain::binding::{GuardianId, IdempotencyKey};
 use kincode_common::domain::code::ScanPurpose;
@@ -11,15 +11,6 @@ use kincode_common::face::LocalFaceSimulator;
 use kincode_common::store::ActionContext;
 use kincode_tests::*;
 use serde_json::json;
-
-fn request(id_number: &str) -> BindRequest {
-    BindRequest {
-        name: Some("周建华".into()),
-        id_number: Some(id_number.into()),
-        relationship: Some("parent".into()),
-        consent: Some(true),
-    }
-}
 
 #[tokio::test]
 async fn each_operation_makes_the_documented_number_of_calls() {
@@ -34,13 +25,25 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     };
     let id_number = resident_id_aged(66, now, 71);
 
-    let binding = bindings::bind(store, &guardian, request(&id_number), Some(&key), ctx)
-        .await
-        .unwrap();
+    let binding = bindings::bind(
+        store,
+        &guardian,
+        parent_bind_request(&id_number),
+        Some(&key),
+        ctx,
+    )
+    .await
+    .unwrap();
     assert_eq!(calls.take(), ["TransactWriteItems"], "bind");
-    bindings::bind(store, &guardian, request(&id_number), Some(&key), ctx)
-        .await
-        .unwrap();
+    bindings::bind(
+        store,
+        &guardian,
+        parent_bind_request(&id_number),
+        Some(&key),
+        ctx,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         calls.take(),
         ["TransactWriteItems", "GetItem"],
