@@ -9,9 +9,11 @@ time (connections are still accepted concurrently, threaded=True).
 
 Run with the venv built by `scripts/ensure-venv.sh local`:
 
-    .local/venv/bin/python scripts/local_stack.py [--port 0] [--port-file PATH]
+    .local/venv/bin/python scripts/local_stack.py [--port 0] [--port-file PATH] [--tls-dir DIR]
 
-When listening, prints exactly one line `READY http://HOST:PORT` on stdout.
+When listening, prints exactly one line `READY http://HOST:PORT` on stdout (`https://` with
+--tls-dir: the stack then speaks TLS with a certificate of its own CA, written to DIR/ca.pem, so
+a client's real TLS path — handshake and certificate check — can be exercised and measured).
 Request logging is off; warnings and errors go to stderr. Stops cleanly on
 SIGTERM / SIGINT (and, with --exit-with-parent, when its parent dies).
 """
@@ -148,6 +150,79 @@ def query_only_the_partition() -> None:
     Table.query = query
 
 
+def tls_context(directory: str, host: str) -> Any:
+    """A fresh CA (DIR/ca.pem) and a server certificate it signs for HOST, as a public
+    endpoint's would be: an ECDSA P-256 leaf under a separate root, valid for a day."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    window = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def certificate(subject: str, issuer: str, key: Any) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(window[0])
+            .not_valid_after(window[1])
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        certificate("kincode local stack CA", "kincode local stack CA", ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    try:
+        alt_names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(host))]
+    except ValueError:
+        alt_names = [x509.DNSName(host)]
+    leaf = (
+        certificate(host, "kincode local stack CA", leaf_key)
+        .add_extension(x509.SubjectAlternativeName(alt_names + [x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    os.makedirs(directory, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    with open(os.path.join(directory, "ca.pem"), "wb") as f:
+        f.write(ca.public_bytes(pem))
+    server_pem = os.path.join(directory, "server.pem")
+    with open(server_pem, "wb") as f:
+        f.write(leaf.public_bytes(pem))
+        f.write(
+            leaf_key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server_pem)
+    return context
+
+
 class QuietHandler(MotoRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:  # no access log
         pass
@@ -162,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         "--exit-with-parent",
         action="store_true",
         help="shut down when the parent process goes away (e.g. killed wrapper)",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        help="speak TLS, with a certificate of a fresh CA whose certificate goes to DIR/ca.pem",
     )
     args = parser.parse_args(argv)
 
@@ -180,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         SerializedApp(dispatcher),
         threaded=True,
         request_handler=QuietHandler,
+        ssl_context=tls_context(args.tls_dir, args.host) if args.tls_dir else None,
     )
     port = server.server_port
     # moto builds some URLs (e.g. S3 presigned/redirects) from MOTO_PORT.
@@ -209,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             f.write(f"{port}\n")
         os.replace(tmp, args.port_file)
 
-    print(f"READY http://{args.host}:{port}", flush=True)
+    scheme = "https" if args.tls_dir else "http"
+    print(f"READY {scheme}://{args.host}:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.1)
     finally:

@@ -16,6 +16,9 @@
 # process-group signal stops both at once); if this script is SIGKILLed the
 # server notices its parent is gone and exits within ~0.5 s.
 # Env: LOCAL_STACK_READY_TIMEOUT (seconds, default 30).
+#      LOCAL_STACK_TLS=1: the stack speaks TLS (https://) with a certificate of a CA of its
+#      own, made for this run; KINCODE_LOCAL_CA_FILE (and AWS_CA_BUNDLE, for boto3) name that
+#      CA's certificate, so clients take the real TLS path: handshake and certificate check.
 set -euo pipefail
 
 if [[ $# -eq 0 ]]; then
@@ -57,8 +60,12 @@ show_log() {
 }
 
 : >"$tmp/server.out"
+tls=()
+if [[ "${LOCAL_STACK_TLS:-0}" == 1 ]]; then
+    tls=(--tls-dir "$tmp/tls")
+fi
 "$venv/bin/python" "$script_dir/local_stack.py" --host 127.0.0.1 --port 0 --exit-with-parent \
-    >"$tmp/server.out" 2>"$tmp/server.log" </dev/null &
+    "${tls[@]}" >"$tmp/server.out" 2>"$tmp/server.log" </dev/null &
 server_pid=$!
 
 url=""
@@ -91,6 +98,9 @@ export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
+if [[ ${#tls[@]} -gt 0 ]]; then
+    export KINCODE_LOCAL_CA_FILE="$tmp/tls/ca.pem" AWS_CA_BUNDLE="$tmp/tls/ca.pem"
+fi
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
 
 set +e

@@ -26,6 +26,10 @@ pub enum ConfigError {
     InsecureAlipayGateway,
     #[error("KINCODE_AWS_ENDPOINT (a local AWS stack) is refused in production")]
     LocalEndpointInProduction,
+    #[error("KINCODE_LOCAL_CA_FILE (a local stack's CA) is refused in production")]
+    LocalCaInProduction,
+    #[error("{0}")]
+    LocalCa(#[from] crate::outbound::TrustError),
     #[error("KINCODE_SIGNING_KEYS: {0}")]
     SigningKeys(#[from] KeyRingError),
     #[error("KINCODE_RESULT_RETENTION_DAYS must be a whole number of days from 1 to {MAX_RESULT_RETENTION_DAYS}, not `{0}`")]
@@ -53,6 +57,9 @@ pub struct Config {
     pub table: String,
     /// Endpoint of a local AWS stack (moto); `None` means the real AWS endpoints.
     pub aws_endpoint: Option<String>,
+    /// A PEM file of the CA a local stack's TLS certificate is signed by, trusted beside
+    /// Mozilla's roots (`outbound`); local stage only.
+    pub local_ca_file: Option<String>,
     lookup_secret: Vec<u8>,
     data_key: Vec<u8>,
     face_verifier: Option<String>,
@@ -95,10 +102,15 @@ impl Config {
         if stage == Stage::Production && aws_endpoint.is_some() {
             return Err(ConfigError::LocalEndpointInProduction);
         }
+        let local_ca_file = lookup("KINCODE_LOCAL_CA_FILE");
+        if stage == Stage::Production && local_ca_file.is_some() {
+            return Err(ConfigError::LocalCaInProduction);
+        }
         let config = Self {
             stage,
             table: require("KINCODE_TABLE")?,
             aws_endpoint,
+            local_ca_file,
             lookup_secret: secret("KINCODE_LOOKUP_SECRET")?,
             data_key: secret("KINCODE_DATA_KEY")?,
             face_verifier: lookup("KINCODE_FACE_VERIFIER"),
@@ -268,6 +280,17 @@ mod tests {
             "http://127.0.0.1:1",
         )])));
         assert!(matches!(err, Err(ConfigError::LocalEndpointInProduction)));
+    }
+
+    #[test]
+    fn only_the_local_stage_trusts_a_local_ca() {
+        let ca = ("KINCODE_LOCAL_CA_FILE", "/tmp/ca.pem");
+        assert!(matches!(
+            Config::from_lookup(env(&base(&[ca]))),
+            Err(ConfigError::LocalCaInProduction)
+        ));
+        let local = Config::from_lookup(env(&base(&[ca, ("KINCODE_STAGE", "local")]))).unwrap();
+        assert_eq!(local.local_ca_file.as_deref(), Some("/tmp/ca.pem"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod error;
 pub mod face;
 pub mod http;
 pub mod imaging;
+pub mod outbound;
 pub mod services;
 pub mod store;
 pub mod telemetry;

@@ -4,10 +4,12 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, ConfigLoader};
+use rustls::pki_types::CertificateDer;
 
 use crate::blobs::BlobStore;
 use crate::config::{Config, ConfigError, Stage};
+use crate::outbound::{self, sdk_http_client};
 use crate::store::Store;
 
 pub struct Services {
@@ -31,31 +33,41 @@ fn timeouts(stage: Stage) -> TimeoutConfig {
         .build()
 }
 
-async fn sdk_config(stage: Stage) -> aws_config::SdkConfig {
+/// How every AWS client of the project is made (the functions', and the local tools'): the
+/// project's HTTPS client (`outbound`: compiled-in roots, plus `extra_roots` on a local stack),
+/// bounded timeouts, three attempts.
+pub fn aws_config_loader(stage: Stage, extra_roots: &[CertificateDer<'static>]) -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk_http_client(extra_roots))
         .timeout_config(timeouts(stage))
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
 }
 
-pub async fn dynamodb_client(config: &Config) -> aws_sdk_dynamodb::Client {
-    let shared = sdk_config(config.stage).await;
+async fn sdk_config(config: &Config) -> Result<aws_config::SdkConfig, ConfigError> {
+    let extra_roots = match &config.local_ca_file {
+        Some(path) => outbound::pem_certificates(path)?,
+        None => Vec::new(),
+    };
+    Ok(aws_config_loader(config.stage, &extra_roots).load().await)
+}
+
+pub async fn dynamodb_client(config: &Config) -> Result<aws_sdk_dynamodb::Client, ConfigError> {
+    let shared = sdk_config(config).await?;
     let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared);
     if let Some(endpoint) = &config.aws_endpoint {
         builder = builder.endpoint_url(endpoint);
     }
-    aws_sdk_dynamodb::Client::from_conf(builder.build())
+    Ok(aws_sdk_dynamodb::Client::from_conf(builder.build()))
 }
 
 /// The S3 client of the offline-card bucket; path-style on a local stack (moto).
-pub async fn s3_client(config: &Config) -> aws_sdk_s3::Client {
-    let shared = sdk_config(config.stage).await;
+pub async fn s3_client(config: &Config) -> Result<aws_sdk_s3::Client, ConfigError> {
+    let shared = sdk_config(config).await?;
     let mut builder = aws_sdk_s3::config::Builder::from(&shared);
     if let Some(endpoint) = &config.aws_endpoint {
         builder = builder.endpoint_url(endpoint).force_path_style(true);
     }
-    aws_sdk_s3::Client::from_conf(builder.build())
+    Ok(aws_sdk_s3::Client::from_conf(builder.build()))
 }
 
 impl Services {
@@ -64,14 +76,14 @@ impl Services {
     }
 
     pub async fn from_config(config: Config) -> Result<Self, ConfigError> {
-        let client = dynamodb_client(&config).await;
+        let client = dynamodb_client(&config).await?;
         Self::new(config, client)
     }
 
     /// The offline-card store, for the functions that handle cards.
     pub async fn blobs(&self) -> Result<BlobStore, ConfigError> {
         Ok(BlobStore::new(
-            s3_client(&self.config).await,
+            s3_client(&self.config).await?,
             self.config.offline_bucket()?,
         ))
     }

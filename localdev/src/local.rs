@@ -6,11 +6,24 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use kincode_common::codes::keys::{KeyRing, KEY_LEN};
+use kincode_common::config::Stage;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::provision::{ensure_buckets, ensure_table};
 use crate::template::Template;
+
+/// The AWS client settings of the local tools: the functions' own (`services`), trusting the
+/// local stack's CA when it speaks TLS (`KINCODE_LOCAL_CA_FILE`, set by with-local-stack.sh).
+pub fn aws_config_loader() -> aws_config::ConfigLoader {
+    let local_ca = std::env::var("KINCODE_LOCAL_CA_FILE").ok().map(|path| {
+        kincode_common::outbound::pem_certificates(&path).expect("the local stack's CA")
+    });
+    kincode_common::services::aws_config_loader(
+        Stage::Local,
+        local_ca.as_deref().unwrap_or_default(),
+    )
+}
 
 /// Key id of the local code signing key.
 pub const SIGNING_KID: &str = "local-1";
@@ -131,10 +144,7 @@ impl LocalStack {
         table: &str,
         keys: DevKeys,
     ) -> Result<Self, String> {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .load()
-            .await;
+        let shared = aws_config_loader().endpoint_url(endpoint).load().await;
         if ensure_table(&aws_sdk_dynamodb::Client::new(&shared), template, table).await? {
             eprintln!("provisioned table {table}");
         }
@@ -191,6 +201,8 @@ impl LocalStack {
             "AWS_SESSION_TOKEN",
             "AWS_REGION",
             "RUST_LOG",
+            // A local stack speaking TLS (with-local-stack.sh, LOCAL_STACK_TLS=1): its CA.
+            "KINCODE_LOCAL_CA_FILE",
         ] {
             if let Ok(value) = std::env::var(name) {
                 env.insert(name.to_owned(), value);

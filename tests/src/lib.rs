@@ -54,9 +54,15 @@ fn random_key() -> String {
     B64.encode(bytes)
 }
 
-/// Local-stage configuration for `table`, with fresh random keys.
+/// Local-stage configuration for `table`, with fresh random keys, trusting the local stack's
+/// CA when it speaks TLS (with-local-stack.sh, LOCAL_STACK_TLS=1).
 pub fn local_config(table: &str, endpoint: &str) -> Config {
-    let vars = HashMap::from([
+    local_config_trusting(table, endpoint, std::env::var("KINCODE_LOCAL_CA_FILE").ok())
+}
+
+/// Like `local_config`, trusting exactly `local_ca` (a PEM file) beside the compiled-in roots.
+pub fn local_config_trusting(table: &str, endpoint: &str, local_ca: Option<String>) -> Config {
+    let mut vars = HashMap::from([
         ("KINCODE_STAGE", "local".to_owned()),
         ("KINCODE_TABLE", table.to_owned()),
         ("KINCODE_AWS_ENDPOINT", endpoint.to_owned()),
@@ -69,6 +75,9 @@ pub fn local_config(table: &str, endpoint: &str) -> Config {
         ),
         ("KINCODE_OFFLINE_BUCKET", format!("{table}-cards")),
     ]);
+    if let Some(ca) = local_ca {
+        vars.insert("KINCODE_LOCAL_CA_FILE", ca);
+    }
     Config::from_lookup(|k| vars.get(k).cloned()).expect("local config")
 }
 
@@ -76,9 +85,13 @@ pub fn local_config(table: &str, endpoint: &str) -> Config {
 pub async fn fresh_services() -> Services {
     let endpoint = local_endpoint();
     let table = format!("kincode-test-{}", uuid::Uuid::new_v4().simple());
-    let services = Services::from_config(local_config(&table, &endpoint))
-        .await
-        .expect("services");
+    services_with_table(local_config(&table, &endpoint)).await
+}
+
+/// Services of `config`, with its table created on its local stack.
+pub async fn services_with_table(config: Config) -> Services {
+    let table = config.table.clone();
+    let services = Services::from_config(config).await.expect("services");
     let template = Template::load(&repo_root().join("template.yaml")).expect("template.yaml");
     kincode_localdev::provision::create_table(&raw_client(&services).await, &template, &table)
         .await
@@ -88,7 +101,7 @@ pub async fn fresh_services() -> Services {
 
 /// A client of the local stack's DynamoDB, for tests that reach past the functions.
 pub async fn local_dynamodb() -> aws_sdk_dynamodb::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let shared = kincode_localdev::local::aws_config_loader()
         .endpoint_url(local_endpoint())
         .load()
         .await;
@@ -97,7 +110,9 @@ pub async fn local_dynamodb() -> aws_sdk_dynamodb::Client {
 
 /// A plain client for inspecting what the functions wrote.
 pub async fn raw_client(services: &Services) -> aws_sdk_dynamodb::Client {
-    kincode_common::services::dynamodb_client(&services.config).await
+    kincode_common::services::dynamodb_client(&services.config)
+        .await
+        .expect("DynamoDB client")
 }
 
 /// Every item of the services' table (test tables are small).
@@ -578,9 +593,15 @@ pub async fn unbind_relative(
         .expect("unbind");
 }
 
+async fn s3_client(config: &kincode_common::config::Config) -> aws_sdk_s3::Client {
+    kincode_common::services::s3_client(config)
+        .await
+        .expect("S3 client")
+}
+
 /// The services' offline-card bucket, created on the local stack.
 pub async fn fresh_bucket(services: &Services) -> BlobStore {
-    let client = kincode_common::services::s3_client(&services.config).await;
+    let client = s3_client(&services.config).await;
     let bucket = services.config.offline_bucket().expect("bucket configured");
     client
         .create_bucket()
@@ -594,7 +615,7 @@ pub async fn fresh_bucket(services: &Services) -> BlobStore {
 /// A bucket whose endpoint refuses connections: S3 is down.
 pub async fn unreachable_bucket(services: &Services) -> BlobStore {
     let unreachable = unreachable_services().await;
-    let client = kincode_common::services::s3_client(&unreachable.config).await;
+    let client = s3_client(&unreachable.config).await;
     BlobStore::new(client, services.config.offline_bucket().expect("bucket"))
 }
 
@@ -609,7 +630,7 @@ pub struct StoredObject {
 
 /// Every object of the bucket, with its encryption, metadata and bytes.
 pub async fn bucket_objects(services: &Services, blobs: &BlobStore) -> Vec<StoredObject> {
-    let client = kincode_common::services::s3_client(&services.config).await;
+    let client = s3_client(&services.config).await;
     let listed = client
         .list_objects_v2()
         .bucket(blobs.bucket())

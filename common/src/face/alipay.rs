@@ -65,8 +65,6 @@ pub enum AlipayConfigError {
     AlipayKey(Rsa2KeyError),
     #[error("gateway is not an http(s) URL")]
     Gateway,
-    #[error("no trusted root certificates on this system for the gateway's TLS")]
-    TrustRoots,
 }
 
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -148,12 +146,8 @@ impl AlipayCertify {
         if !(gateway.starts_with("https://") || gateway.starts_with("http://")) {
             return Err(AlipayConfigError::Gateway);
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|_| AlipayConfigError::TrustRoots)?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        // Connections are bounded by the attempt timeout around each exchange.
+        let connector = crate::outbound::connector(crate::outbound::tls_config(&[]), None);
         Ok(Self {
             gateway,
             app_id: settings.app_id.clone(),
