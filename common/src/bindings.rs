@@ -141,8 +141,8 @@ async fn refuse_untrusted<T>(
     answer
 }
 
-fn refuse_if_face_locked(binding: &Binding, now: DateTime<Utc>) -> Result<(), AppError> {
-    match face_locked_until(&binding.face_failures, now) {
+fn refuse_if_face_locked(failures: &[DateTime<Utc>], now: DateTime<Utc>) -> Result<(), AppError> {
+    match face_locked_until(failures, now) {
         Some(retry_at) => Err(AppError::TooManyFaceAttempts { retry_at }),
         None => Ok(()),
     }
@@ -165,7 +165,15 @@ pub async fn start_verification(
             text: PLEDGE_TEXT,
         }),
         VerificationMethod::Face => {
-            refuse_if_face_locked(&binding, ctx.at)?;
+            // A new session abandons a pending one, which never passed (the binding would be
+            // active): it counts as a failed attempt, so a client that never reports how a scan
+            // ended cannot open unlimited (billable) sessions. Counted before the provider is
+            // called: a start that would make it the 5th failure within the hour is the 429.
+            let mut failures = recent_face_failures(&binding.face_failures, ctx.at);
+            if binding.pending_certify_id.is_some() {
+                failures.push(ctx.at);
+            }
+            refuse_if_face_locked(&failures, ctx.at)?;
             let started = {
                 let identity = store.relative_identity(&binding).await?;
                 face.start(&binding.id, &face_attempt(&binding.id), &identity)
@@ -173,7 +181,9 @@ pub async fn start_verification(
                 // The name and ID number are wiped here, after the one call that needs them.
             };
             let session = refuse_untrusted(store, &binding, started, ctx).await?;
-            store.start_face(&binding, &session.certify_id, ctx).await?;
+            store
+                .start_face(&binding, &session.certify_id, &failures, ctx)
+                .await?;
             Ok(VerificationStart::Face {
                 certify_id: session.certify_id,
                 certify_url: session.certify_url,
@@ -219,7 +229,7 @@ pub async fn complete_verification(
             }
         }
         VerificationMethod::Face => {
-            refuse_if_face_locked(&binding, ctx.at)?;
+            refuse_if_face_locked(&binding.face_failures, ctx.at)?;
             let certify_id = match (&binding.pending_certify_id, &request.certify_id) {
                 (Some(pending), Some(given)) if pending == given => pending.clone(),
                 _ => return Err(AppError::VerificationNotStarted),

@@ -8,7 +8,9 @@
 //!   is the person passing the scan (unless the session was scripted otherwise);
 //! - `POST /_stand-in/script` — `{"certify_id": "…", "outcome": "…"}` scripts a session's
 //!   query, `{"initialize": "…"}` the next initialize. Outcomes: `pass`, `fail`,
-//!   `not_finished`, `expired`, `error`, `bad_signature`, `slow`.
+//!   `not_finished`, `expired`, `error` (busy), `refused` (the gateway's `error_response`, as
+//!   for a request it will not run), `declined` (a signed business refusal: the app lacks the
+//!   capability), `bad_signature`, `slow`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -52,6 +54,8 @@ pub enum Outcome {
     NotFinished,
     Expired,
     Error,
+    Refused,
+    Declined,
     BadSignature,
     Slow,
 }
@@ -64,6 +68,8 @@ impl Outcome {
             "not_finished" => Self::NotFinished,
             "expired" => Self::Expired,
             "error" => Self::Error,
+            "refused" => Self::Refused,
+            "declined" => Self::Declined,
             "bad_signature" => Self::BadSignature,
             "slow" => Self::Slow,
             _ => return None,
@@ -76,6 +82,8 @@ struct State {
     /// certify id → what its query answers.
     sessions: HashMap<String, Outcome>,
     next_initialize: Option<Outcome>,
+    /// Every well-formed initialize's `outer_order_no`, in order.
+    outer_order_nos: Vec<String>,
 }
 
 pub struct AlipayStandIn {
@@ -129,9 +137,15 @@ impl AlipayStandIn {
         self.lock().sessions.insert(certify_id.to_owned(), outcome);
     }
 
-    /// Scripts the next initialize (`error`, `bad_signature` or `slow`; others are normal).
+    /// Scripts the next initialize (`error`, `refused`, `declined`, `bad_signature` or
+    /// `slow`; others are normal).
     pub fn script_next_initialize(&self, outcome: Outcome) {
         self.lock().next_initialize = Some(outcome);
+    }
+
+    /// The `outer_order_no` of every well-formed initialize received, in order.
+    pub fn outer_order_nos(&self) -> Vec<String> {
+        self.lock().outer_order_nos.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -212,20 +226,17 @@ impl AlipayStandIn {
 
     /// The gateway's own checks: the app, the signature type, the signature.
     fn refusal(&self, params: &[(String, String)]) -> Option<Value> {
-        let refuse = |code: &str, msg: &str, sub_code: &str| {
-            Some(json!({ "code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_code }))
-        };
         if Self::param(params, "app_id") != self.app_id {
-            return refuse("40002", "Invalid Arguments", "isv.invalid-app-id");
+            return Some(gateway_refusal("isv.invalid-app-id"));
         }
         if Self::param(params, "sign_type") != "RSA2" || Self::param(params, "charset") != "utf-8" {
-            return refuse("40002", "Invalid Arguments", "isv.invalid-signature-type");
+            return Some(gateway_refusal("isv.invalid-signature-type"));
         }
         if !self
             .app_key
             .verifies(sign_content(params).as_bytes(), Self::param(params, "sign"))
         {
-            return refuse("40002", "Invalid Arguments", "isv.invalid-signature");
+            return Some(gateway_refusal("isv.invalid-signature"));
         }
         None
     }
@@ -235,7 +246,7 @@ impl AlipayStandIn {
         let biz: Value =
             serde_json::from_str(Self::param(params, "biz_content")).unwrap_or(Value::Null);
         let (reply, outcome) = match self.refusal(params) {
-            Some(refused) => (refused, None),
+            Some(refused) => (refused, Some(Outcome::Refused)),
             None => match method.as_str() {
                 "alipay.user.certify.open.initialize" => self.initialize(&biz),
                 "alipay.user.certify.open.query" => self.query(&biz),
@@ -248,7 +259,12 @@ impl AlipayStandIn {
         if outcome == Some(Outcome::Slow) {
             tokio::time::sleep(SLOW).await;
         }
-        self.signed(&method, &reply, outcome == Some(Outcome::BadSignature))
+        // The gateway answers a request it will not run in `error_response`.
+        let node = match outcome {
+            Some(Outcome::Refused) => "error_response".to_owned(),
+            _ => format!("{}_response", method.replace('.', "_")),
+        };
+        self.signed(&node, &reply, outcome == Some(Outcome::BadSignature))
     }
 
     fn initialize(&self, biz: &Value) -> (Value, Option<Outcome>) {
@@ -269,9 +285,17 @@ impl AlipayStandIn {
                 None,
             );
         }
-        let scripted = self.lock().next_initialize.take();
-        if scripted == Some(Outcome::Error) {
-            return (busy(), scripted);
+        let scripted = {
+            let mut state = self.lock();
+            let outer_order_no = biz["outer_order_no"].as_str().unwrap_or_default();
+            state.outer_order_nos.push(outer_order_no.to_owned());
+            state.next_initialize.take()
+        };
+        match scripted {
+            Some(Outcome::Error) => return (busy(), scripted),
+            Some(Outcome::Refused) => return (gateway_refusal("isv.invalid-signature"), scripted),
+            Some(Outcome::Declined) => return (declined(), scripted),
+            _ => {}
         }
         let certify_id = uuid::Uuid::new_v4().simple().to_string();
         self.lock()
@@ -296,6 +320,8 @@ impl AlipayStandIn {
                 json!({ "code": "40004", "msg": "Business Failed", "sub_code": "OPEN_CERTIFY_BILL_NOT_EXIST", "sub_msg": "无效的certify_id" })
             }
             Outcome::Error => busy(),
+            Outcome::Refused => gateway_refusal("isv.invalid-signature"),
+            Outcome::Declined => declined(),
             // Fail, not finished, and the transport faults answer "not passed" when they answer.
             _ => json!({ "code": "10000", "msg": "Success", "passed": "F", "material_info": "{}" }),
         };
@@ -323,8 +349,8 @@ impl AlipayStandIn {
         text(StatusCode::OK, "人脸识别已完成(本地支付宝模拟)")
     }
 
-    /// `{"<method>_response": reply, "sign": …}`, signed over the member's exact text.
-    fn signed(&self, method: &str, reply: &Value, corrupt: bool) -> Response<Full<Bytes>> {
+    /// `{"<node>": reply, "sign": …}`, signed over the member's exact text.
+    fn signed(&self, node: &str, reply: &Value, corrupt: bool) -> Response<Full<Bytes>> {
         let member = reply.to_string();
         let mut sign = self.own_key.sign(&member);
         if corrupt {
@@ -334,7 +360,6 @@ impl AlipayStandIn {
                 &sign[1..]
             );
         }
-        let node = format!("{}_response", method.replace('.', "_"));
         let body = format!("{{\"{node}\":{member},\"sign\":{}}}", Value::from(sign));
         let mut response = Response::new(Full::new(Bytes::from(body)));
         response.headers_mut().insert(
@@ -343,6 +368,16 @@ impl AlipayStandIn {
         );
         response
     }
+}
+
+/// The gateway's refusal of a request it will not run (answered in `error_response`).
+fn gateway_refusal(sub_code: &str) -> Value {
+    json!({ "code": "40002", "msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": sub_code })
+}
+
+/// A business refusal: the app has not signed the identity-verification capability.
+fn declined() -> Value {
+    json!({ "code": "40006", "msg": "Insufficient Permissions", "sub_code": "isv.insufficient-isv-permissions", "sub_msg": "ISV权限不足" })
 }
 
 fn busy() -> Value {

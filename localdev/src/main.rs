@@ -82,15 +82,29 @@ const STAND_IN_APP_ID: &str = "2021000000000001";
 async fn alipay_stand_in(extra: &mut serde_json::Value) -> Result<RunningStandIn, String> {
     let (app_private, app_public) = generate_key_pair();
     let stand_in = AlipayStandIn::start(STAND_IN_APP_ID, &app_public).await?;
-    extra["VerifyFunction"] = serde_json::json!({
-        "KINCODE_FACE_VERIFIER": "alipay",
-        "KINCODE_ALIPAY_GATEWAY": stand_in.gateway(),
-        "KINCODE_ALIPAY_APP_ID": STAND_IN_APP_ID,
-        "KINCODE_ALIPAY_APP_PRIVATE_KEY": app_private,
-        "KINCODE_ALIPAY_PUBLIC_KEY": stand_in.alipay_public_key,
-        "KINCODE_ALIPAY_RETURN_URL": "alipays://platformapi/startapp?appId=2021000000000001&page=pages/verify/done",
-    });
+    set_function_env(
+        extra,
+        "VerifyFunction",
+        serde_json::json!({
+            "KINCODE_FACE_VERIFIER": "alipay",
+            "KINCODE_ALIPAY_GATEWAY": stand_in.gateway(),
+            "KINCODE_ALIPAY_APP_ID": STAND_IN_APP_ID,
+            "KINCODE_ALIPAY_APP_PRIVATE_KEY": app_private,
+            "KINCODE_ALIPAY_PUBLIC_KEY": stand_in.alipay_public_key,
+            "KINCODE_ALIPAY_RETURN_URL": "alipays://platformapi/startapp?appId=2021000000000001&page=pages/verify/done",
+        }),
+    );
     Ok(stand_in)
+}
+
+/// Sets `vars` (an object) in `function`'s `--env-vars` overrides, over the user's own values
+/// of the same names and keeping their others.
+fn set_function_env(extra: &mut serde_json::Value, function: &str, vars: serde_json::Value) {
+    let section = &mut extra[function];
+    match (section.as_object_mut(), vars) {
+        (Some(own), serde_json::Value::Object(vars)) => own.extend(vars),
+        (_, vars) => *section = vars,
+    }
 }
 
 async fn start(args: Args) -> Result<(), String> {
@@ -211,7 +225,7 @@ async fn start(args: Args) -> Result<(), String> {
     }
     if let Some(stand_in) = &stand_in {
         println!(
-            "face verification: Alipay stand-in at {} (open a session's certify_url to pass its scan; script outcomes: POST {}{} {{\"certify_id\":\"…\",\"outcome\":\"fail|not_finished|expired|error|bad_signature|slow\"}})",
+            "face verification: Alipay stand-in at {} (open a session's certify_url to pass its scan; script outcomes: POST {}{} {{\"certify_id\":\"…\",\"outcome\":\"fail|not_finished|expired|error|refused|declined|bad_signature|slow\"}})",
             stand_in.gateway(),
             stand_in.base_url,
             kincode_localdev::alipay::SCRIPT_PATH
@@ -243,5 +257,32 @@ async fn main() {
     if let Err(e) = start(Args::parse()).await {
         eprintln!("kincode-local: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_stand_ins_settings_join_the_users_overrides_of_the_function() {
+        let mut extra = json!({
+            "Parameters": {"AlipayAppId": "1"},
+            "VerifyFunction": {"RUST_LOG": "debug", "KINCODE_ALIPAY_GATEWAY": "https://elsewhere"},
+        });
+        let stand_in = json!({"KINCODE_ALIPAY_GATEWAY": "http://127.0.0.1:1/gateway.do", "KINCODE_FACE_VERIFIER": "alipay"});
+        set_function_env(&mut extra, "VerifyFunction", stand_in.clone());
+        assert_eq!(
+            extra,
+            json!({
+                "Parameters": {"AlipayAppId": "1"},
+                "VerifyFunction": {"RUST_LOG": "debug", "KINCODE_ALIPAY_GATEWAY": "http://127.0.0.1:1/gateway.do", "KINCODE_FACE_VERIFIER": "alipay"},
+            })
+        );
+        let mut none = json!({});
+        set_function_env(&mut none, "VerifyFunction", stand_in.clone());
+        assert_eq!(none, json!({ "VerifyFunction": stand_in }));
     }
 }

@@ -1,7 +1,8 @@
 //! Face verification through the production adapter (`AlipayCertify`) against the local Alipay
 //! stand-in, which checks every request's signature as the open platform does: pass; fail
-//! (counted, locked out after 5); not finished; an expired session; a tampered response
-//! (refused and audited); a busy, unreachable or slow gateway (503, nothing changed).
+//! (counted, locked out after 5); abandoned sessions (counted too); not finished; an expired
+//! session; a tampered response (refused and audited); a busy, refusing, declining, unreachable
+//! or slow gateway (503, nothing changed); what `outer_order_no` carries.
 
 use std::time::Duration;
 
@@ -123,6 +124,14 @@ async fn stored(services: &Services, binding: &Binding) -> Binding {
         .unwrap()
 }
 
+/// The binding's version and the table's item count: what a call that changes nothing leaves.
+async fn state(services: &Services, binding: &Binding) -> (u64, usize) {
+    (
+        stored(services, binding).await.version,
+        all_items(services).await.len(),
+    )
+}
+
 async fn audit_actions(services: &Services) -> Vec<String> {
     all_items(services)
         .await
@@ -212,6 +221,39 @@ async fn failures_are_counted_and_the_sixth_attempt_waits_an_hour() {
 }
 
 #[tokio::test]
+async fn abandoned_sessions_count_as_failures_and_the_sixth_start_waits_an_hour() {
+    let services = fresh_services().await;
+    let (face, stand_in) = alipay().await;
+    let binding = elder(&services).await;
+    // A client that never reports how a scan ended: each new start abandons the last session.
+    let mut last = None;
+    for _ in 1..=5 {
+        last = Some(start(&services, &face, &binding).await.unwrap());
+    }
+    assert_eq!(stored(&services, &binding).await.face_failures.len(), 4);
+    let before = state(&services, &binding).await;
+    let locked = start(&services, &face, &binding).await.unwrap_err();
+    assert!(
+        matches!(locked, AppError::TooManyFaceAttempts { .. }),
+        "{locked:?}"
+    );
+    assert_eq!(locked.status(), 429);
+    assert_eq!(
+        stand_in.stand_in.outer_order_nos().len(),
+        5,
+        "the refused start opened no (billable) session"
+    );
+    assert_eq!(state(&services, &binding).await, before, "nothing written");
+    // The pending session is not spent by the refusal: it can still pass.
+    let (certify_id, certify_url) = last.unwrap();
+    scan_face(&certify_url).await;
+    let active = complete(&services, &face, &binding, &certify_id, Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(active.status, BindingStatus::Active);
+}
+
+#[tokio::test]
 async fn an_expired_session_must_be_started_again() {
     let services = fresh_services().await;
     let (face, stand_in) = alipay().await;
@@ -270,8 +312,7 @@ async fn a_busy_unreachable_or_slow_gateway_is_503_and_changes_nothing() {
     let (face, stand_in) = alipay().await;
     let binding = elder(&services).await;
     let (certify_id, _) = start(&services, &face, &binding).await.unwrap();
-    let before = stored(&services, &binding).await;
-    let items = all_items(&services).await.len();
+    let before = state(&services, &binding).await;
 
     for outcome in [Outcome::Error, Outcome::Slow] {
         stand_in.stand_in.script(&certify_id, outcome);
@@ -299,8 +340,7 @@ async fn a_busy_unreachable_or_slow_gateway_is_503_and_changes_nothing() {
             .status(),
         503
     );
-    assert_eq!(stored(&services, &binding).await.version, before.version);
-    assert_eq!(all_items(&services).await.len(), items, "nothing written");
+    assert_eq!(state(&services, &binding).await, before, "nothing written");
 
     // Nobody listening at all.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -313,21 +353,101 @@ async fn a_busy_unreachable_or_slow_gateway_is_503_and_changes_nothing() {
         &stand_in.alipay_public_key,
     ))
     .unwrap();
+    let started = start(&services, &unreachable, &binding).await.unwrap_err();
     assert_eq!(
-        start(&services, &unreachable, &binding)
-            .await
-            .unwrap_err()
-            .status(),
-        503
+        (started.status(), started.code()),
+        (503, "service_unavailable")
     );
+    let completed = complete(&services, &unreachable, &binding, &certify_id, Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (completed.status(), completed.code()),
+        (503, "service_unavailable")
+    );
+    assert_eq!(state(&services, &binding).await, before, "nothing written");
+}
+
+/// A refusal of `outcome` answered to initialize and to query: 503 `service_unavailable`
+/// naming Alipay's codes (for the log), nothing written, nothing audited as tampering.
+async fn refusal_is_503_and_changes_nothing(outcome: Outcome, sub_code: &str) {
+    let services = fresh_services().await;
+    let (face, stand_in) = alipay().await;
+    let binding = elder(&services).await;
+    let unavailable = |err: AppError| {
+        assert_eq!(
+            (err.status(), err.code()),
+            (503, "service_unavailable"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(sub_code), "{err}");
+    };
+
+    let before = state(&services, &binding).await;
+    stand_in.stand_in.script_next_initialize(outcome);
+    unavailable(start(&services, &face, &binding).await.unwrap_err());
+    assert_eq!(state(&services, &binding).await, before, "nothing written");
+
+    let (certify_id, _) = start(&services, &face, &binding).await.unwrap();
+    let before = state(&services, &binding).await;
+    stand_in.stand_in.script(&certify_id, outcome);
+    let evidence = json!({"result_status": "9000"});
+    unavailable(
+        complete(&services, &face, &binding, &certify_id, evidence)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(state(&services, &binding).await, before, "nothing written");
+    assert!(!audit_actions(&services)
+        .await
+        .contains(&"face_response_rejected".to_owned()));
+}
+
+#[tokio::test]
+async fn the_gateways_error_response_is_503_and_changes_nothing_not_a_tampering() {
+    refusal_is_503_and_changes_nothing(Outcome::Refused, "isv.invalid-signature").await;
+}
+
+#[tokio::test]
+async fn a_business_refusal_is_503_and_changes_nothing() {
+    refusal_is_503_and_changes_nothing(Outcome::Declined, "isv.insufficient-isv-permissions").await;
+}
+
+#[tokio::test]
+async fn each_attempt_sends_its_own_outer_order_no_traceable_to_the_binding_alone() {
+    let services = fresh_services().await;
+    let (face, stand_in) = alipay().await;
+    let id_number = distinct_resident_id(70, Utc::now());
+    let binding = bind_relative(&services, EVENT_GUARDIAN, &id_number, Utc::now())
+        .await
+        .unwrap();
+    start(&services, &face, &binding).await.unwrap();
+    start(&services, &face, &binding).await.unwrap();
+    let sent = stand_in.stand_in.outer_order_nos();
+    assert_eq!(sent.len(), 2);
+    assert_ne!(sent[0], sent[1], "unique per attempt");
+    let binding_hex = binding.id.as_str().replace('-', "");
+    for outer_order_no in &sent {
+        assert_eq!(outer_order_no.len(), 32, "{outer_order_no}");
+        assert_eq!(&outer_order_no[..16], &binding_hex[..16], "traceable");
+        // Hex digits only, so no character of the name; and no run of the ID number.
+        assert!(
+            outer_order_no.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{outer_order_no}"
+        );
+        for run in id_number.as_bytes().windows(8) {
+            let run = std::str::from_utf8(run).unwrap();
+            assert!(!outer_order_no.contains(run), "{outer_order_no} has {run}");
+        }
+    }
 }
 
 #[tokio::test]
 async fn the_stand_in_refuses_requests_not_signed_by_the_app() {
     let services = fresh_services().await;
     let (_, stand_in) = alipay().await;
-    // Another app key than the one the stand-in knows: Alipay answers isv.invalid-signature,
-    // which the adapter does not take for a session.
+    // Another app key than the one the stand-in knows: Alipay's gateway answers
+    // isv.invalid-signature in `error_response`, a failed dependency (503), not a session.
     let (other_private, _) = generate_key_pair();
     let impostor = AlipayCertify::new(&settings(
         &stand_in.gateway(),
@@ -336,7 +456,16 @@ async fn the_stand_in_refuses_requests_not_signed_by_the_app() {
     ))
     .unwrap();
     let binding = elder(&services).await;
+    let before = state(&services, &binding).await;
     let refused = start(&services, &impostor, &binding).await.unwrap_err();
-    assert_eq!(refused.status(), 500, "{refused:?}");
-    assert!(refused.to_string().contains("40002"), "{refused}");
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (503, "service_unavailable"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("isv.invalid-signature"),
+        "{refused}"
+    );
+    assert_eq!(state(&services, &binding).await, before, "nothing written");
 }

@@ -5,7 +5,8 @@
 //! (a signed URL, built here, never called by us); `alipay.user.certify.open.query` says
 //! whether it passed. Requests carry the common parameters and an RSA2 signature over the
 //! sorted `key=value` string; a response is believed only after Alipay's signature over the
-//! raw text of its `<method>_response` member verifies. Nothing about the person is logged.
+//! raw text of its `<method>_response` member verifies. Nothing about the person is logged, and
+//! the strings here that carry their name and ID number are wiped when dropped.
 
 use std::time::Duration;
 
@@ -17,9 +18,10 @@ use hyper::Request;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use super::rsa2::{Rsa2KeyError, Rsa2Signer, Rsa2Verifier};
 use super::{FaceOutcome, FaceSession, FaceVerifier, RelativeIdentity};
@@ -84,6 +86,9 @@ pub struct AlipayCertify {
 enum CallError {
     /// Not reached, too slow, or an HTTP error: try later, nothing happened.
     Unreachable(String),
+    /// The gateway refused the request itself (`error_response`: our app id, our signature…).
+    /// Nothing in it is believed; its codes, made safe to log, only go into the log.
+    Refused { code: String, sub_code: String },
     /// An answer that is not provably Alipay's: never believed.
     Untrusted(&'static str),
 }
@@ -109,6 +114,49 @@ impl Reply {
     fn busy(&self) -> bool {
         self.code == "20000" || self.code == "40005"
     }
+
+    /// A business answer this adapter has no outcome for.
+    fn refusal(&self, method: &str) -> AppError {
+        refused(method, &self.code, self.sub_code.as_deref().unwrap_or(""))
+    }
+}
+
+/// Alipay said no to a request: for us its service is unavailable, so 503 with nothing changed
+/// (never a 500: nothing here is our bug). Codes carry no personal data.
+fn refused(method: &str, code: &str, sub_code: &str) -> AppError {
+    AppError::DependencyUnavailable(format!("{method} refused: {code} {sub_code}"))
+}
+
+/// A code from an unverified answer as it may go into a log line: it could carry anything.
+fn loggable(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(64)
+        .collect()
+}
+
+/// `initialize`'s business content, borrowing the name and ID number rather than copying them
+/// into a `serde_json::Value` that would be dropped unwiped. Fields in key order, as
+/// `serde_json`'s maps (and so the committed test vector) have them.
+#[derive(Serialize)]
+struct InitializeContent<'a> {
+    biz_code: &'static str,
+    identity_param: IdentityParam<'a>,
+    merchant_config: MerchantConfig<'a>,
+    outer_order_no: &'a str,
+}
+
+#[derive(Serialize)]
+struct IdentityParam<'a> {
+    cert_name: &'a str,
+    cert_no: &'a str,
+    cert_type: &'static str,
+    identity_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct MerchantConfig<'a> {
+    return_url: &'a str,
 }
 
 /// China time, as the open platform reads `timestamp`.
@@ -120,24 +168,39 @@ fn china_timestamp(now: DateTime<Utc>) -> String {
 }
 
 /// The string the open platform signs: `key=value` pairs sorted by key, joined by `&`, raw
-/// (not URL-encoded), with `sign` and empty values left out.
-pub fn sign_content(params: &[(String, String)]) -> String {
+/// (not URL-encoded), with `sign` and empty values left out. It carries `biz_content`, so it
+/// is wiped when dropped; the wiped strings here are sized up front, since a growing one
+/// would leave unwiped copies behind.
+pub fn sign_content(params: &[(String, String)]) -> Zeroizing<String> {
     let mut pairs: Vec<&(String, String)> = params
         .iter()
         .filter(|(k, v)| k != "sign" && !v.is_empty())
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    let length = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut content = Zeroizing::new(String::with_capacity(length));
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            content.push('&');
+        }
+        content.push_str(k);
+        content.push('=');
+        content.push_str(v);
+    }
+    content
 }
 
-fn form_encode(params: &[(String, String)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish()
+fn form_encode(params: &[(String, String)]) -> Zeroizing<String> {
+    // Percent-encoding at most triples a byte.
+    let length = params
+        .iter()
+        .map(|(k, v)| 3 * (k.len() + v.len()) + 2)
+        .sum();
+    Zeroizing::new(
+        form_urlencoded::Serializer::new(String::with_capacity(length))
+            .extend_pairs(params)
+            .finish(),
+    )
 }
 
 impl AlipayCertify {
@@ -167,14 +230,15 @@ impl AlipayCertify {
         self
     }
 
-    /// The common parameters, `biz_content` and `sign`.
+    /// The common parameters, `biz_content` and `sign`; wiped when dropped, as `biz_content`
+    /// may carry the name and ID number.
     fn signed_params(
         &self,
         method: &str,
-        biz_content: &Value,
+        biz_content: &str,
         extra: &[(&str, &str)],
         now: DateTime<Utc>,
-    ) -> Vec<(String, String)> {
+    ) -> Zeroizing<Vec<(String, String)>> {
         let mut params: Vec<(String, String)> = [
             ("app_id", self.app_id.as_str()),
             ("method", method),
@@ -188,20 +252,23 @@ impl AlipayCertify {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         params.push(("timestamp".into(), china_timestamp(now)));
-        params.push(("biz_content".into(), biz_content.to_string()));
+        params.push(("biz_content".into(), biz_content.to_owned()));
+        let mut params = Zeroizing::new(params);
         let sign = self.signer.sign(&sign_content(&params));
         params.push(("sign".into(), sign));
         params
     }
 
-    async fn call_once(&self, method: &str, biz_content: &Value) -> Result<Reply, CallError> {
+    async fn call_once(&self, method: &str, biz_content: &str) -> Result<Reply, CallError> {
         let body = form_encode(&self.signed_params(method, biz_content, &[], Utc::now()));
         let request = Request::post(format!("{}?charset=utf-8", self.gateway))
             .header(
                 CONTENT_TYPE,
                 "application/x-www-form-urlencoded;charset=utf-8",
             )
-            .body(Full::new(Bytes::from(body)))
+            // hyper gets a copy of its own: ours is wiped, the copies in hyper's (and the
+            // kernel's) buffers are out of our reach.
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
             .map_err(|e| CallError::Unreachable(format!("build request: {e}")))?;
         let exchange = async {
             let response = self
@@ -233,23 +300,49 @@ impl AlipayCertify {
         let envelope: std::collections::HashMap<String, &RawValue> =
             serde_json::from_str(text).map_err(|_| CallError::Untrusted("not a JSON object"))?;
         let node = format!("{}_response", method.replace('.', "_"));
-        let member = envelope
-            .get(&node)
-            .ok_or(CallError::Untrusted("no signed response member"))?;
-        let sign: String = envelope
+        let Some(member) = envelope.get(&node) else {
+            // The gateway refuses a request it will not run (a bad app id, our signature…) with
+            // `error_response` instead: a failed dependency, not a sign of tampering.
+            return Err(match envelope.get("error_response") {
+                Some(refusal) => gateway_refusal(refusal),
+                None => CallError::Untrusted("no signed response member"),
+            });
+        };
+        let Some(sign) = envelope
             .get("sign")
-            .and_then(|s| serde_json::from_str(s.get()).ok())
-            .ok_or(CallError::Untrusted("unsigned"))?;
-        if !self.alipay.verifies(member.get().as_bytes(), &sign) {
+            .and_then(|s| serde_json::from_str::<String>(s.get()).ok())
+        else {
+            // Some refusals of our request (a bad app id, say) come unsigned in the method's
+            // member too; Alipay's SDK checks only answers that are signed or succeeded. An
+            // unsigned answer can only ever be a refusal here, never a pass.
+            return Err(match serde_json::from_str::<Reply>(member.get()) {
+                Ok(reply) if !reply.succeeded() => gateway_refusal(member),
+                _ => CallError::Untrusted("unsigned"),
+            });
+        };
+        if !self.signed_by_alipay(member.get(), &sign) {
             return Err(CallError::Untrusted("bad signature"));
         }
         serde_json::from_str(member.get()).map_err(|_| CallError::Untrusted("malformed reply"))
     }
 
+    /// Whether Alipay's key signed `content`, or `content` with every `\/` read as `/`: the
+    /// gateway may sign its text before a JSON encoder escapes the slashes, so Alipay's own SDK
+    /// tries that once when a check fails (alipay/alipay-sdk-java-all,
+    /// src/main/java/com/alipay/api/AbstractAlipayClient.java, `checkResponseSign`, its
+    /// comment "针对JSON \/问题").
+    fn signed_by_alipay(&self, content: &str, sign: &str) -> bool {
+        self.alipay.verifies(content.as_bytes(), sign)
+            || (content.contains("\\/")
+                && self
+                    .alipay
+                    .verifies(content.replace("\\/", "/").as_bytes(), sign))
+    }
+
     async fn call(
         &self,
         method: &'static str,
-        biz_content: &Value,
+        biz_content: &str,
         attempts: usize,
     ) -> Result<Reply, AppError> {
         let mut last = None;
@@ -269,6 +362,11 @@ impl AlipayCertify {
                     tracing::warn!(method, why, "alipay response refused");
                     return Err(AppError::FaceProviderUntrusted);
                 }
+                // Sending the same request again would be refused again.
+                Err(CallError::Refused { code, sub_code }) => {
+                    tracing::warn!(method, code, sub_code, "alipay gateway refused the request");
+                    return Err(refused(method, &code, &sub_code));
+                }
                 Err(CallError::Unreachable(why)) => last = Some(why),
             }
         }
@@ -280,29 +378,50 @@ impl AlipayCertify {
 
     /// `initialize`'s business content: a face scan (`FACE`) of the person named by their
     /// resident ID card.
-    fn initialize_content(&self, attempt: &str, identity: &RelativeIdentity) -> Value {
-        json!({
-            "outer_order_no": attempt,
-            "biz_code": "FACE",
-            "identity_param": {
-                "identity_type": "CERT_INFO",
-                "cert_type": "IDENTITY_CARD",
-                "cert_name": identity.name(),
-                "cert_no": identity.id_number(),
+    fn initialize_content(&self, attempt: &str, identity: &RelativeIdentity) -> Zeroizing<String> {
+        let content = InitializeContent {
+            biz_code: "FACE",
+            identity_param: IdentityParam {
+                cert_name: identity.name(),
+                cert_no: identity.id_number(),
+                cert_type: "IDENTITY_CARD",
+                identity_type: "CERT_INFO",
             },
-            "merchant_config": { "return_url": self.return_url },
-        })
+            merchant_config: MerchantConfig {
+                return_url: &self.return_url,
+            },
+            outer_order_no: attempt,
+        };
+        // Room for the worst JSON escaping (`\u00XX`, six bytes a byte) of every borrowed value.
+        let borrowed = attempt.len() + identity.name().len() + identity.id_number().len();
+        let mut json = Vec::with_capacity(256 + 6 * (borrowed + self.return_url.len()));
+        serde_json::to_writer(&mut json, &content).expect("string fields serialize");
+        Zeroizing::new(String::from_utf8(json).expect("serde_json writes UTF-8"))
     }
 
     /// The signed page URL the mini-program opens for the scan.
     fn certify_url(&self, certify_id: &str, now: DateTime<Utc>) -> String {
         let params = self.signed_params(
             CERTIFY,
-            &json!({ "certify_id": certify_id }),
+            &json!({ "certify_id": certify_id }).to_string(),
             &[("return_url", &self.return_url)],
             now,
         );
-        format!("{}?{}", self.gateway, form_encode(&params))
+        format!("{}?{}", self.gateway, form_encode(&params).as_str())
+    }
+}
+
+/// What is logged of the gateway's `error_response`: its codes, nothing else.
+fn gateway_refusal(refusal: &RawValue) -> CallError {
+    let codes = serde_json::from_str::<Reply>(refusal.get()).ok();
+    CallError::Refused {
+        code: loggable(codes.as_ref().map_or("", |c| c.code.as_str())),
+        sub_code: loggable(
+            codes
+                .as_ref()
+                .and_then(|c| c.sub_code.as_deref())
+                .unwrap_or(""),
+        ),
     }
 }
 
@@ -326,23 +445,18 @@ impl FaceVerifier for AlipayCertify {
         let biz_content = self.initialize_content(attempt, identity);
         // Not retried: a lost answer would leave a session we cannot name.
         let reply = self.call(INITIALIZE, &biz_content, 1).await?;
-        match (reply.succeeded(), reply.certify_id) {
+        match (reply.succeeded(), &reply.certify_id) {
             (true, Some(certify_id)) => Ok(FaceSession {
-                certify_url: Some(self.certify_url(&certify_id, Utc::now())),
-                certify_id,
+                certify_url: Some(self.certify_url(certify_id, Utc::now())),
+                certify_id: certify_id.clone(),
             }),
-            _ => Err(AppError::Internal(format!(
-                "alipay initialize refused: {} {}",
-                reply.code,
-                reply.sub_code.unwrap_or_default()
-            ))),
+            _ => Err(reply.refusal(INITIALIZE)),
         }
     }
 
     async fn outcome(&self, certify_id: &str, evidence: &Value) -> Result<FaceOutcome, AppError> {
-        let reply = self
-            .call(QUERY, &json!({ "certify_id": certify_id }), QUERY_ATTEMPTS)
-            .await?;
+        let biz_content = json!({ "certify_id": certify_id }).to_string();
+        let reply = self.call(QUERY, &biz_content, QUERY_ATTEMPTS).await?;
         if reply.succeeded() {
             return Ok(match reply.passed.as_deref() {
                 Some("T") => FaceOutcome::Passed,
@@ -353,11 +467,7 @@ impl FaceVerifier for AlipayCertify {
         }
         match reply.sub_code.as_deref() {
             Some(CERTIFY_ID_GONE) => Err(AppError::FaceSessionExpired),
-            other => Err(AppError::Internal(format!(
-                "alipay query refused: {} {}",
-                reply.code,
-                other.unwrap_or_default()
-            ))),
+            _ => Err(reply.refusal(QUERY)),
         }
     }
 }
@@ -381,22 +491,23 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         assert_eq!(
-            sign_content(&params),
+            sign_content(&params).as_str(),
             r#"app_id=2021&biz_content={"a":"b c&d"}&sign_type=RSA2&timestamp=2026-11-28 14:30:00"#
         );
     }
 
-    #[tokio::test]
-    async fn an_initialize_request_is_signed_exactly_as_openssl_signs_it() {
-        let testdata = |name: &str| {
-            std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("src/face/testdata")
-                    .join(name),
-            )
-            .unwrap()
-        };
-        let adapter = AlipayCertify::new(&AlipaySettings {
+    fn testdata(name: &str) -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/face/testdata")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    /// The adapter with the test key as both the app's key and "Alipay's".
+    fn adapter() -> AlipayCertify {
+        AlipayCertify::new(&AlipaySettings {
             gateway: "https://openapi.alipay.com/gateway.do".into(),
             app_id: "2021000000000001".into(),
             app_private_key: testdata("app-private-pkcs8.pem"),
@@ -405,7 +516,12 @@ mod tests {
                 "alipays://platformapi/startapp?appId=2021000000000001&page=pages/verify/done"
                     .into(),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_initialize_request_is_signed_exactly_as_openssl_signs_it() {
+        let adapter = adapter();
         let identity = RelativeIdentity::new(
             zeroize::Zeroizing::new("张三".into()),
             zeroize::Zeroizing::new("610113201603142174".into()),
@@ -414,7 +530,10 @@ mod tests {
         // 14:30 China time.
         let at = Utc.with_ymd_and_hms(2026, 11, 28, 6, 30, 0).unwrap();
         let params = adapter.signed_params(INITIALIZE, &content, &[], at);
-        assert_eq!(sign_content(&params), testdata("request-content.txt"));
+        assert_eq!(
+            sign_content(&params).as_str(),
+            testdata("request-content.txt")
+        );
         let sign = &params.iter().find(|(k, _)| k == "sign").unwrap().1;
         assert_eq!(sign, testdata("request-content.sig").trim());
 
@@ -440,6 +559,66 @@ mod tests {
                 Err(CallError::Untrusted(_))
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn an_answer_signed_before_its_slashes_were_escaped_verifies() {
+        let adapter = adapter();
+        // OpenSSL signed the text with plain `/`; the body carries it JSON-escaped as `\/`.
+        let signed = testdata("slash-response-content.txt");
+        assert!(signed.contains('/') && !signed.contains("\\/"));
+        let body = |member: &str| {
+            format!(
+                r#"{{"alipay_user_certify_open_query_response":{member},"sign":"{}"}}"#,
+                testdata("slash-response-content.sig").trim()
+            )
+        };
+        let escaped = signed.replace('/', "\\/");
+        let reply = adapter
+            .verified_reply(QUERY, body(&escaped).as_bytes())
+            .unwrap();
+        assert_eq!(
+            (reply.code.as_str(), reply.passed.as_deref()),
+            ("10000", Some("T"))
+        );
+        assert!(adapter
+            .verified_reply(QUERY, body(&signed).as_bytes())
+            .is_ok());
+        // Reading `\/` as `/` is all the second try forgives.
+        let changed = escaped.replacen(r#""T""#, r#""F""#, 1);
+        assert!(matches!(
+            adapter.verified_reply(QUERY, body(&changed).as_bytes()),
+            Err(CallError::Untrusted(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_gateways_error_response_is_a_refusal_whose_codes_alone_are_read() {
+        let body = r#"{"error_response":{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-signature\n张三","sub_msg":"验签出错"},"sign":"bm90IGEgc2lnbmF0dXJl"}"#;
+        match adapter().verified_reply(INITIALIZE, body.as_bytes()) {
+            Err(CallError::Refused { code, sub_code }) => {
+                assert_eq!(
+                    (code.as_str(), sub_code.as_str()),
+                    ("40002", "isv.invalid-signature")
+                );
+            }
+            other => panic!("a refusal expected, got {other:?}"),
+        }
+        assert!(matches!(
+            adapter().verified_reply(INITIALIZE, br#"{"sign":"AAAA"}"#),
+            Err(CallError::Untrusted(_))
+        ));
+        // Unsigned in the method's member: a refusal when it says so, never a success.
+        let unsigned_refusal = r#"{"alipay_user_certify_open_initialize_response":{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-app-id"}}"#;
+        assert!(matches!(
+            adapter().verified_reply(INITIALIZE, unsigned_refusal.as_bytes()),
+            Err(CallError::Refused { code, sub_code }) if code == "40002" && sub_code == "isv.invalid-app-id"
+        ));
+        let unsigned_success = r#"{"alipay_user_certify_open_initialize_response":{"code":"10000","msg":"Success","certify_id":"OC1"}}"#;
+        assert!(matches!(
+            adapter().verified_reply(INITIALIZE, unsigned_success.as_bytes()),
+            Err(CallError::Untrusted("unsigned"))
+        ));
     }
 
     #[test]

@@ -94,6 +94,12 @@ impl From<AppError> for CreateBindingError {
     }
 }
 
+/// `face_failures` as stored.
+fn failures_value(failures: &[DateTime<Utc>]) -> Result<AttributeValue, AppError> {
+    serde_dynamo::to_attribute_value(failures)
+        .map_err(|e| AppError::Internal(format!("encode failures: {e}")))
+}
+
 /// The audit subject of a guardian's own action on a binding.
 fn binding_subject(binding: &Binding) -> AuditSubject<'_> {
     AuditSubject::Binding {
@@ -329,16 +335,22 @@ impl Store {
         }
     }
 
+    /// Records a new face session and the failures that count now (the session it replaces
+    /// among them), in one conditional write.
     pub async fn start_face(
         &self,
         binding: &Binding,
         certify_id: &str,
+        recent_failures: &[DateTime<Utc>],
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
         self.update_pending(
             binding,
-            "SET pending_certify_id = :certify",
-            vec![(":certify", s(certify_id))],
+            "SET pending_certify_id = :certify, face_failures = :failures",
+            vec![
+                (":certify", s(certify_id)),
+                (":failures", failures_value(recent_failures)?),
+            ],
             AuditAction::FaceStarted,
             Vec::new(),
             ctx,
@@ -395,12 +407,10 @@ impl Store {
         recent_failures: &[DateTime<Utc>],
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        let failures = serde_dynamo::to_attribute_value(recent_failures)
-            .map_err(|e| AppError::Internal(format!("encode failures: {e}")))?;
         self.update_pending(
             binding,
             "REMOVE pending_certify_id SET face_failures = :failures",
-            vec![(":failures", failures)],
+            vec![(":failures", failures_value(recent_failures)?)],
             AuditAction::FaceFailed,
             Vec::new(),
             ctx,

@@ -226,6 +226,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn abandoned_sessions_count_toward_the_lockout() {
+        let services = fresh_services().await;
+        let t0 = Utc::now();
+        let binding = face_binding(&services, t0).await;
+        // Five starts, none completed: each after the first abandons a session, a failure.
+        for minute in 0..5 {
+            let at = t0 + chrono::Duration::minutes(minute);
+            assert_eq!(start(&services, &binding, at).await.0, 200);
+        }
+        let (status, body) = start(&services, &binding, t0 + chrono::Duration::minutes(5)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (429, Some("too_many_face_attempts")),
+            "{body}"
+        );
+        // Free once the first abandoned session (at minute 1) is an hour old.
+        let free = t0 + chrono::Duration::minutes(61);
+        assert_eq!(
+            body["error"]["retry_at"],
+            kincode_common::error::rfc3339(free)
+        );
+        assert_eq!(start(&services, &binding, free).await.0, 200);
+    }
+
+    #[tokio::test]
     async fn children_under_seven_sign_the_pledge() {
         let services = fresh_services().await;
         let now = Utc::now();
