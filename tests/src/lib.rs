@@ -786,3 +786,46 @@ pub async fn report_result_at(
 pub fn fresh_tube() -> String {
     format!("T-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
+
+/// The relative's audit records of `action` (`R#<relative key>`/`A#…`), oldest first.
+pub async fn audit_trail(
+    services: &Services,
+    relative_key: &str,
+    action: &str,
+) -> Vec<HashMap<String, AttributeValue>> {
+    let pk = format!("R#{relative_key}");
+    let text = |item: &HashMap<String, AttributeValue>, name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut trail: Vec<_> = all_items(services)
+        .await
+        .into_iter()
+        .filter(|i| {
+            text(i, "pk") == pk && text(i, "sk").starts_with("A#") && text(i, "action") == action
+        })
+        .collect();
+    trail.sort_by_key(|i| text(i, "sk"));
+    trail
+}
+
+/// Fails if `records` hold `id_number`, its birth date or `name` in plaintext.
+pub fn assert_no_plaintext(records: &impl std::fmt::Debug, id_number: &str, name: &str) {
+    let text = format!("{records:?}");
+    for secret in [id_number, &id_number[6..14], name] {
+        assert!(!text.contains(secret), "plaintext {secret} in {text}");
+    }
+}
+
+/// A record's time attribute (RFC 3339), parsed.
+pub fn time_attribute(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> chrono::DateTime<chrono::Utc> {
+    let text = item[name].as_s().expect("a string attribute");
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{name} {text}: {e}"))
+        .into()
+}

@@ -301,18 +301,45 @@ async fn tests_expire_after_retention_in_reads_at_once_and_from_the_table_by_the
                     let (pk, sk) = (i["pk"].as_s().unwrap(), i["sk"].as_s().unwrap());
                     pk.starts_with("T#") || sk.starts_with("H#T#")
                 })
-                .count()
+                .cloned()
+                .collect::<Vec<_>>()
         };
-    assert_eq!(
-        testing_items(&all_items(&services).await),
-        3,
-        "tube, member, test"
-    );
+    let stored = testing_items(&all_items(&services).await);
+    assert_eq!(stored.len(), 3, "tube, member, test");
+
+    // The backstop: each carries the table's TTL attribute a day past the documented
+    // retention (the template's default), so DynamoDB drops what a stalled cleanup leaves.
+    let template = Template::load(&repo_root().join("template.yaml")).unwrap();
+    let documented: i64 = template
+        .parameter_default("ResultRetentionDays")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(retention, Duration::days(documented));
+    let ttl = raw_client(&services)
+        .await
+        .describe_time_to_live()
+        .table_name(&services.config.table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .and_then(|d| d.attribute_name)
+        .expect("the table has a TTL attribute");
+    let backstop = (t0 + retention + Duration::days(1)).timestamp().to_string();
+    for item in &stored {
+        assert_eq!(item[&ttl].as_n().unwrap(), &backstop, "{item:?}");
+        assert_eq!(
+            item["due_at"].as_n().unwrap(),
+            &(t0 + retention).timestamp().to_string(),
+            "the cleanup's due time: {item:?}"
+        );
+    }
 
     // The cleanup removes them (audit records stay for their own retention).
     run(&services, &blobs, 1000, past + Duration::hours(2)).await;
     let items = all_items(&services).await;
-    assert_eq!(testing_items(&items), 0);
+    assert!(testing_items(&items).is_empty());
     let audit = items
         .iter()
         .filter(|i| {

@@ -4,17 +4,22 @@
 //! carry the name and ID number.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use kincode_common::bindings::{self, BindRequest, CompleteRequest};
+use kincode_common::codes::show;
 use kincode_common::domain::binding::GuardianId;
+use kincode_common::error::AppError;
 use kincode_common::face::alipay::AlipaySettings;
 use kincode_common::face::AlipayCertify;
 use kincode_common::http::{self, Call};
+use kincode_common::services::Services;
 use kincode_common::store::ActionContext;
 use kincode_common::telemetry;
+use kincode_common::testing::lab::{RowError, RowOutcome};
+use kincode_common::testing::results;
 use kincode_localdev::alipay::{generate_key_pair, AlipayStandIn};
 use kincode_tests::*;
 use serde_json::json;
@@ -56,27 +61,76 @@ fn item_strings(items: &[HashMap<String, AttributeValue>]) -> Vec<String> {
     out
 }
 
+/// The TRACE capture of every log line of this process: one global subscriber, installed by
+/// whichever test comes first and shared by all (each looks for its own secrets and lines).
+fn trace_logs() -> Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        lambda_http::tracing::subscriber::util::SubscriberInitExt::init(telemetry::subscriber(
+            move || writer.clone(),
+            Some("trace"),
+            true,
+        ));
+        logs
+    })
+    .clone()
+}
+
+/// What must never appear in plaintext: each ID number, its birth date, each name.
+fn secrets(ids: &[&str], names: &[&str]) -> Vec<String> {
+    ids.iter()
+        .flat_map(|id| [id.to_string(), id[6..14].to_string()])
+        .chain(names.iter().map(|n| n.to_string()))
+        .collect()
+}
+
+/// Fails if any stored item or captured log line holds a secret; the logs, for the caller to
+/// check that the capture saw its paths.
+async fn assert_kept_out_of_items_and_logs(
+    services: &Services,
+    secrets: &[String],
+    logs: &Captured,
+) -> String {
+    let stored = item_strings(&all_items(services).await);
+    assert!(stored.len() > 20, "the scan saw the items");
+    for secret in secrets {
+        if let Some(hit) = stored.iter().find(|s| s.contains(secret.as_str())) {
+            panic!("stored item contains {secret}: {hit}");
+        }
+    }
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for secret in secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a log line contains {secret}"
+        );
+    }
+    logs
+}
+
+/// Fails if `answer` (what a route would send back, or its refusal) holds a secret.
+fn assert_not_answered(answer: &impl std::fmt::Debug, secrets: &[String]) {
+    let text = format!("{answer:?}");
+    for secret in secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "response leaks {secret}: {text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    lambda_http::tracing::subscriber::util::SubscriberInitExt::init(telemetry::subscriber(
-        move || writer.clone(),
-        Some("trace"),
-        true,
-    ));
-
+    let logs = trace_logs();
     let services = fresh_services().await;
     let now = Utc::now();
     let elder = resident_id_aged(68, now, 41);
     let child = resident_id_aged(2, now, 42);
     let adult = resident_id_aged(35, now, 43);
     let names = ["欧阳秀英", "王小宝", "赵建国"];
-    let secrets: Vec<String> = [&elder, &child, &adult]
-        .iter()
-        .flat_map(|id| [id.to_string(), id[6..14].to_string()])
-        .chain(names.iter().map(|n| n.to_string()))
-        .collect();
+    let secrets = secrets(&[&elder, &child, &adult], &names);
 
     // Every route's request, through the same glue the handlers use.
     let guardian = GuardianId::parse("user-privacy").unwrap();
@@ -103,13 +157,7 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
         let response = http::respond(
             outcome.map(|v| http::json_response(lambda_http::http::StatusCode::CREATED, &v)),
         );
-        let text = format!("{:?}", response.body());
-        for secret in &secrets {
-            assert!(
-                !text.contains(secret.as_str()),
-                "response leaks {secret}: {text}"
-            );
-        }
+        assert_not_answered(response.body(), &secrets);
     }
     // Malformed JSON that quotes an ID number: the parse error must not echo it.
     let req = event("bind.json")
@@ -182,24 +230,134 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
         .await
         .unwrap();
 
-    let stored = item_strings(&all_items(&services).await);
-    assert!(stored.len() > 20, "the scan saw the items");
-    for secret in &secrets {
-        if let Some(hit) = stored.iter().find(|s| s.contains(secret.as_str())) {
-            panic!("stored item contains {secret}: {hit}");
-        }
-    }
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = assert_kept_out_of_items_and_logs(&services, &secrets, &logs).await;
     assert!(
         logs.contains("request refused")
             && logs.contains("recorded")
             && logs.contains("alipay answered"),
         "the log capture works, the face provider's calls included"
     );
-    for secret in &secrets {
+}
+
+/// The testing routes, through the use cases their functions call: registration (a pooled and a
+/// single tube, the same person twice, a revoked code), lab results (stored, conflicting,
+/// unknown tube) and the results query (two pages, a tampered cursor, a stranger).
+#[tokio::test]
+async fn the_testing_routes_keep_personal_data_out_of_items_and_logs() {
+    let logs = trace_logs();
+    let services = fresh_services().await;
+    let keys = test_key_ring();
+    let now = Utc::now();
+    let elder = resident_id_aged(71, now, 44);
+    let child = resident_id_aged(3, now, 45);
+    // The test kit's relatives are all named 王小明.
+    let secrets = secrets(&[&elder, &child], &["王小明"]);
+    let guardian = "user-privacy-testing";
+    let elder_binding = active_relative_with(&services, guardian, &elder, now).await;
+    let child_binding = active_relative_with(&services, guardian, &child, now).await;
+    // A refusal is answered and logged by the same glue every handler uses.
+    let refused = |err: AppError| assert_not_answered(&http::respond(Err(err)), &secrets);
+
+    let (pooled, single) = (fresh_tube(), fresh_tube());
+    for binding in [&elder_binding, &child_binding] {
+        let registered =
+            register_sample_at(&services, &keys, binding, &pooled, Some("pooled_10"), now)
+                .await
+                .unwrap();
+        assert_not_answered(&registered, &secrets);
+    }
+    refused(
+        register_sample_at(&services, &keys, &child_binding, &pooled, None, now)
+            .await
+            .unwrap_err(),
+    );
+    register_sample_at(&services, &keys, &elder_binding, &single, None, now)
+        .await
+        .unwrap();
+
+    let at = now + Duration::hours(3);
+    let mut outcomes = Vec::new();
+    for (tube, result) in [
+        (&pooled, "positive"),
+        (&single, "negative"),
+        (&single, "positive"),
+        (&fresh_tube(), "negative"),
+    ] {
+        outcomes.push(report_result_at(&services, tube, result, at).await);
+    }
+    assert!(
+        matches!(
+            outcomes[..],
+            [
+                RowOutcome::Stored { .. },
+                RowOutcome::Stored { .. },
+                RowOutcome::Rejected(RowError::ConflictingResult),
+                RowOutcome::Rejected(RowError::UnknownTube),
+            ]
+        ),
+        "{outcomes:?}"
+    );
+
+    let query = |guardian: &str, cursor: Option<String>| {
+        let services = &services;
+        let guardian = GuardianId::parse(guardian).unwrap();
+        let id = elder_binding.id.clone();
+        async move {
+            let ctx = ActionContext {
+                request_id: "privacy-results",
+                at,
+            };
+            results::results(&services.store, &guardian, &id, 1, cursor.as_deref(), ctx).await
+        }
+    };
+    let first = query(guardian, None).await.unwrap();
+    assert_not_answered(&first, &secrets);
+    let cursor = first.next_cursor.clone().expect("a second page");
+    assert_not_answered(&query(guardian, Some(cursor)).await.unwrap(), &secrets);
+    refused(query(guardian, Some("v1.AAAA".into())).await.unwrap_err());
+    refused(query("user-stranger", None).await.unwrap_err());
+
+    // A code shown before its binding was unbound is refused at registration.
+    let later = now + Duration::hours(25);
+    let code = show::online_code(
+        &services.store,
+        &keys,
+        &child_binding.guardian,
+        &child_binding.id,
+        later,
+    )
+    .await
+    .unwrap();
+    unbind_relative(&services, guardian, &child_binding, later).await;
+    refused(
+        register_sample_with_code(&services, &keys, &code.token, &fresh_tube(), None, later)
+            .await
+            .unwrap_err(),
+    );
+
+    let logs = assert_kept_out_of_items_and_logs(&services, &secrets, &logs).await;
+    // The routes' own lines (the SDK's TRACE lines quote the items, so name the message).
+    let logged = |message: &str, field: &str, value: &str| {
+        logs.lines().any(|line| {
+            line.contains(&format!("\"message\":\"{message}\""))
+                && line.contains(&format!("\"{field}\":\"{value}\""))
+        })
+    };
+    for action in ["sample_registered", "result_reported", "results_viewed"] {
         assert!(
-            !logs.contains(secret.as_str()),
-            "a log line contains {secret}"
+            logged("recorded", "action", action),
+            "the capture saw {action}"
+        );
+    }
+    for code in [
+        "already_in_tube",
+        "invalid_cursor",
+        "binding_not_found",
+        "code_revoked",
+    ] {
+        assert!(
+            logged("request refused", "code", code),
+            "the capture saw {code}"
         );
     }
 }

@@ -221,6 +221,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_person_of_a_reported_tube_has_an_audit_record_without_personal_data() {
+        let services = fresh_services().await;
+        let keys = test_key_ring();
+        let t0 = Utc::now() - Duration::hours(6);
+        let mut people = Vec::new();
+        for _ in 0..3 {
+            let id = distinct_resident_id(5, t0);
+            people.push((
+                active_relative_with(&services, EVENT_GUARDIAN, &id, t0).await,
+                id,
+            ));
+        }
+        let (single, pooled) = (fresh_tube(), fresh_tube());
+        register_sample_at(&services, &keys, &people[0].0, &single, None, t0)
+            .await
+            .unwrap();
+        for (p, _) in &people[1..] {
+            register_sample_at(&services, &keys, p, &pooled, Some("pooled_10"), t0)
+                .await
+                .unwrap();
+        }
+        // The lab's own time is not the record's: `at` is when the result was stored.
+        let now = t0 + Duration::hours(4);
+        let reported = now - Duration::minutes(30);
+        let rows = json!([
+            { "tube_id": single, "result": "negative", "reported_at": reported },
+            { "tube_id": pooled, "result": "positive", "reported_at": reported },
+        ]);
+        let sent = batch(rows);
+        let lab = sent["requestContext"]["authorizer"]["jwt"]["claims"]["sub"].clone();
+        let request_id = sent["requestContext"]["requestId"].clone();
+        let (_, body) = call(&services, sent, now).await;
+        assert_eq!(row_outcomes(&body), ["stored", "stored"]);
+
+        for ((person, id), tube, status) in [
+            (&people[0], &single, "negative"),
+            (&people[1], &pooled, "pooled_positive"),
+            (&people[2], &pooled, "pooled_positive"),
+        ] {
+            let trail = audit_trail(&services, &person.relative_key, "result_reported").await;
+            assert_eq!(trail.len(), 1, "one record per person");
+            let record = &trail[0];
+            assert_eq!(record["actor"].as_s().unwrap(), lab.as_str().unwrap());
+            assert_eq!(record["target"].as_s().unwrap(), tube);
+            assert_eq!(record["relative_key"].as_s().unwrap(), &person.relative_key);
+            assert_eq!(time_attribute(record, "at"), now);
+            assert_eq!(
+                record["request_id"].as_s().unwrap(),
+                request_id.as_str().unwrap()
+            );
+            assert_no_plaintext(&trail, id, "王小明");
+            // What was reported is on the person's test, for the retention period.
+            assert_eq!(statuses(&services, person, now).await, [status]);
+        }
+        // And on the tube, which result and who reported it.
+        let items = all_items(&services).await;
+        for (tube, result) in [(&single, "negative"), (&pooled, "positive")] {
+            let item = items
+                .iter()
+                .find(|i| {
+                    i["pk"].as_s().unwrap() == &format!("T#{tube}")
+                        && i["sk"].as_s().unwrap() == "TUBE"
+                })
+                .expect("the tube");
+            assert_eq!(item["result"].as_s().unwrap(), result);
+            assert_eq!(item["reported_by"].as_s().unwrap(), lab.as_str().unwrap());
+        }
+    }
+
+    #[tokio::test]
     async fn a_positive_turns_the_next_render_and_scan_red() {
         let services = fresh_services().await;
         let keys = test_key_ring();

@@ -113,11 +113,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_online_code_registers_into_a_new_tube_with_the_masked_name() {
+    async fn an_online_code_registers_into_a_new_tube_with_the_masked_name_and_is_audited() {
         let services = fresh_services().await;
         let keys = test_key_ring();
         let now = Utc::now();
-        let binding = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let person = distinct_resident_id(5, now);
+        let binding = active_relative_with(&services, EVENT_GUARDIAN, &person, now).await;
         let token = online(&services, &keys, &binding, now).await;
         let tube = fresh_tube();
         let (status, body) = call(
@@ -140,6 +141,45 @@ mod tests {
         );
         assert_eq!(body["code_kind"], "kin_online");
         assert_eq!(body["site_id"], "XA-YT-0412");
+
+        // Who (the checkpoint's `sub`), what (the scanned binding, the tube), when (the
+        // clock), in the relative's trail, with the request id; no personal data.
+        let sent = event("samples.json");
+        let claims = &sent["requestContext"]["authorizer"]["jwt"]["claims"];
+        let trail = audit_trail(&services, &binding.relative_key, "sample_registered").await;
+        assert_eq!(trail.len(), 1);
+        let record = &trail[0];
+        assert_eq!(
+            record["actor"].as_s().unwrap(),
+            claims["sub"].as_str().unwrap()
+        );
+        assert_eq!(record["binding_id"].as_s().unwrap(), binding.id.as_str());
+        assert_eq!(
+            record["relative_key"].as_s().unwrap(),
+            &binding.relative_key
+        );
+        assert_eq!(record["target"].as_s().unwrap(), &tube);
+        assert_eq!(time_attribute(record, "at"), now);
+        assert_eq!(
+            record["request_id"].as_s().unwrap(),
+            sent["requestContext"]["requestId"].as_str().unwrap()
+        );
+        assert_no_plaintext(&trail, &person, "王小明");
+        // The site is kept with the test the registration wrote, by the same caller.
+        let test = all_items(&services)
+            .await
+            .into_iter()
+            .find(|i| {
+                i.get("tube_id").is_some_and(|t| t.as_s().unwrap() == &tube)
+                    && i["pk"] == record["pk"]
+            })
+            .expect("the relative's test");
+        assert_eq!(
+            test["site_id"].as_s().unwrap(),
+            claims["site_id"].as_str().unwrap()
+        );
+        assert_eq!(test["registered_by"], record["actor"]);
+        assert_no_plaintext(&test, &person, "王小明");
     }
 
     #[tokio::test]
