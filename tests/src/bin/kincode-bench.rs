@@ -189,16 +189,21 @@ impl Requests<'_> {
                 }
             }
             "VerifyFunction" => {
-                let pending = bind_relative(
-                    self.services,
-                    &guardian,
-                    &distinct_resident_id(70, now),
-                    now,
-                )
-                .await
-                .expect("bind");
-                let path = format!("/relatives/{}/verification", pending.id.as_str());
-                events.extend((0..count).map(|_| self.event("POST", &path, me, None)));
+                // A pending binding each: starting again on one abandons its session, which
+                // counts toward the face lockout.
+                for i in 0..count {
+                    let guardian = format!("bench-{run}-{}", i / GUARDIANS_PER_RUN);
+                    let pending = bind_relative(
+                        self.services,
+                        &guardian,
+                        &distinct_resident_id(70, now),
+                        now,
+                    )
+                    .await
+                    .expect("bind");
+                    let path = format!("/relatives/{}/verification", pending.id.as_str());
+                    events.push(self.event("POST", &path, &[("sub", &guardian)], None));
+                }
             }
             "ListFunction" => {
                 for _ in 0..3 {
