@@ -4,7 +4,7 @@
 //! (`webpki-roots`, kept by the rustls project from Mozilla's CCADB list — the list Amazon
 //! Linux's `ca-certificates` is built from too). Why not the SDK's default client: it loads the
 //! operating system's trust store on the first request of every new instance (on a Debian
-//! laptop 150 PEM files, about 4.5 ms of a 10 ms cold start), and it links an HTTP/2 stack that
+//! laptop the bundle and some 290 more files, about 4.5 ms of a 10 ms cold start), and it links an HTTP/2 stack that
 //! DynamoDB and S3 calls never use. Compiled-in roots cost nothing to load, are the same in
 //! tests as deployed, and cover every public CA that an AWS partition or Alipay chains to; a
 //! root-store change ships as a `cargo update -p webpki-roots` and a deploy (README,
@@ -295,16 +295,14 @@ mod tests {
     }
 
     #[test]
-    fn the_compiled_in_roots_hold_the_cas_aws_and_alipay_chain_to() {
-        let config = tls_config(&[]);
-        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
-        // Amazon Root CA 1 (DynamoDB and S3 in the aws partition) is among them: its subject.
+    fn the_compiled_in_roots_include_the_root_aws_endpoints_chain_to() {
+        // Amazon Root CA 1: DynamoDB's and S3's certificates in the aws partition chain to it.
         let amazon_root_ca_1 = b"Amazon Root CA 1";
         assert!(webpki_roots::TLS_SERVER_ROOTS.iter().any(|anchor| anchor
             .subject
             .windows(amazon_root_ca_1.len())
             .any(|w| w == amazon_root_ca_1)));
-        assert_eq!(config.alpn_protocols, Vec::<Vec<u8>>::new());
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
     }
 
     #[test]
