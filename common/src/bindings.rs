@@ -251,7 +251,27 @@ pub async fn complete_verification(
     store.activate(binding, verification, ctx).await
 }
 
+/// How often an unbind reads again when a card was recorded between its reads and its write.
+const UNBIND_ATTEMPTS: usize = 3;
+
 pub async fn unbind(
+    store: &Store,
+    guardian: &GuardianId,
+    id: &BindingId,
+    ctx: ActionContext<'_>,
+) -> Result<(), AppError> {
+    let mut attempt = 1;
+    loop {
+        match unbind_once(store, guardian, id, ctx).await {
+            // A card recorded meanwhile moved the binding's version (or its transaction held
+            // the binding): read the binding and its cards again, so that card is revoked too.
+            Err(AppError::Conflict) if attempt < UNBIND_ATTEMPTS => attempt += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn unbind_once(
     store: &Store,
     guardian: &GuardianId,
     id: &BindingId,
@@ -270,7 +290,8 @@ pub async fn unbind(
         });
     }
     // An active binding's offline cards go on the published revocation list in the same
-    // transaction that unbinds it.
+    // transaction that unbinds it. Read after the binding: a card recorded after this read
+    // changes the binding's version, and the transaction below then fails its check.
     let offline_cards = match binding.status {
         BindingStatus::Active => store.offline_cards(&binding.id).await?,
         BindingStatus::PendingVerification => Vec::new(),

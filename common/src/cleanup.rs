@@ -1,4 +1,5 @@
 //! The scheduled cleanup: removes what has fallen due — offline cards (image, then record),
+//! images whose card was never recorded (image, then mark),
 //! revocations and revoked anchors past the codes they concern, audit records past retention,
 //! daily quotas, and bindings never verified in time (releasing both counters in the same
 //! transaction). Bounded per run, resumable from a cursor, and idempotent: what is gone is
@@ -78,6 +79,7 @@ pub async fn run(
         days_walked = report.days_walked,
         pending_bindings_released = report.pending_bindings_released,
         offline_cards_deleted = report.offline_cards_deleted,
+        orphan_images_deleted = report.orphan_images_deleted,
         items_deleted = report.items_deleted,
         skipped = report.skipped,
         complete = report.complete,
@@ -106,6 +108,15 @@ async fn handle(
                 blobs.delete(&card.object_key).await?;
                 let deleted = store.delete_due(pk, sk, ctx.at).await?;
                 report.offline_cards_deleted += u32::from(deleted);
+                deleted
+            }
+            None => false,
+        },
+        DueItem::ImageInFlight { pk, sk } => match store.image_in_flight(pk, sk).await? {
+            Some(object_key) => {
+                blobs.delete(&object_key).await?;
+                let deleted = store.delete_due(pk, sk, ctx.at).await?;
+                report.orphan_images_deleted += u32::from(deleted);
                 deleted
             }
             None => false,

@@ -487,8 +487,16 @@ pub async fn counted_services() -> (Services, CallCounter) {
 pub async fn intercepted_services(
     interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
 ) -> Services {
-    let services = fresh_services().await;
-    let client = raw_client(&services).await;
+    intercepted_on_same_table(&fresh_services().await, interceptor).await
+}
+
+/// Services on the same table as `services`, with `interceptor` seeing every DynamoDB call:
+/// a second caller whose calls a test can hold or fail.
+pub async fn intercepted_on_same_table(
+    services: &Services,
+    interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
+) -> Services {
+    let client = raw_client(services).await;
     let intercepted = aws_sdk_dynamodb::Client::from_conf(
         client
             .config()
@@ -496,7 +504,7 @@ pub async fn intercepted_services(
             .interceptor(interceptor)
             .build(),
     );
-    Services::new(services.config, intercepted).expect("services")
+    Services::new(services.config.clone(), intercepted).expect("services")
 }
 
 /// The caller (`sub` claim) in every file of `events/`.

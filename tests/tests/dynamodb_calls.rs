@@ -99,7 +99,7 @@ async fn each_operation_makes_the_documented_number_of_calls() {
         .unwrap();
     assert_eq!(
         calls.take(),
-        ["GetItem", "Query", "TransactWriteItems"],
+        ["GetItem", "Query", "PutItem", "TransactWriteItems"],
         "offline card"
     );
     show::latest_offline_card(store, &blobs, &guardian, &binding.id, now)

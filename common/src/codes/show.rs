@@ -9,7 +9,7 @@ use crate::domain::binding::{Binding, BindingId, GuardianId};
 use crate::domain::code::{CodeClaims, CodeKind};
 use crate::error::AppError;
 use crate::imaging::card::{offline_card_png, OfflineCard};
-use crate::store::{ActionContext, OfflineCardRecord, Store};
+use crate::store::{ActionContext, CardRecordError, OfflineCardRecord, Store};
 
 /// A freshly signed code and what it was made for.
 #[derive(Debug, Clone)]
@@ -57,8 +57,13 @@ pub struct OfflineCardLink {
     pub url: String,
 }
 
-/// Makes the 7-day card: signs the code, draws the card, stores the image, then records it
-/// (quota, audit). A refused record removes the image again, so nothing is left half-made.
+/// Makes the 7-day card: signs the code, draws the card, marks the image as in flight, stores
+/// it, then records the card (quota, audit) in a transaction that also clears the mark.
+///
+/// Two stores, one answer: a card refused by a rule takes its image away again; a card whose
+/// outcome is unknown (the answer lost, a timeout) is read back, and answered as made if it
+/// was. Its image is never deleted then, since the record may point to it; if the card never
+/// landed, the mark left behind makes the cleanup remove the image.
 pub async fn issue_offline_card(
     store: &Store,
     blobs: &BlobStore,
@@ -84,13 +89,22 @@ pub async fn issue_offline_card(
         generated_at: code.claims.issued_at,
         valid_until: code.claims.expires_at,
     };
+    store
+        .mark_image_in_flight(&code.binding.id, &card.object_key, ctx.at)
+        .await?;
     blobs.put_png(&card.object_key, png).await?;
-    if let Err(refused) = store.record_offline_card(&code.binding, &card, ctx).await {
-        if let Err(e) = blobs.delete(&card.object_key).await {
-            // The bucket's lifecycle rule removes it within days; say so, never the person.
-            tracing::warn!(error = %e, "unrecorded card image left for the lifecycle rule");
+    match store.record_offline_card(&code.binding, &card, ctx).await {
+        Ok(()) => {}
+        Err(CardRecordError::Refused(refused)) => {
+            take_back_image(store, blobs, &code.binding.id, &card.object_key).await;
+            return Err(refused);
         }
-        return Err(refused);
+        Err(CardRecordError::Unknown(failure)) => {
+            if !store.offline_card(&code.binding.id, &card).await? {
+                return Err(failure);
+            }
+            tracing::info!("offline card found recorded after a failed answer");
+        }
     }
     let url = blobs.download_url(&card.object_key).await?;
     Ok(OfflineCardLink {
@@ -98,6 +112,18 @@ pub async fn issue_offline_card(
         colour: code.claims.colour,
         url,
     })
+}
+
+/// Removes the image of a card that was refused, then its mark. Either failing leaves the
+/// mark, and the cleanup finishes the job.
+async fn take_back_image(store: &Store, blobs: &BlobStore, id: &BindingId, object_key: &str) {
+    let removed = match blobs.delete(object_key).await {
+        Ok(()) => store.forget_image_in_flight(id, object_key).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, "refused card's image left for the cleanup");
+    }
 }
 
 /// The newest offline card still valid at `now`, with a fresh link.

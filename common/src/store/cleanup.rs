@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::bindings::BindingRecord;
-use super::codes::OfflineCardRecord;
+use super::codes::{OfflineCardRecord, IMAGE_IN_FLIGHT_PREFIX};
 use super::{dynamodb_error, n, s, ActionContext, Store};
 use crate::domain::binding::BindingStatus;
 use crate::error::AppError;
@@ -25,6 +25,9 @@ pub enum DueItem {
     PendingBinding { pk: String, sk: String },
     /// An offline card: its S3 object goes first, then the record.
     OfflineCard { pk: String, sk: String },
+    /// An image whose card was never recorded (its transaction clears the mark): the object
+    /// goes first, then the mark.
+    ImageInFlight { pk: String, sk: String },
     /// Anything else that simply goes: revoked anchors, published revocations, audit
     /// records past retention, daily quotas.
     Plain { pk: String, sk: String },
@@ -34,6 +37,8 @@ impl DueItem {
     fn classify(pk: String, sk: String) -> Self {
         if pk.starts_with("G#") && sk.starts_with("B#") {
             Self::PendingBinding { pk, sk }
+        } else if pk.starts_with("K#") && sk.starts_with(IMAGE_IN_FLIGHT_PREFIX) {
+            Self::ImageInFlight { pk, sk }
         } else if pk.starts_with("K#") && sk.starts_with("O#") {
             Self::OfflineCard { pk, sk }
         } else {
@@ -61,6 +66,8 @@ pub struct CleanupReport {
     pub days_walked: u32,
     pub pending_bindings_released: u32,
     pub offline_cards_deleted: u32,
+    /// Images of cards that were never recorded.
+    pub orphan_images_deleted: u32,
     pub items_deleted: u32,
     /// Items that changed since they were found (e.g. a binding verified meanwhile).
     pub skipped: u32,

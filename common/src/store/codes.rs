@@ -1,13 +1,15 @@
 //! What codes resolve to: the code anchor of an active binding, offline cards and their daily
-//! quota, and the published revocations.
+//! quota, the images in flight, and the published revocations.
 
 use aws_sdk_dynamodb::types::builders::ConditionCheckBuilder;
-use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::bindings::binding_sk;
 use super::{
-    log_recorded, n, relative_pk, s, ActionContext, AuditAction, AuditSubject, Due, Store,
+    dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext, AuditAction,
+    AuditSubject, Due, Store,
 };
 use crate::crypto::SealContext;
 use crate::domain::age::china_date;
@@ -26,6 +28,16 @@ fn ttl_slack() -> Duration {
 
 fn anchor_pk(binding: &BindingId) -> String {
     format!("K#{}", binding.as_str())
+}
+
+/// Sort-key prefix of an image in flight: put before the image, deleted by the transaction
+/// that records the card.
+pub(super) const IMAGE_IN_FLIGHT_PREFIX: &str = "OP#";
+
+/// How long after an image was put its card must have been recorded: far beyond any
+/// function's timeout, so a marker still there then belongs to a card that never was.
+fn image_in_flight_window() -> Duration {
+    Duration::hours(1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +94,28 @@ struct OfflineCardItem {
     due: Due,
 }
 
+/// An image put to S3 whose card is not (yet) recorded. The card's transaction deletes it;
+/// one left behind names an object no record points to, which the cleanup removes.
+#[derive(Debug, Serialize, Deserialize)]
+struct ImageInFlightItem {
+    pk: String,
+    sk: String,
+    object_key: String,
+    expires_at: i64,
+    #[serde(flatten)]
+    due: Due,
+}
+
+/// Why a card was not recorded.
+#[derive(Debug)]
+pub enum CardRecordError {
+    /// DynamoDB refused it for a rule (the day's quota, the binding no longer active), and
+    /// the card was not there before: nothing of it was written by any attempt.
+    Refused(AppError),
+    /// Anything else: an attempt may have landed, so the card may be recorded.
+    Unknown(AppError),
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct RevocationItem {
     pk: String,
@@ -92,6 +126,13 @@ struct RevocationItem {
     expires_at: i64,
     #[serde(flatten)]
     due: Due,
+}
+
+fn image_in_flight_key(binding: &BindingId, object_key: &str) -> (String, String) {
+    (
+        anchor_pk(binding),
+        format!("{IMAGE_IN_FLIGHT_PREFIX}{object_key}"),
+    )
 }
 
 fn card_sk(card: &OfflineCardRecord) -> String {
@@ -241,14 +282,106 @@ impl Store {
         }))
     }
 
-    /// Records a new offline card: the card, the relative's daily quota, and the audit record
-    /// in one transaction, only while the binding's anchor is active.
+    /// Marks `object_key` as an image in flight for `binding`, before the image is put.
+    pub async fn mark_image_in_flight(
+        &self,
+        binding: &BindingId,
+        object_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let (pk, sk) = image_in_flight_key(binding, object_key);
+        let due_at = now + image_in_flight_window();
+        let item = ImageInFlightItem {
+            due: Due::of(&pk, &sk, due_at),
+            pk,
+            sk,
+            object_key: object_key.into(),
+            expires_at: (due_at + ttl_slack()).timestamp(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::to_item(&item)?))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("mark image in flight", e))?;
+        Ok(())
+    }
+
+    /// The object an image-in-flight marker names, if the marker is still there (read
+    /// consistently: the expiry index may still list a marker its card's transaction deleted).
+    pub async fn image_in_flight(&self, pk: &str, sk: &str) -> Result<Option<String>, AppError> {
+        let item = self
+            .get(pk.into(), sk.into(), "get image in flight")
+            .await?;
+        Ok(item
+            .as_ref()
+            .and_then(|i| i.get("object_key"))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    /// Forgets an image in flight whose card was refused, once its object is gone.
+    pub async fn forget_image_in_flight(
+        &self,
+        binding: &BindingId,
+        object_key: &str,
+    ) -> Result<(), AppError> {
+        let (pk, sk) = image_in_flight_key(binding, object_key);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("forget image in flight", e))?;
+        Ok(())
+    }
+
+    /// Records a new offline card in one transaction: the relative's daily quota, the binding's
+    /// version (only while it is active: an unbind that read the binding's cards before this
+    /// commits fails its own version check and reads them again, so no card escapes its
+    /// revocation), the card, its image-in-flight marker removed, and the audit record.
     pub async fn record_offline_card(
         &self,
         binding: &Binding,
         card: &OfflineCardRecord,
         ctx: ActionContext<'_>,
-    ) -> Result<(), AppError> {
+    ) -> Result<(), CardRecordError> {
+        let items = self
+            .offline_card_items(binding, card, ctx)
+            .map_err(CardRecordError::Refused)?;
+        let err = match self.transact("offline card", items).await {
+            Ok(()) => {
+                log_recorded(AuditAction::OfflineCodeIssued, binding.id.as_str(), ctx);
+                return Ok(());
+            }
+            Err(err) => err,
+        };
+        match Self::failed_conditions(&err).as_deref() {
+            // The card is there already: an earlier attempt of this very write landed (an
+            // SDK retry after a lost answer, where the request token is not honoured). Its
+            // other conditions say nothing then: they met that attempt's own writes.
+            Some([_, _, true, ..]) => Err(CardRecordError::Unknown(
+                AppError::DependencyUnavailable("offline card: already recorded".into()),
+            )),
+            Some([true, ..]) => Err(CardRecordError::Refused(AppError::OfflineCodeLimitReached)),
+            Some([_, true, ..]) => Err(CardRecordError::Refused(AppError::BindingNotFound)),
+            // Anything else may follow an attempt that landed (a lost answer, then a retry
+            // that met a conflict or a throttle, timed out or failed): unknown.
+            _ => Err(CardRecordError::Unknown(Self::transaction_error(
+                "offline card",
+                err,
+            ))),
+        }
+    }
+
+    fn offline_card_items(
+        &self,
+        binding: &Binding,
+        card: &OfflineCardRecord,
+        ctx: ActionContext<'_>,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
         let (pk, sk) = (anchor_pk(&binding.id), card_sk(card));
         let item = OfflineCardItem {
             due: Due::of(&pk, &sk, card.valid_until),
@@ -274,10 +407,30 @@ impl Store {
             .expression_attribute_values(":due", n(quota_due.due_at))
             .build()
             .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
-        let items = vec![
+        let version = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                guardian_pk(&binding.guardian),
+                binding_sk(&binding.id),
+            )))
+            .update_expression("SET version = version + :one")
+            .condition_expression("#status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":active", s("active"))
+            .build()
+            .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
+        let (marker_pk, marker_sk) = image_in_flight_key(&binding.id, &card.object_key);
+        let marker = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(marker_pk, marker_sk)))
+            .build()
+            .map_err(|e| AppError::Internal(format!("build delete: {e}")))?;
+        Ok(vec![
             TransactWriteItem::builder().update(quota).build(),
-            self.anchor_active_check(&binding.id)?,
+            TransactWriteItem::builder().update(version).build(),
             self.put_item(Self::to_item(&item)?, Some("attribute_not_exists(pk)"))?,
+            TransactWriteItem::builder().delete(marker).build(),
             self.audit_put(
                 AuditSubject::Binding {
                     actor: binding.guardian.as_str(),
@@ -288,18 +441,19 @@ impl Store {
                 AuditAction::OfflineCodeIssued,
                 ctx,
             )?,
-        ];
-        match self.transact("offline card", items).await {
-            Ok(()) => {
-                log_recorded(AuditAction::OfflineCodeIssued, binding.id.as_str(), ctx);
-                Ok(())
-            }
-            Err(err) => Err(match Self::failed_conditions(&err).as_deref() {
-                Some([true, ..]) => AppError::OfflineCodeLimitReached,
-                Some([_, true, ..]) => AppError::BindingNotFound,
-                _ => Self::transaction_error("offline card", err),
-            }),
-        }
+        ])
+    }
+
+    /// The card, if it is recorded (read consistently): settles a write whose answer was lost.
+    pub async fn offline_card(
+        &self,
+        binding: &BindingId,
+        card: &OfflineCardRecord,
+    ) -> Result<bool, AppError> {
+        Ok(self
+            .get(anchor_pk(binding), card_sk(card), "get offline card")
+            .await?
+            .is_some())
     }
 
     /// A binding's offline cards, newest first (expired ones included: callers filter).

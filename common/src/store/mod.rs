@@ -5,6 +5,7 @@
 //! - `G#<guardian>` / `COUNT`: how many relatives the guardian holds (`bound`).
 //! - `G#<guardian>` / `B#<binding id>`: a binding; name and ID number sealed with AEAD. A
 //!   pending binding is due for the cleanup 72 h after binding; activation takes that away.
+//!   Its `version` moves with every change and every offline card recorded for it.
 //! - `G#<guardian>` / `L#<relative key>`: guard item that makes one binding per pair.
 //! - `G#<guardian>` / `A#<binding id>#<time>#<action>#<request id>`: audit records, with TTL.
 //! - `R#<relative key>` / `COUNT`: how many guardians hold the relative (`guardians`).
@@ -19,6 +20,8 @@
 //! - `R#<relative key>` / `A#<time>#<action>#<request id>`: the authority's audit records.
 //! - `K#<binding id>` / `ANCHOR`: what a scanned code resolves to: active, or revoked at unbind.
 //! - `K#<binding id>` / `O#<generated at>#<serial>`: an offline card (its S3 key), until expiry.
+//! - `K#<binding id>` / `OP#<S3 key>`: a card image put before its card was recorded; the
+//!   card's transaction removes it, the cleanup removes the image of one left behind.
 //! - `REVOKED` / `<serial>`: a revoked offline card, published until it would have expired.
 //! - `CLEANUP` / `CURSOR`: the first expiry day the scheduled cleanup has not finished.
 //!
@@ -37,7 +40,7 @@ mod testing;
 
 pub use bindings::{CreateBindingError, NewBinding};
 pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
-pub use codes::{OfflineCardRecord, ScannedAnchor};
+pub use codes::{CardRecordError, OfflineCardRecord, ScannedAnchor};
 pub use flags::{FlagWrite, FlagWriteOutcome};
 pub use testing::{
     RegisterError, RegisteredSample, SampleRegistration, TestPage, TestRecord, TubeRecord,

@@ -1,0 +1,430 @@
+//! Offline cards touch two stores (the image in S3, the record in DynamoDB) and race unbinds:
+//! whatever the network loses and whoever comes second, no card escapes revocation, no record
+//! points to a missing image, and no image is left that nothing points to.
+
+use std::collections::HashMap;
+use std::sync::{mpsc, Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use chrono::{DateTime, Duration, Utc};
+use kincode_common::blobs::BlobStore;
+use kincode_common::cleanup;
+use kincode_common::codes::show::{self, OfflineCardLink};
+use kincode_common::domain::binding::{Binding, GuardianId};
+use kincode_common::error::AppError;
+use kincode_common::services::Services;
+use kincode_common::store::{ActionContext, CleanupBudget};
+use kincode_tests::*;
+
+fn is_transaction(cfg: &ConfigBag) -> bool {
+    cfg.load::<Metadata>()
+        .is_some_and(|m| m.name() == "TransactWriteItems")
+}
+
+/// Holds the first transaction its client sends until the test lets it go: the moment
+/// between an unbind's reads and its write, made to last.
+#[derive(Debug)]
+struct HoldFirstTransaction {
+    reached: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Intercept for HoldFirstTransaction {
+    fn name(&self) -> &'static str {
+        "HoldFirstTransaction"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if is_transaction(cfg) {
+            if let Some(reached) = self.reached.lock().expect("lock").take() {
+                let _ = reached.send(());
+                // The worker's other tasks move to another thread while this one waits (a
+                // plain blocking wait could starve a task parked in this worker's slot).
+                tokio::task::block_in_place(|| self.release.lock().expect("lock").recv().ok());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fails every transaction: before it is sent (nothing lands), or after DynamoDB answered
+/// (the write landed, the answer is lost), on every attempt the SDK makes.
+#[derive(Debug)]
+struct FailTransactions {
+    after_landing: bool,
+}
+
+impl FailTransactions {
+    fn fail(&self, cfg: &ConfigBag, after_landing: bool) -> Result<(), BoxError> {
+        match is_transaction(cfg) && self.after_landing == after_landing {
+            true => Err("connection reset (test)".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Intercept for FailTransactions {
+    fn name(&self) -> &'static str {
+        "FailTransactions"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.fail(cfg, false)
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.fail(cfg, true)
+    }
+}
+
+/// A fresh table and bucket, and a guardian's active binding made at `bound_at`.
+struct Scene {
+    services: Services,
+    blobs: BlobStore,
+    binding: Binding,
+}
+
+async fn scene(guardian: &str, bound_at: DateTime<Utc>) -> Scene {
+    let services = fresh_services().await;
+    let blobs = fresh_bucket(&services).await;
+    let binding = active_relative(&services, guardian, bound_at).await;
+    Scene {
+        services,
+        blobs,
+        binding,
+    }
+}
+
+/// The scene's table, reached by a caller whose every transaction fails.
+async fn failing_transactions(scene: &Scene, after_landing: bool) -> Services {
+    intercepted_on_same_table(&scene.services, FailTransactions { after_landing }).await
+}
+
+fn ctx(at: DateTime<Utc>) -> ActionContext<'static> {
+    ActionContext {
+        request_id: "offline-card-test",
+        at,
+    }
+}
+
+async fn issue(
+    services: &Services,
+    blobs: &BlobStore,
+    binding: &Binding,
+    at: DateTime<Utc>,
+) -> Result<OfflineCardLink, AppError> {
+    show::issue_offline_card(
+        &services.store,
+        blobs,
+        &test_key_ring(),
+        &binding.guardian,
+        &binding.id,
+        ctx(at),
+    )
+    .await
+}
+
+async fn unbind(services: &Services, binding: &Binding, at: DateTime<Utc>) -> Result<(), AppError> {
+    let guardian = GuardianId::parse(binding.guardian.as_str()).expect("guardian");
+    kincode_common::bindings::unbind(&services.store, &guardian, &binding.id, ctx(at)).await
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Every recorded card of a binding that is gone, whose serial is not on the published
+/// revocation list while it is still valid: what an offline verifier would wrongly accept.
+async fn unrevoked_cards_of_unbound_bindings(
+    services: &Services,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let items = all_items(services).await;
+    let bound: Vec<String> = items
+        .iter()
+        .filter(|i| text(i, "sk").starts_with("B#"))
+        .map(|i| text(i, "binding_id"))
+        .collect();
+    let revoked: Vec<String> = services
+        .store
+        .revocations(now)
+        .await
+        .expect("revocations")
+        .into_iter()
+        .map(|(serial, _)| serial.to_hex())
+        .collect();
+    items
+        .iter()
+        .filter(|i| text(i, "pk").starts_with("K#") && text(i, "sk").starts_with("O#"))
+        .filter(|card| !bound.contains(&text(card, "binding_id")))
+        .map(|card| text(card, "serial"))
+        .filter(|serial| !revoked.contains(serial))
+        .collect()
+}
+
+/// Records and images agree: every card's image is there, and every image is a card's.
+async fn assert_cards_and_images_agree(services: &Services, blobs: &BlobStore) {
+    let items = all_items(services).await;
+    let mut recorded: Vec<String> = items
+        .iter()
+        .filter(|i| text(i, "pk").starts_with("K#") && text(i, "sk").starts_with("O#"))
+        .map(|i| text(i, "object_key"))
+        .collect();
+    let mut stored: Vec<String> = bucket_objects(services, blobs)
+        .await
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    recorded.sort();
+    stored.sort();
+    assert_eq!(recorded, stored, "card records and images");
+}
+
+fn images_in_flight(items: &[HashMap<String, AttributeValue>]) -> usize {
+    items
+        .iter()
+        .filter(|i| text(i, "sk").starts_with("OP#"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_card_recorded_between_an_unbinds_reads_and_its_write_is_revoked_by_it() {
+    let now = Utc::now();
+    let Scene {
+        services,
+        blobs,
+        binding,
+    } = &scene("parent-race", now - Duration::hours(25)).await;
+    issue(services, blobs, binding, now - Duration::hours(1))
+        .await
+        .expect("an earlier card");
+
+    let (reached, at_write) = tokio::sync::oneshot::channel();
+    let (release, held) = mpsc::channel();
+    let unbinder = intercepted_on_same_table(
+        services,
+        HoldFirstTransaction {
+            reached: Mutex::new(Some(reached)),
+            release: Mutex::new(held),
+        },
+    )
+    .await;
+    let unbinding = {
+        let binding = binding.clone();
+        tokio::spawn(async move { unbind(&unbinder, &binding, now).await })
+    };
+    // The unbind has read the binding and its one card; a second card lands now.
+    at_write.await.expect("the unbind reaches its write");
+    let late = issue(services, blobs, binding, now)
+        .await
+        .expect("the binding is still active");
+    release.send(()).expect("release the unbind");
+    unbinding
+        .await
+        .unwrap()
+        .expect("the unbind reads again and succeeds");
+
+    let revoked: Vec<String> = services
+        .store
+        .revocations(now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(serial, _)| serial.to_hex())
+        .collect();
+    assert!(revoked.contains(&late.card.serial), "{revoked:?}");
+    assert_eq!(revoked.len(), 2, "both cards, each once");
+    assert!(unrevoked_cards_of_unbound_bindings(services, now)
+        .await
+        .is_empty());
+    // And no card commits after the unbind.
+    let after = issue(services, blobs, binding, now).await;
+    assert!(matches!(after, Err(AppError::BindingNotFound)), "{after:?}");
+    assert_cards_and_images_agree(services, blobs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cards_racing_unbinds_leave_no_unrevoked_card() {
+    const PAIRS: u32 = 16;
+    let services = Arc::new(fresh_services().await);
+    let blobs = Arc::new(fresh_bucket(&services).await);
+    let now = Utc::now();
+    // How long a card takes here, so the unbinds can be spread over its last stretch: the
+    // window between an unbind's reads and its write must meet a card's transaction.
+    let timed = active_relative(&services, "parent-timed", now).await;
+    let started = std::time::Instant::now();
+    issue(&services, &blobs, &timed, now).await.expect("card");
+    let card_time = started.elapsed();
+    let mut tasks = Vec::new();
+    for pair in 0..PAIRS {
+        let binding = active_relative(
+            &services,
+            &format!("parent-{pair}"),
+            now - Duration::hours(25),
+        )
+        .await;
+        let stagger = card_time * (4 + pair) / (4 + PAIRS);
+        let (s, b, bd) = (services.clone(), blobs.clone(), binding.clone());
+        tasks.push(tokio::spawn(async move {
+            issue(&s, &b, &bd, now).await.map(|_| ())
+        }));
+        let (s, bd) = (services.clone(), binding);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(stagger).await;
+            unbind(&s, &bd, now).await
+        }));
+    }
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) | Err(AppError::BindingNotFound) => {}
+            Err(other) => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    let bound: Vec<String> = all_items(&services)
+        .await
+        .iter()
+        .filter(|i| text(i, "sk").starts_with("B#"))
+        .map(|i| text(i, "guardian"))
+        .collect();
+    assert_eq!(
+        bound,
+        vec!["parent-timed".to_owned()],
+        "every raced binding is unbound"
+    );
+    assert_eq!(
+        unrevoked_cards_of_unbound_bindings(&services, now).await,
+        Vec::<String>::new()
+    );
+    assert_cards_and_images_agree(&services, &blobs).await;
+}
+
+#[tokio::test]
+async fn a_lost_answer_after_the_card_landed_answers_the_card_and_keeps_its_image() {
+    let now = Utc::now();
+    let scene = scene("parent-lost", now).await;
+    let Scene {
+        services,
+        blobs,
+        binding,
+    } = &scene;
+    // Every attempt's answer is lost: the SDK gives up, and the card must be read back.
+    let lossy = failing_transactions(&scene, true).await;
+    let issued = issue(&lossy, blobs, binding, now)
+        .await
+        .expect("answered as made");
+    assert_cards_and_images_agree(services, blobs).await;
+    let items = all_items(services).await;
+    assert_eq!(
+        images_in_flight(&items),
+        0,
+        "the card's transaction cleared the mark"
+    );
+    let quota = items
+        .iter()
+        .find(|i| text(i, "sk").starts_with("OQ#"))
+        .and_then(|i| i["generated"].as_n().ok()?.parse::<u32>().ok());
+    assert_eq!(quota, Some(1), "one card counted once");
+    let (latest, _) =
+        show::latest_offline_card(&services.store, blobs, &binding.guardian, &binding.id, now)
+            .await
+            .expect("the card is linked");
+    assert_eq!(latest.serial, issued.card.serial);
+}
+
+#[tokio::test]
+async fn a_card_that_never_landed_is_503_and_the_cleanup_removes_its_image() {
+    let now = Utc::now();
+    let scene = scene("parent-down", now).await;
+    let Scene {
+        services,
+        blobs,
+        binding,
+    } = &scene;
+    let down = failing_transactions(&scene, false).await;
+    let failed = issue(&down, blobs, binding, now).await;
+    assert!(
+        matches!(failed, Err(AppError::DependencyUnavailable(_))),
+        "{failed:?}"
+    );
+    let items = all_items(services).await;
+    assert!(items.iter().all(|i| !text(i, "sk").starts_with("O#")));
+    assert!(items.iter().all(|i| !text(i, "sk").starts_with("OQ#")));
+    // The outcome was unknown to the function: the image stays until the mark falls due.
+    assert_eq!(bucket_objects(services, blobs).await.len(), 1);
+    assert_eq!(images_in_flight(&items), 1);
+
+    let budget = CleanupBudget {
+        max_items: 1000,
+        max_duration: std::time::Duration::from_secs(60),
+    };
+    let early = cleanup::run(
+        &services.store,
+        blobs,
+        budget,
+        ctx(now + Duration::minutes(10)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(early.orphan_images_deleted, 0, "not due within the hour");
+    let report = cleanup::run(
+        &services.store,
+        blobs,
+        budget,
+        ctx(now + Duration::hours(2)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.orphan_images_deleted, 1);
+    assert!(bucket_objects(services, blobs).await.is_empty());
+    assert_eq!(images_in_flight(&all_items(services).await), 0);
+
+    // The guardian's retry makes the card, and the day's quota counts only that one.
+    issue(services, blobs, binding, now + Duration::hours(2))
+        .await
+        .expect("retry");
+    assert_cards_and_images_agree(services, blobs).await;
+}
+
+#[tokio::test]
+async fn a_refused_card_takes_its_image_and_mark_away() {
+    let now = Utc::now();
+    let Scene {
+        services,
+        blobs,
+        binding,
+    } = &scene("parent-quota", now).await;
+    for _ in 0..3 {
+        issue(services, blobs, binding, now).await.expect("card");
+    }
+    let refused = issue(services, blobs, binding, now).await;
+    assert!(
+        matches!(refused, Err(AppError::OfflineCodeLimitReached)),
+        "{refused:?}"
+    );
+    assert_cards_and_images_agree(services, blobs).await;
+    assert_eq!(images_in_flight(&all_items(services).await), 0);
+}
