@@ -12,8 +12,12 @@ hard check fails):
   2. A cancelled transaction reports CancellationReasons with
      ConditionalCheckFailed at the right index (raw response printed), and
      whether ReturnValuesOnConditionCheckFailure=ALL_OLD returns the Item.
+  3. ClientRequestToken on TransactWriteItems as DynamoDB documents it: same token and
+     request, success and no change; same token, other request,
+     IdempotentParameterMismatchException (scripts/local_stack.py teaches moto the token).
+  3b. Injected faults (scripts/local_stack.py's /_kincode/faults): a lost answer retried
+     by the SDK applies once; a 500 and a throttle apply nothing.
 Reports (informational, no failure):
-  3. ClientRequestToken idempotency on TransactWriteItems.
   4. GSIs keyed on String / Number attributes.
   5. UpdateTimeToLive / DescribeTimeToLive (and whether items expire).
 """
@@ -25,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 import boto3
@@ -222,7 +227,7 @@ def test_cancellation_reasons() -> None:
 
 # --- 3. ClientRequestToken ---------------------------------------------------
 def test_client_request_token() -> None:
-    print("== 3. ClientRequestToken idempotency")
+    print("== 3. ClientRequestToken idempotency (as DynamoDB documents it)")
     table = "tok_check"
     make_table(table)
     token = str(uuid.uuid4())
@@ -249,17 +254,56 @@ def test_client_request_token() -> None:
 
     outcomes = []
     for label, args in (("first", (token,)), ("same token, same payload", (token,)),
-                        ("same token, different payload", (token, "5"))):
+                        ("same token, different payload", (token, "5")),
+                        ("another token, same payload", (str(uuid.uuid4()),))):
         try:
             bump(*args)
-            outcomes.append(f"{label}: success, c={c()}")
+            outcomes.append((label, "success", c()))
         except ClientError as e:
-            outcomes.append(f"{label}: {e.response['Error']['Code']}: "
-                            f"{e.response['Error'].get('Message')}, c={c()}")
+            outcomes.append((label, e.response["Error"]["Code"], c()))
     for o in outcomes:
-        print(f"     INFO {o}")
-    honoured = outcomes[1].endswith("c=1")
-    print(f"     INFO ClientRequestToken honoured (replay is a no-op): {honoured}")
+        print(f"     INFO {o[0]}: {o[1]}, c={o[2]}")
+    check(outcomes[0][1:] == ("success", 1), "the first transaction applies")
+    check(outcomes[1][1:] == ("success", 1), "same token, same request: success, no change")
+    check(outcomes[2][1:] == ("IdempotentParameterMismatchException", 1),
+          "same token, other request: IdempotentParameterMismatchException, no change")
+    check(outcomes[3][1:] == ("success", 2), "another token applies again")
+    print(f"     INFO ClientRequestToken honoured: {outcomes[1][2] == 1}")
+
+
+# --- 3b. Faults on demand --------------------------------------------------------
+def fault(rule: dict) -> None:
+    request = urllib.request.Request(
+        f"{endpoint}/_kincode/faults", data=json.dumps(rule).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 201, answer.status
+
+
+def test_faults() -> None:
+    print("== 3b. injected faults: a lost answer, then the SDK's retry with the same token")
+    table = "fault_check"
+    make_table(table)
+    retrying = boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"),
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+    )
+    fault({"operation": "TransactWriteItems", "scope": table, "fault": "lost_answer"})
+    retrying.transact_write_items(TransactItems=[{"Put": {
+        "TableName": table, "Item": {"pk": {"S": "G"}, "sk": {"S": "BIND#once"}},
+        "ConditionExpression": "attribute_not_exists(pk)"}}])
+    check(count_binds(table) == 1, "a lost answer retried with its token: applied once, answered success")
+    for kind, code in (("internal_error", "InternalServerError"), ("throttle", "ThrottlingException")):
+        fault({"operation": "PutItem", "scope": table, "fault": kind, "times": -1})
+        try:
+            ddb.put_item(TableName=table, Item={"pk": {"S": "G"}, "sk": {"S": f"BIND#{kind}"}})
+            got = "success"
+        except ClientError as e:
+            got = e.response["Error"]["Code"]
+        check(got == code and count_binds(table) == 1, f"{kind}: {got}, nothing applied")
+        urllib.request.urlopen(urllib.request.Request(
+            f"{endpoint}/_kincode/faults?scope={table}", method="DELETE"))
 
 
 # --- 4. GSIs on String / Number attributes ------------------------------------
@@ -346,6 +390,7 @@ def main() -> int:
     test_concurrent_cap()
     test_cancellation_reasons()
     test_client_request_token()
+    test_faults()
     test_gsi()
     test_ttl()
     if failures:

@@ -24,6 +24,7 @@ import argparse
 import copy
 import inspect
 import io
+import json
 import logging
 import os
 import signal
@@ -49,27 +50,264 @@ except ImportError as e:  # pragma: no cover
 PREWARM = ("dynamodb", "s3")
 
 
+IDEMPOTENCY_WINDOW_S = 600  # DynamoDB's ClientRequestToken window: 10 minutes
+
+
 class SerializedApp:
-    """WSGI middleware: one request at a time, response fully buffered."""
+    """WSGI middleware: one request at a time, response fully buffered; DynamoDB's
+    ClientRequestToken honoured; faults injected on demand (FAULTS_PATH)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.lock = threading.Lock()
+        # token -> (the request without its token, status, headers, body, completed at)
+        self.tokens: dict[str, tuple[str, str, list[tuple[str, str]], list[bytes], float]] = {}
+        self.faults = FaultBook()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("PATH_INFO", "").startswith(FAULTS_PATH):
+            return self.faults.control(environ, start_response)
         # Read a sized body before taking the lock, so a slow client cannot
         # hold it. (Chunked bodies are left to werkzeug.)
         length = environ.get("CONTENT_LENGTH")
+        body = b""
         if length and length.isdigit():
-            environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
+            body = environ["wsgi.input"].read(int(length))
+            environ["wsgi.input"] = io.BytesIO(body)
+        call = Call.of(environ, body)
+        fault = self.faults.take(call)
+        if fault is not None and not fault.applies_request():
+            return fault.answer_unapplied(environ, start_response, call)
         with self.lock:
-            result = self.app(environ, start_response)
-            try:
-                return list(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            answer = self.answer(environ, call)
+        if fault is not None:
+            return fault.answer_applied(environ, start_response, answer)
+        status, headers, chunks = answer
+        start_response(status, headers)
+        return chunks
+
+    def answer(self, environ: dict[str, Any], call: "Call") -> tuple[str, list, list[bytes]]:
+        """The stack's answer, under the lock; a TransactWriteItems with a ClientRequestToken
+        seen within the window is answered as DynamoDB does, without applying it again."""
+        token, request = call.client_request_token()
+        if token is not None:
+            self.forget_expired_tokens()
+            seen = self.tokens.get(token)
+            if seen is not None:
+                if seen[0] != request:
+                    return dynamodb_error(
+                        400,
+                        "IdempotentParameterMismatchException",
+                        "The request uses the same client token as a previous, but non-identical request.",
+                    )
+                return seen[1], seen[2], seen[3]
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> None:
+            captured["status"], captured["headers"] = status, list(headers)
+
+        result = self.app(environ, capture)
+        try:
+            chunks = list(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = captured["status"], captured["headers"]
+        # Only a transaction that was applied is remembered: a refused one changed nothing.
+        if token is not None and status.startswith("200"):
+            self.tokens[token] = (request, status, headers, chunks, time.monotonic())
+        return status, headers, chunks
+
+    def forget_expired_tokens(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, seen in self.tokens.items() if now - seen[4] > IDEMPOTENCY_WINDOW_S]:
+            del self.tokens[token]
+
+
+def dynamodb_error(code: int, kind: str, message: str) -> tuple[str, list, list[bytes]]:
+    reasons = {400: "Bad Request", 500: "Internal Server Error"}
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{kind}", "message": message})
+    headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", kind)]
+    return f"{code} {reasons[code]}", headers, [body.encode()]
+
+
+def s3_error(code: int, kind: str, message: str) -> tuple[str, list, list[bytes]]:
+    reasons = {500: "Internal Server Error", 503: "Slow Down"}
+    body = f"<Error><Code>{kind}</Code><Message>{message}</Message></Error>"
+    return f"{code} {reasons[code]}", [("Content-Type", "application/xml")], [body.encode()]
+
+
+class Call:
+    """What a request is, as a fault rule names it: the service's operation, and the text a
+    rule's `scope` is looked for in (the path and the body: a table or a bucket name)."""
+
+    def __init__(self, service: str, operation: str, text: str, body: bytes) -> None:
+        self.service, self.operation, self.text, self.body = service, operation, text, body
+
+    @staticmethod
+    def of(environ: dict[str, Any], body: bytes) -> "Call":
+        path = environ.get("PATH_INFO", "")
+        text = path + " " + body.decode("utf-8", "replace")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("DynamoDB_"):
+            return Call("dynamodb", target.split(".", 1)[-1], text, body)
+        method = environ.get("REQUEST_METHOD", "GET")
+        operation = {
+            "PUT": "PutObject",
+            "GET": "GetObject",
+            "HEAD": "HeadObject",
+            "DELETE": "DeleteObject",
+        }.get(method, method)
+        return Call("s3", operation, text, body)
+
+    def client_request_token(self) -> tuple[str | None, str]:
+        if self.service != "dynamodb" or self.operation != "TransactWriteItems":
+            return None, ""
+        try:
+            request = json.loads(self.body)
+        except ValueError:
+            return None, ""
+        token = request.pop("ClientRequestToken", None)
+        return token, json.dumps(request, sort_keys=True)
+
+
+FAULTS_PATH = "/_kincode/faults"
+FAULT_KINDS = {
+    # the stack answers 500 and applies nothing
+    "internal_error",
+    # DynamoDB's ThrottlingException (S3's 503 SlowDown); nothing applied
+    "throttle",
+    # the request is applied, then the connection is dropped before any answer: a lost answer
+    "lost_answer",
+    # the request is applied and answered only after delay_ms: past the caller's attempt timeout
+    "slow_answer",
+    # the connection is dropped before the request is applied: nothing applied
+    "reset",
+}
+
+
+class Fault:
+    def __init__(self, rule: dict[str, Any]) -> None:
+        kind = rule.get("fault")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault must be one of {sorted(FAULT_KINDS)}")
+        self.kind: str = kind
+        self.operation: str = str(rule["operation"])
+        self.scope: str = str(rule.get("scope", ""))
+        self.skip: int = int(rule.get("skip", 0))
+        self.times: int = int(rule.get("times", 1))
+        self.delay_s: float = int(rule.get("delay_ms", 3000)) / 1000
+        self.seen = 0
+        self.fired = 0
+
+    def matches(self, call: Call) -> bool:
+        return call.operation == self.operation and self.scope in call.text
+
+    def describe(self) -> dict[str, Any]:
+        return {"fault": self.kind, "operation": self.operation, "scope": self.scope,
+                "skip": self.skip, "times": self.times, "fired": self.fired}
+
+    def applies_request(self) -> bool:
+        return self.kind in ("lost_answer", "slow_answer")
+
+    def answer_unapplied(self, environ: dict[str, Any], start_response: Any, call: Call) -> list[bytes]:
+        if self.kind == "reset":
+            reset_connection(environ)
+        if call.service == "dynamodb":
+            status, headers, body = (
+                dynamodb_error(500, "InternalServerError", "injected fault")
+                if self.kind == "internal_error"
+                else dynamodb_error(400, "ThrottlingException", "Rate of requests exceeds the allowed throughput.")
+            )
+        else:
+            status, headers, body = (
+                s3_error(500, "InternalError", "injected fault")
+                if self.kind == "internal_error"
+                else s3_error(503, "SlowDown", "Please reduce your request rate.")
+            )
+        start_response(status, headers)
+        return body
+
+    def answer_applied(self, environ: dict[str, Any], start_response: Any, answer: tuple) -> list[bytes]:
+        if self.kind == "lost_answer":
+            reset_connection(environ)
+        time.sleep(self.delay_s)  # slow_answer: outside the lock, other callers go on
+        status, headers, chunks = answer
+        start_response(status, headers)
+        return chunks
+
+
+def reset_connection(environ: dict[str, Any]) -> None:
+    """Drop the caller's connection: no answer at all, the connection closed under it (the
+    caller reads the end of the stream where its answer should be). werkzeug takes the
+    ConnectionResetError as a client gone away, reads the closed socket and ends it with a
+    reset (SO_LINGER 0)."""
+    import socket
+    import struct
+
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    raise ConnectionResetError("injected fault: connection dropped")
+
+
+class FaultBook:
+    """Fault rules set over HTTP by the tests (the fault-injection tier):
+
+        POST   /_kincode/faults  {"operation": "TransactWriteItems", "scope": "<table>",
+                                  "fault": "lost_answer", "times": 1, "skip": 0, "delay_ms": 3000}
+        GET    /_kincode/faults  the rules, with how often each fired
+        DELETE /_kincode/faults?scope=<text>  removes the rules of that scope (all without one)
+
+    A rule fires on the calls to `operation` whose path or body contains `scope`, after
+    skipping `skip` of them, `times` times (-1: every time). The first rule that matches fires.
+    """
+
+    def __init__(self) -> None:
+        self.rules: list[Fault] = []
+        self.lock = threading.Lock()
+
+    def take(self, call: Call) -> Fault | None:
+        with self.lock:
+            for rule in self.rules:
+                if not rule.matches(call):
+                    continue
+                rule.seen += 1
+                if rule.seen <= rule.skip or (rule.times >= 0 and rule.fired >= rule.times):
+                    continue
+                rule.fired += 1
+                return rule
+        return None
+
+    def control(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        from urllib.parse import parse_qs
+
+        method = environ.get("REQUEST_METHOD")
+        status, body = "200 OK", None
+        try:
+            with self.lock:
+                if method == "POST":
+                    length = int(environ.get("CONTENT_LENGTH") or 0)
+                    rule = Fault(json.loads(environ["wsgi.input"].read(length)))
+                    self.rules.append(rule)
+                    status, body = "201 Created", rule.describe()
+                elif method == "DELETE":
+                    scope = parse_qs(environ.get("QUERY_STRING", "")).get("scope", [None])[0]
+                    self.rules = [r for r in self.rules if scope is not None and r.scope != scope]
+                    status, body = "204 No Content", None
+                elif method == "GET":
+                    body = [r.describe() for r in self.rules]
+                else:
+                    status, body = "405 Method Not Allowed", {"error": "GET, POST or DELETE"}
+        except (KeyError, ValueError, TypeError) as e:
+            status, body = "400 Bad Request", {"error": str(e)}
+        start_response(status, [("Content-Type", "application/json")])
+        return [] if body is None else [json.dumps(body).encode()]
 
 
 def back_up_only_touched_items() -> None:

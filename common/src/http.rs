@@ -239,10 +239,20 @@ pub fn respond(outcome: Result<Response<Body>, AppError>) -> Response<Body> {
                     "request refused"
                 );
             }
-            json_response(status, &err.body())
+            let mut response = json_response(status, &err.body());
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+            }
+            response
         }
     }
 }
+
+/// How long a client waits before sending a 503'd request again: a dependency's hiccup (a
+/// throttle, a lost connection) is over within seconds, and the request is safe to repeat.
+pub const RETRY_AFTER: &str = "2";
 
 /// A binding as clients see it: masked personal data, no relative key.
 pub fn binding_json(b: &Binding) -> Value {
@@ -260,4 +270,19 @@ pub fn binding_json(b: &Binding) -> Value {
         "unbind_available_at": rfc3339(unbind_available_at(b.bound_at)),
         "verified_at": b.verified_at.map(rfc3339),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_503_says_when_to_come_back_and_other_refusals_do_not() {
+        let unavailable = respond(Err(AppError::DependencyUnavailable("throttled".into())));
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[header::RETRY_AFTER], RETRY_AFTER);
+        let refused = respond(Err(AppError::Conflict));
+        assert_eq!(refused.status(), StatusCode::CONFLICT);
+        assert!(refused.headers().get(header::RETRY_AFTER).is_none());
+    }
 }

@@ -20,6 +20,8 @@ use serde_json::Value;
 pub mod capacity;
 pub mod capacity_model;
 pub mod contract;
+pub mod invariants;
+pub mod local_api;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
