@@ -2,7 +2,8 @@
 //! stand-in, which checks every request's signature as the open platform does: pass; fail
 //! (counted, locked out after 5); abandoned sessions (counted too); not finished; an expired
 //! session; a tampered response (refused and audited); a busy, refusing, declining, unreachable
-//! or slow gateway (503, nothing changed); what `outer_order_no` carries.
+//! or slow gateway (503, no session recorded); what `outer_order_no` carries; simultaneous
+//! starts and completions (Alipay asked at most the limits' number of times).
 
 use std::sync::Arc;
 use std::time::Duration;
