@@ -12,8 +12,8 @@ use crate::domain::binding::{
 use crate::domain::name::PersonName;
 use crate::domain::pledge::{PLEDGE_TEXT, PLEDGE_VERSION};
 use crate::domain::policy::{
-    eligibility, face_locked_until, may_unbind, recent_face_failures, unbind_available_at,
-    VerificationMethod,
+    eligibility, face_locked_until, may_query_face_session, may_unbind, recent_face_failures,
+    unbind_available_at, VerificationMethod,
 };
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::ResidentId;
@@ -165,24 +165,31 @@ pub async fn start_verification(
             text: PLEDGE_TEXT,
         }),
         VerificationMethod::Face => {
-            // A new session abandons a pending one, which never passed (the binding would be
+            // A new attempt abandons an open one, which never passed (the binding would be
             // active): it counts as a failed attempt, so a client that never reports how a scan
-            // ended cannot open unlimited (billable) sessions. Counted before the provider is
-            // called: a start that would make it the 5th failure within the hour is the 429.
+            // ended cannot open unlimited (billable) sessions. The attempt is reserved (and the
+            // abandoned one counted) by a conditional write before the provider is called:
+            // simultaneous starts get one session between them, the others a 409, and a start
+            // that would make it the 5th failure within the hour is the 429. An attempt whose
+            // provider call failed stays reserved: its session may exist, and is counted if
+            // abandoned.
             let mut failures = recent_face_failures(&binding.face_failures, ctx.at);
-            if binding.pending_certify_id.is_some() {
+            if binding.face_attempt_open() {
                 failures.push(ctx.at);
             }
             refuse_if_face_locked(&failures, ctx.at)?;
+            let attempt = face_attempt(&binding.id);
+            store
+                .reserve_face_attempt(&binding, &attempt, &failures, ctx)
+                .await?;
             let started = {
                 let identity = store.relative_identity(&binding).await?;
-                face.start(&binding.id, &face_attempt(&binding.id), &identity)
-                    .await
+                face.start(&binding.id, &attempt, &identity).await
                 // The name and ID number are wiped here, after the one call that needs them.
             };
             let session = refuse_untrusted(store, &binding, started, ctx).await?;
             store
-                .start_face(&binding, &session.certify_id, &failures, ctx)
+                .record_face_session(&binding, &attempt, &session.certify_id)
                 .await?;
             Ok(VerificationStart::Face {
                 certify_id: session.certify_id,
@@ -234,6 +241,12 @@ pub async fn complete_verification(
                 (Some(pending), Some(given)) if pending == given => pending.clone(),
                 _ => return Err(AppError::VerificationNotStarted),
             };
+            // Each query of the provider is counted first (a billable call, whatever it
+            // answers), so "not finished yet" cannot be asked for ever.
+            if !may_query_face_session(binding.face_queries) {
+                return Err(AppError::TooManyFaceQueries);
+            }
+            store.count_face_query(&binding, &certify_id).await?;
             let outcome = face.outcome(&certify_id, &request.evidence).await;
             match refuse_untrusted(store, &binding, outcome, ctx).await? {
                 FaceOutcome::Passed => {}

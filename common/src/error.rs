@@ -47,6 +47,8 @@ pub enum AppError {
     FaceVerificationFailed,
     #[error("too many face verification failures")]
     TooManyFaceAttempts { retry_at: DateTime<Utc> },
+    #[error("face session queried too often")]
+    TooManyFaceQueries,
     #[error("concurrent update, retry")]
     Conflict,
     #[error("caller lacks the scope this route needs")]
@@ -79,6 +81,8 @@ pub enum AppError {
     TubeKindMismatch { tube_kind: &'static str },
     #[error("tube reported or past retention")]
     TubeClosed,
+    #[error("tube opened at another testing site")]
+    TubeAtAnotherSite,
     #[error("yellow or red code in a pooled tube")]
     PoolingNotAllowed,
     #[error("person already in this tube")]
@@ -127,6 +131,7 @@ impl AppError {
             | TubeFull { .. }
             | TubeKindMismatch { .. }
             | TubeClosed
+            | TubeAtAnotherSite
             | PoolingNotAllowed
             | AlreadyInTube
             | FaceNotFinished
@@ -137,7 +142,7 @@ impl AppError {
             | InvalidCode(_)
             | CodeRevoked
             | KinCodeNotForArrival => 422,
-            TooManyFaceAttempts { .. } | OfflineCodeLimitReached => 429,
+            TooManyFaceAttempts { .. } | TooManyFaceQueries | OfflineCodeLimitReached => 429,
             Internal(_) => 500,
             DependencyUnavailable(_) | FaceProviderUntrusted => 503,
         }
@@ -165,6 +170,7 @@ impl AppError {
             PledgeOutdated => "pledge_outdated",
             FaceVerificationFailed => "face_verification_failed",
             TooManyFaceAttempts { .. } => "too_many_face_attempts",
+            TooManyFaceQueries => "too_many_face_queries",
             Conflict => "conflict",
             Forbidden => "forbidden",
             VerificationRequired => "verification_required",
@@ -181,6 +187,7 @@ impl AppError {
             TubeFull { .. } => "tube_full",
             TubeKindMismatch { .. } => "tube_kind_mismatch",
             TubeClosed => "tube_closed",
+            TubeAtAnotherSite => "tube_at_another_site",
             PoolingNotAllowed => "pooling_not_allowed",
             AlreadyInTube => "already_in_tube",
             InvalidCursor => "invalid_cursor",
@@ -214,6 +221,7 @@ impl AppError {
             PledgeOutdated => "信息认证承诺已更新,请重新阅读并确认",
             FaceVerificationFailed => "人脸识别认证失败,请重新认证",
             TooManyFaceAttempts { .. } => "人脸识别失败次数过多,请1小时后再试",
+            TooManyFaceQueries => "人脸识别结果查询次数过多,请重新开始认证",
             Conflict => "操作过于频繁,请稍后重试",
             Forbidden => "无权进行此操作",
             VerificationRequired => "请先完成亲属认证",
@@ -231,6 +239,7 @@ impl AppError {
             TubeFull { .. } => "该试管已满,请更换新试管",
             TubeKindMismatch { .. } => "采样方式与该试管首次登记时不一致",
             TubeClosed => "该试管已送检,不能继续登记",
+            TubeAtAnotherSite => "该试管已在其他采样点使用,请更换新试管",
             PoolingNotAllowed => "红码、黄码人员须单人单管采样",
             AlreadyInTube => "该人员已登记在此试管中,请勿重复登记",
             InvalidCursor => "分页参数无效,请从第一页重新查询",

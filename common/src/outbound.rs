@@ -15,6 +15,7 @@ use std::error::Error as StdError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -25,7 +26,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::ErrorKind;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::connect::{
+    capture_connection, CaptureConnection, HttpConnector as TcpConnector, HttpInfo,
+};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::pem::PemObject;
@@ -144,10 +147,17 @@ impl SdkConnector {
 
 impl HttpConnector for SdkConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
+        // The SDK's connection-poisoning interceptor puts a `CaptureSmithyConnection` in each
+        // request and, on a transient error, poisons the connection it retrieves through it,
+        // so the pool drops that connection and the retry opens a new one.
+        let connection = capture_connection(&mut request);
+        if let Some(capture) = request.extensions().get::<CaptureSmithyConnection>() {
+            capture.set_connection_retriever(move || smithy_connection(&connection));
+        }
         let answer = self.client.request(request);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
@@ -162,6 +172,29 @@ impl HttpConnector for SdkConnector {
                 .map_err(|e| ConnectorError::other(e.into(), None))
         })
     }
+}
+
+/// The connection a request went out on, as the SDK sees it: its addresses, and a hook that
+/// poisons it in hyper's pool (the same as the SDK's own hyper client,
+/// aws-smithy-http-client's `extract_smithy_connection`). `None` before one was chosen.
+fn smithy_connection(capture: &CaptureConnection) -> Option<ConnectionMetadata> {
+    let captured = capture.connection_metadata();
+    let connected = captured.as_ref()?;
+    let mut extras = hyper::http::Extensions::new();
+    connected.get_extras(&mut extras);
+    let info = extras.get::<HttpInfo>();
+    let poisoned = capture.clone();
+    let mut builder = ConnectionMetadata::builder()
+        .proxied(connected.is_proxied())
+        .poison_fn(move || {
+            if let Some(connected) = poisoned.connection_metadata().as_ref() {
+                connected.poison();
+            }
+        });
+    builder
+        .set_remote_addr(info.map(HttpInfo::remote_addr))
+        .set_local_addr(info.map(HttpInfo::local_addr));
+    Some(builder.build())
 }
 
 /// What the SDK's retry rules need to know of a failed exchange: a timeout or a broken
@@ -292,6 +325,107 @@ mod tests {
             error.is_io() || error.as_other() == Some(ErrorKind::TransientError),
             "{error:?}"
         );
+    }
+
+    /// What the test's tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A DynamoDB stand-in whose first answer is a 500 (kept alive, as DynamoDB's are) and
+    /// every later one a success; counts the connections it accepted.
+    async fn fails_once() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let requests = requests.clone();
+                let service = hyper::service::service_fn(move |_request| {
+                    let first = requests.fetch_add(1, Ordering::SeqCst) == 0;
+                    let (status, body) = if first {
+                        (
+                            500,
+                            r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"once"}"#,
+                        )
+                    } else {
+                        (200, r#"{"TableNames":[]}"#)
+                    };
+                    let response = hyper::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/x-amz-json-1.0")
+                        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                            body.as_bytes(),
+                        )))
+                        .unwrap();
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        (endpoint, connections)
+    }
+
+    #[tokio::test]
+    async fn a_retried_transient_error_poisons_its_connection_and_logs_no_error() {
+        use aws_sdk_dynamodb::config::retry::RetryConfig;
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        let (endpoint, connections) = fails_once().await;
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::ERROR)
+            .with_ansi(false)
+            .finish();
+        // The test runs on one thread: the SDK's events reach this subscriber.
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint)
+            .http_client(sdk_http_client(&[]))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        client
+            .list_tables()
+            .send()
+            .await
+            .expect("the retry succeeds");
+        assert_eq!(
+            connections.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the connection that answered the 500 was poisoned: the retry opened another"
+        );
+        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            !logged.contains("unable to mark the connection for closure"),
+            "{logged}"
+        );
+        assert!(!logged.contains("ERROR"), "no error logged: {logged}");
     }
 
     #[test]

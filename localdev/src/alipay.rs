@@ -84,6 +84,8 @@ struct State {
     next_initialize: Option<Outcome>,
     /// Every well-formed initialize's `outer_order_no`, in order.
     outer_order_nos: Vec<String>,
+    /// Queries answered (each a billable call at Alipay).
+    queries: usize,
 }
 
 pub struct AlipayStandIn {
@@ -146,6 +148,11 @@ impl AlipayStandIn {
     /// The `outer_order_no` of every well-formed initialize received, in order.
     pub fn outer_order_nos(&self) -> Vec<String> {
         self.lock().outer_order_nos.clone()
+    }
+
+    /// How many queries it has answered.
+    pub fn queries(&self) -> usize {
+        self.lock().queries
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -308,10 +315,14 @@ impl AlipayStandIn {
     }
 
     fn query(&self, biz: &Value) -> (Value, Option<Outcome>) {
-        let outcome = biz["certify_id"]
-            .as_str()
-            .and_then(|id| self.lock().sessions.get(id).copied())
-            .unwrap_or(Outcome::Expired);
+        let outcome = {
+            let mut state = self.lock();
+            state.queries += 1;
+            biz["certify_id"]
+                .as_str()
+                .and_then(|id| state.sessions.get(id).copied())
+                .unwrap_or(Outcome::Expired)
+        };
         let reply = match outcome {
             Outcome::Pass => {
                 json!({ "code": "10000", "msg": "Success", "passed": "T", "material_info": "{}" })

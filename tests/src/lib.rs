@@ -751,8 +751,20 @@ pub async fn register_sample_with_code(
     kind: Option<&str>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<kincode_common::testing::samples::Registered, kincode_common::error::AppError> {
+    register_sample_at_site(services, keys, code, tube, kind, &test_site(), at).await
+}
+
+/// Registers the holder of `code` into `tube` at `at`, as a checkpoint of `site`.
+pub async fn register_sample_at_site(
+    services: &Services,
+    keys: &KeyRing,
+    code: &str,
+    tube: &str,
+    kind: Option<&str>,
+    site: &kincode_common::domain::testing::Site,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<kincode_common::testing::samples::Registered, kincode_common::error::AppError> {
     use kincode_common::testing::samples::{self, Checkpoint, SampleRequest};
-    let site = test_site();
     let request_id = uuid::Uuid::new_v4().to_string();
     let ctx = kincode_common::store::ActionContext {
         request_id: &request_id,
@@ -765,7 +777,7 @@ pub async fn register_sample_with_code(
     };
     let checkpoint = Checkpoint {
         actor: "site-test",
-        site: &site,
+        site,
     };
     samples::register(&services.store, keys, checkpoint, request, None, ctx).await
 }

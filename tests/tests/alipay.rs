@@ -2,14 +2,17 @@
 //! stand-in, which checks every request's signature as the open platform does: pass; fail
 //! (counted, locked out after 5); abandoned sessions (counted too); not finished; an expired
 //! session; a tampered response (refused and audited); a busy, refusing, declining, unreachable
-//! or slow gateway (503, nothing changed); what `outer_order_no` carries.
+//! or slow gateway (503, no session recorded); what `outer_order_no` carries; simultaneous
+//! starts and completions (Alipay asked at most the limits' number of times).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use hyper::http::{Method, StatusCode};
 use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
 use kincode_common::domain::binding::{Binding, BindingStatus};
+use kincode_common::domain::policy::{FACE_FAILURES_PER_WINDOW, FACE_QUERIES_PER_SESSION};
 use kincode_common::error::AppError;
 use kincode_common::face::alipay::AlipaySettings;
 use kincode_common::face::AlipayCertify;
@@ -307,12 +310,24 @@ async fn a_tampered_answer_is_refused_and_audited_never_a_pass() {
 }
 
 #[tokio::test]
-async fn a_busy_unreachable_or_slow_gateway_is_503_and_changes_nothing() {
+async fn a_busy_unreachable_or_slow_gateway_is_503_and_changes_nothing_but_the_counts() {
     let services = fresh_services().await;
     let (face, stand_in) = alipay().await;
     let binding = elder(&services).await;
     let (certify_id, _) = start(&services, &face, &binding).await.unwrap();
     let before = state(&services, &binding).await;
+
+    // Nobody listening at all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gateway = format!("http://{}/gateway.do", closed.local_addr().unwrap());
+    drop(closed);
+    let (app_private, _) = generate_key_pair();
+    let unreachable = AlipayCertify::new(&settings(
+        &gateway,
+        &app_private,
+        &stand_in.alipay_public_key,
+    ))
+    .unwrap();
 
     for outcome in [Outcome::Error, Outcome::Slow] {
         stand_in.stand_in.script(&certify_id, outcome);
@@ -324,6 +339,22 @@ async fn a_busy_unreachable_or_slow_gateway_is_503_and_changes_nothing() {
             "{outcome:?}"
         );
     }
+    let completed = complete(&services, &unreachable, &binding, &certify_id, Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (completed.status(), completed.code()),
+        (503, "service_unavailable")
+    );
+    // The session stands, uncounted as a failure; only its queries were counted.
+    assert_eq!(state(&services, &binding).await, before, "nothing written");
+    let now = stored(&services, &binding).await;
+    assert_eq!(now.pending_certify_id.as_deref(), Some(certify_id.as_str()));
+    assert!(now.face_failures.is_empty());
+    assert_eq!(now.face_queries, 3);
+
+    // A start whose call fails records no session. Its attempt stays reserved, since a
+    // slow answer may have opened a (billable) session, and the next start counts it.
     stand_in.stand_in.script_next_initialize(Outcome::Error);
     assert_eq!(
         start(&services, &face, &binding)
@@ -340,37 +371,25 @@ async fn a_busy_unreachable_or_slow_gateway_is_503_and_changes_nothing() {
             .status(),
         503
     );
-    assert_eq!(state(&services, &binding).await, before, "nothing written");
-
-    // Nobody listening at all.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let gateway = format!("http://{}/gateway.do", closed.local_addr().unwrap());
-    drop(closed);
-    let (app_private, _) = generate_key_pair();
-    let unreachable = AlipayCertify::new(&settings(
-        &gateway,
-        &app_private,
-        &stand_in.alipay_public_key,
-    ))
-    .unwrap();
     let started = start(&services, &unreachable, &binding).await.unwrap_err();
     assert_eq!(
         (started.status(), started.code()),
         (503, "service_unavailable")
     );
-    let completed = complete(&services, &unreachable, &binding, &certify_id, Value::Null)
-        .await
-        .unwrap_err();
+    let now = stored(&services, &binding).await;
+    assert_eq!(now.status, BindingStatus::PendingVerification);
+    assert_eq!(now.pending_certify_id, None, "no session recorded");
     assert_eq!(
-        (completed.status(), completed.code()),
-        (503, "service_unavailable")
+        now.face_failures.len(),
+        3,
+        "the session and two attempts abandoned"
     );
-    assert_eq!(state(&services, &binding).await, before, "nothing written");
 }
 
 /// A refusal of `outcome` answered to initialize and to query: 503 `service_unavailable`
-/// naming Alipay's codes (for the log), nothing written, nothing audited as tampering.
-async fn refusal_is_503_and_changes_nothing(outcome: Outcome, sub_code: &str) {
+/// naming Alipay's codes (for the log), no session recorded (the start's attempt stays
+/// reserved), nothing written by the query, nothing audited as tampering.
+async fn refusal_is_503_and_records_no_session(outcome: Outcome, sub_code: &str) {
     let services = fresh_services().await;
     let (face, stand_in) = alipay().await;
     let binding = elder(&services).await;
@@ -383,10 +402,9 @@ async fn refusal_is_503_and_changes_nothing(outcome: Outcome, sub_code: &str) {
         assert!(err.to_string().contains(sub_code), "{err}");
     };
 
-    let before = state(&services, &binding).await;
     stand_in.stand_in.script_next_initialize(outcome);
     unavailable(start(&services, &face, &binding).await.unwrap_err());
-    assert_eq!(state(&services, &binding).await, before, "nothing written");
+    assert_eq!(stored(&services, &binding).await.pending_certify_id, None);
 
     let (certify_id, _) = start(&services, &face, &binding).await.unwrap();
     let before = state(&services, &binding).await;
@@ -404,13 +422,14 @@ async fn refusal_is_503_and_changes_nothing(outcome: Outcome, sub_code: &str) {
 }
 
 #[tokio::test]
-async fn the_gateways_error_response_is_503_and_changes_nothing_not_a_tampering() {
-    refusal_is_503_and_changes_nothing(Outcome::Refused, "isv.invalid-signature").await;
+async fn the_gateways_error_response_is_503_and_records_no_session_not_a_tampering() {
+    refusal_is_503_and_records_no_session(Outcome::Refused, "isv.invalid-signature").await;
 }
 
 #[tokio::test]
-async fn a_business_refusal_is_503_and_changes_nothing() {
-    refusal_is_503_and_changes_nothing(Outcome::Declined, "isv.insufficient-isv-permissions").await;
+async fn a_business_refusal_is_503_and_records_no_session() {
+    refusal_is_503_and_records_no_session(Outcome::Declined, "isv.insufficient-isv-permissions")
+        .await;
 }
 
 #[tokio::test]
@@ -456,7 +475,6 @@ async fn the_stand_in_refuses_requests_not_signed_by_the_app() {
     ))
     .unwrap();
     let binding = elder(&services).await;
-    let before = state(&services, &binding).await;
     let refused = start(&services, &impostor, &binding).await.unwrap_err();
     assert_eq!(
         (refused.status(), refused.code()),
@@ -467,5 +485,95 @@ async fn the_stand_in_refuses_requests_not_signed_by_the_app() {
         refused.to_string().contains("isv.invalid-signature"),
         "{refused}"
     );
-    assert_eq!(state(&services, &binding).await, before, "nothing written");
+    assert_eq!(stored(&services, &binding).await.pending_certify_id, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_starts_open_at_most_the_limit_of_sessions_each_counted() {
+    let services = Arc::new(fresh_services().await);
+    let (face, stand_in) = alipay().await;
+    let face = Arc::new(face);
+    let binding = Arc::new(elder(&services).await);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (services, face, binding) = (services.clone(), face.clone(), binding.clone());
+            tokio::spawn(async move { start(&services, &face, &binding).await })
+        })
+        .collect();
+    let mut started = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => started += 1,
+            // Another start won the reservation, or the attempts are spent.
+            Err(AppError::Conflict | AppError::TooManyFaceAttempts { .. }) => {}
+            Err(other) => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    let sessions = stand_in.stand_in.outer_order_nos().len();
+    assert!(started >= 1, "one start at least gets its session");
+    assert!(
+        sessions <= FACE_FAILURES_PER_WINDOW,
+        "{sessions} billable sessions opened by 20 simultaneous starts"
+    );
+    assert_eq!(
+        stored(&services, &binding).await.face_failures.len() + 1,
+        sessions,
+        "every session opened but the pending one is counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn completions_ask_alipay_at_most_the_limit_of_times_a_session_even_at_once() {
+    let services = Arc::new(fresh_services().await);
+    let (face, stand_in) = alipay().await;
+    let face = Arc::new(face);
+    let binding = Arc::new(elder(&services).await);
+    let (certify_id, _) = start(&services, &face, &binding).await.unwrap();
+    let unfinished = json!({"result_status": "6001"});
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (services, face, binding) = (services.clone(), face.clone(), binding.clone());
+            let (certify_id, evidence) = (certify_id.clone(), unfinished.clone());
+            tokio::spawn(async move {
+                complete(&services, &face, &binding, &certify_id, evidence).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        match task.await.unwrap() {
+            Err(AppError::FaceNotFinished | AppError::TooManyFaceQueries | AppError::Conflict) => {}
+            other => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    let limit = usize::try_from(FACE_QUERIES_PER_SESSION).unwrap();
+    assert!(
+        stand_in.stand_in.queries() <= limit,
+        "{}",
+        stand_in.stand_in.queries()
+    );
+    // Asked one by one, it answers until the limit, then refuses without asking Alipay.
+    let refused = loop {
+        match complete(&services, &face, &binding, &certify_id, unfinished.clone()).await {
+            Err(AppError::FaceNotFinished) => assert!(stand_in.stand_in.queries() <= limit),
+            other => break other.unwrap_err(),
+        }
+    };
+    assert_eq!(stand_in.stand_in.queries(), limit);
+    assert_eq!(
+        (refused.status(), refused.code(), refused.message()),
+        (
+            429,
+            "too_many_face_queries",
+            "人脸识别结果查询次数过多,请重新开始认证"
+        )
+    );
+    assert!(stored(&services, &binding).await.face_failures.is_empty());
+    // A new start counts the given-up session as a failure and opens one that can pass.
+    let (certify_id, certify_url) = start(&services, &face, &binding).await.unwrap();
+    assert_eq!(stored(&services, &binding).await.face_failures.len(), 1);
+    scan_face(&certify_url).await;
+    let active = complete(&services, &face, &binding, &certify_id, Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(active.status, BindingStatus::Active);
 }

@@ -114,6 +114,7 @@ fn every_error() -> Vec<AppError> {
         PledgeOutdated,
         FaceVerificationFailed,
         TooManyFaceAttempts { retry_at: at },
+        TooManyFaceQueries,
         Conflict,
         Forbidden,
         VerificationRequired,
@@ -131,6 +132,7 @@ fn every_error() -> Vec<AppError> {
             tube_kind: "single",
         },
         TubeClosed,
+        TubeAtAnotherSite,
         PoolingNotAllowed,
         AlreadyInTube,
         InvalidCursor,
@@ -163,6 +165,7 @@ fn every_error() -> Vec<AppError> {
             | PledgeOutdated
             | FaceVerificationFailed
             | TooManyFaceAttempts { .. }
+            | TooManyFaceQueries
             | Conflict
             | Forbidden
             | VerificationRequired
@@ -179,6 +182,7 @@ fn every_error() -> Vec<AppError> {
             | TubeFull { .. }
             | TubeKindMismatch { .. }
             | TubeClosed
+            | TubeAtAnotherSite
             | PoolingNotAllowed
             | AlreadyInTube
             | InvalidCursor

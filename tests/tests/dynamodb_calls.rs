@@ -63,8 +63,9 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     };
     assert_eq!(
         calls.take(),
-        ["GetItem", "GetItem", "TransactWriteItems"],
-        "start face verification (the second read opens the name and ID number for the provider)"
+        ["GetItem", "TransactWriteItems", "GetItem", "UpdateItem"],
+        "start face verification: the attempt reserved before the provider is called, the \
+         name and ID number read for it, then its session recorded"
     );
     let complete = CompleteRequest {
         certify_id: Some(certify_id),
@@ -77,8 +78,8 @@ async fn each_operation_makes_the_documented_number_of_calls() {
         .unwrap();
     assert_eq!(
         calls.take(),
-        ["GetItem", "TransactWriteItems"],
-        "complete verification"
+        ["GetItem", "UpdateItem", "TransactWriteItems"],
+        "complete verification (the provider's query counted before it is made)"
     );
 
     assert!(bindings::unbind(store, &guardian, &binding.id, ctx)

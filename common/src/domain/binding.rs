@@ -93,9 +93,22 @@ pub struct Binding {
     pub verification: Option<Verification>,
     /// Face recognition session in progress, if any.
     pub pending_certify_id: Option<String>,
+    /// The face attempt reserved before the provider was asked for its session (the
+    /// provider's `outer_order_no`): counted as a failure if a new start abandons it.
+    pub pending_face_attempt: Option<String>,
+    /// How often the provider was asked how the pending session ended.
+    pub face_queries: u32,
     pub face_failures: Vec<DateTime<Utc>>,
     /// Optimistic-concurrency version of the stored item.
     pub version: u64,
+}
+
+impl Binding {
+    /// A face attempt is open (reserved, or its session started): a new start abandons it.
+    /// A session recorded before attempts were reserved has no attempt, only its id.
+    pub fn face_attempt_open(&self) -> bool {
+        self.pending_face_attempt.is_some() || self.pending_certify_id.is_some()
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@ pub const MIN_ELDER_AGE: u32 = 60;
 /// Children below this age sign a pledge instead of face recognition.
 pub const MIN_FACE_AGE: u32 = 7;
 pub const FACE_FAILURES_PER_WINDOW: usize = 5;
+/// How often the provider may be asked how one face session ended (each query is a billable
+/// call): a person returning from the scan asks once or twice; beyond this the session is
+/// given up and a new start (which counts this one as a failure) is needed.
+pub const FACE_QUERIES_PER_SESSION: u32 = 10;
 
 pub fn unbind_cooldown() -> Duration {
     Duration::hours(24)
@@ -102,6 +106,11 @@ pub fn face_locked_until(failures: &[DateTime<Utc>], now: DateTime<Utc>) -> Opti
     Some(pivot + face_failure_window())
 }
 
+/// Whether the provider may be asked once more about a session asked about `queries` times.
+pub fn may_query_face_session(queries: u32) -> bool {
+    queries < FACE_QUERIES_PER_SESSION
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +183,13 @@ mod tests {
         ));
         assert!(may_unbind(bound, bound + Duration::hours(24)));
         assert_eq!(unbind_available_at(bound), bound + Duration::hours(24));
+    }
+
+    #[test]
+    fn a_face_session_is_queried_at_most_ten_times() {
+        assert!(may_query_face_session(0));
+        assert!(may_query_face_session(FACE_QUERIES_PER_SESSION - 1));
+        assert!(!may_query_face_session(FACE_QUERIES_PER_SESSION));
     }
 
     #[test]

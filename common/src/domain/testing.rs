@@ -16,6 +16,14 @@ pub fn reporting_clock_skew() -> Duration {
     Duration::minutes(5)
 }
 
+/// Whether a result reported at `reported_at` may answer a tube opened at `opened_at`: not
+/// before it, in whole seconds. The API shows `sampled_at` in whole seconds, so a lab that
+/// reports at exactly the time it was shown (the sample's own second) is on time, whatever
+/// fraction of that second the tube was opened at.
+pub fn reported_since_opening(reported_at: DateTime<Utc>, opened_at: DateTime<Utc>) -> bool {
+    reported_at.timestamp() >= opened_at.timestamp()
+}
+
 /// A tube's barcode: 6–32 letters, digits or dashes, as printed on the tube.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TubeId(String);
@@ -208,12 +216,14 @@ pub fn judge_result(existing: Option<LabResult>, reported: LabResult) -> ResultC
 }
 
 /// What a tube is when someone is to be added to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TubeState {
     pub kind: TubeKind,
     pub filled: u32,
     /// Reported (it has gone to the lab) or past retention: nobody joins it any more.
     pub closed: bool,
+    /// The site that opened it: a tube is a physical object at one site.
+    pub site_id: String,
 }
 
 /// Why a person cannot go into a tube.
@@ -226,6 +236,8 @@ pub enum TubeRefusal {
         kind: TubeKind,
     },
     Closed,
+    /// The tube was opened at another testing site.
+    AtAnotherSite,
     /// A yellow or red code is sampled alone, never pooled.
     PoolingNotAllowed,
 }
@@ -238,8 +250,10 @@ pub struct Admission {
     pub position: u32,
 }
 
+/// The next place in the tube for someone sampled at `site`.
 pub fn admit(
     tube: Option<TubeState>,
+    site: &Site,
     requested: Option<TubeKind>,
     colour: HealthColour,
 ) -> Result<Admission, TubeRefusal> {
@@ -249,6 +263,9 @@ pub fn admit(
             position: 1,
         },
         Some(tube) => {
+            if tube.site_id != site.id() {
+                return Err(TubeRefusal::AtAnotherSite);
+            }
             if tube.closed {
                 return Err(TubeRefusal::Closed);
             }
@@ -326,6 +343,17 @@ mod tests {
     use TubeKind::*;
 
     #[test]
+    fn a_report_at_the_samples_own_second_is_on_time() {
+        let opened = at(0) + Duration::milliseconds(734);
+        assert!(reported_since_opening(at(0), opened), "the second shown");
+        assert!(reported_since_opening(opened, opened));
+        assert!(!reported_since_opening(
+            at(0) - Duration::milliseconds(1),
+            opened
+        ));
+    }
+
+    #[test]
     fn tube_ids_are_barcodes() {
         assert!(TubeId::parse("XA2026112800001").is_some());
         assert_eq!(TubeId::parse(" T-000123 ").unwrap().as_str(), "T-000123");
@@ -397,12 +425,49 @@ mod tests {
         );
     }
 
+    const SITE: &str = "XA-YT-0412";
+
+    fn site() -> Site {
+        Site::parse(SITE, None).unwrap()
+    }
+
     fn open(kind: TubeKind, filled: u32) -> Option<TubeState> {
         Some(TubeState {
             kind,
             filled,
             closed: false,
+            site_id: SITE.into(),
         })
+    }
+
+    fn admit(
+        tube: Option<TubeState>,
+        requested: Option<TubeKind>,
+        colour: HealthColour,
+    ) -> Result<Admission, TubeRefusal> {
+        super::admit(tube, &site(), requested, colour)
+    }
+
+    #[test]
+    fn a_tube_takes_people_only_at_the_site_that_opened_it() {
+        let elsewhere = Site::parse("XA-BL-0001", None).unwrap();
+        let green = HealthColour::Green;
+        assert_eq!(
+            super::admit(open(Pooled10, 1), &elsewhere, None, green),
+            Err(TubeRefusal::AtAnotherSite)
+        );
+        // Whatever else is wrong with it, another site's tube is another site's.
+        let closed = Some(TubeState {
+            closed: true,
+            ..open(Pooled10, 10).unwrap()
+        });
+        assert_eq!(
+            super::admit(closed, &elsewhere, Some(Single), green),
+            Err(TubeRefusal::AtAnotherSite)
+        );
+        assert_eq!(admit(open(Pooled10, 1), None, green).unwrap().position, 2);
+        // A new tube is opened by whichever site registers into it first.
+        assert!(super::admit(None, &elsewhere, None, green).is_ok());
     }
 
     #[test]
@@ -452,9 +517,8 @@ mod tests {
     #[test]
     fn a_reported_tube_is_closed() {
         let tube = Some(TubeState {
-            kind: Pooled10,
-            filled: 2,
             closed: true,
+            ..open(Pooled10, 2).unwrap()
         });
         assert_eq!(
             admit(tube, None, HealthColour::Green),

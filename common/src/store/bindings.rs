@@ -1,5 +1,7 @@
 //! Bindings: the guardian's item, the pair guard, the counters, verification and unbinding.
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +16,7 @@ use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId, Veri
 use crate::domain::name::{mask_name, PersonName};
 use crate::domain::policy::{
     pending_verification_window, AgeBand, Eligibility, VerificationMethod,
-    MAX_GUARDIANS_PER_RELATIVE, MAX_RELATIVES_PER_GUARDIAN,
+    FACE_QUERIES_PER_SESSION, MAX_GUARDIANS_PER_RELATIVE, MAX_RELATIVES_PER_GUARDIAN,
 };
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::{mask_resident_id, ResidentId};
@@ -49,6 +51,10 @@ pub(super) struct BindingRecord {
     verification: Option<Verification>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pending_certify_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_face_attempt: Option<String>,
+    #[serde(default)]
+    face_queries: u32,
     #[serde(default)]
     face_failures: Vec<DateTime<Utc>>,
     version: u64,
@@ -144,6 +150,8 @@ impl Store {
             verified_at: None,
             verification: None,
             pending_certify_id: None,
+            pending_face_attempt: None,
+            face_queries: 0,
             face_failures: Vec::new(),
             version: 1,
             due: Some(due),
@@ -232,6 +240,8 @@ impl Store {
             verified_at: r.verified_at,
             verification: r.verification,
             pending_certify_id: r.pending_certify_id,
+            pending_face_attempt: r.pending_face_attempt,
+            face_queries: r.face_queries,
             face_failures: r.face_failures,
             version: r.version,
         })
@@ -335,20 +345,22 @@ impl Store {
         }
     }
 
-    /// Records a new face session and the failures that count now (the session it replaces
-    /// among them), in one conditional write.
-    pub async fn start_face(
+    /// Reserves a face attempt before the provider is asked for a session: the attempt, and
+    /// the failures that count now (the attempt it abandons among them), in one write that
+    /// holds only if the binding is unchanged since read. Of simultaneous starts one wins;
+    /// the others are a 409 and never reach the provider.
+    pub async fn reserve_face_attempt(
         &self,
         binding: &Binding,
-        certify_id: &str,
+        attempt: &str,
         recent_failures: &[DateTime<Utc>],
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
         self.update_pending(
             binding,
-            "SET pending_certify_id = :certify, face_failures = :failures",
+            "REMOVE pending_certify_id, face_queries SET pending_face_attempt = :attempt, face_failures = :failures",
             vec![
-                (":certify", s(certify_id)),
+                (":attempt", s(attempt)),
                 (":failures", failures_value(recent_failures)?),
             ],
             AuditAction::FaceStarted,
@@ -356,6 +368,86 @@ impl Store {
             ctx,
         )
         .await
+    }
+
+    /// Records the provider's session of the reserved `attempt`, unless a newer start has
+    /// replaced the attempt meanwhile (409: that start counted this one as abandoned).
+    pub async fn record_face_session(
+        &self,
+        binding: &Binding,
+        attempt: &str,
+        certify_id: &str,
+    ) -> Result<(), AppError> {
+        self.update_binding_if(
+            binding,
+            "SET pending_certify_id = :certify",
+            "pending_face_attempt = :attempt AND #status = :pending",
+            vec![(":certify", s(certify_id)), (":attempt", s(attempt))],
+            "record face session",
+        )
+        .await
+    }
+
+    /// Counts one query of the pending session before the provider is asked: only while
+    /// the session is still the pending one and has been asked fewer than
+    /// `FACE_QUERIES_PER_SESSION` times, so simultaneous completions never ask more often.
+    pub async fn count_face_query(
+        &self,
+        binding: &Binding,
+        certify_id: &str,
+    ) -> Result<(), AppError> {
+        self.update_binding_if(
+            binding,
+            "ADD face_queries :one",
+            "pending_certify_id = :certify AND #status = :pending \
+             AND (attribute_not_exists(face_queries) OR face_queries < :max)",
+            vec![
+                (":one", n(1)),
+                (":certify", s(certify_id)),
+                (":max", n(FACE_QUERIES_PER_SESSION)),
+            ],
+            "count face query",
+        )
+        .await
+    }
+
+    /// One conditional `UpdateItem` of a pending binding (`#status` and `:pending` are
+    /// provided); a failed condition is a 409 (something changed since it was read).
+    async fn update_binding_if(
+        &self,
+        binding: &Binding,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        operation: &'static str,
+    ) -> Result<(), AppError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                guardian_pk(&binding.guardian),
+                binding_sk(&binding.id),
+            )))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s("pending_verification"));
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(
+                    ctx.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Err(AppError::Conflict)
+            }
+            Err(e) => Err(dynamodb_error(operation, e)),
+        }
     }
 
     /// The relative's name and ID number, opened for one call to the face provider.
@@ -409,7 +501,7 @@ impl Store {
     ) -> Result<(), AppError> {
         self.update_pending(
             binding,
-            "REMOVE pending_certify_id SET face_failures = :failures",
+            "REMOVE pending_certify_id, pending_face_attempt, face_queries SET face_failures = :failures",
             vec![(":failures", failures_value(recent_failures)?)],
             AuditAction::FaceFailed,
             Vec::new(),
@@ -432,7 +524,7 @@ impl Store {
             .map_err(|e| AppError::Internal(format!("encode time: {e}")))?;
         self.update_pending(
             &binding,
-            "REMOVE pending_certify_id, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
+            "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
             vec![(":active", s("active")), (":at", verified_at), (":verification", encoded)],
             AuditAction::Verified,
             vec![self.anchor_put(&binding)?],
@@ -444,6 +536,8 @@ impl Store {
             verified_at: Some(ctx.at),
             verification: Some(verification),
             pending_certify_id: None,
+            pending_face_attempt: None,
+            face_queries: 0,
             version: binding.version + 1,
             ..binding
         })

@@ -197,10 +197,12 @@ impl Store {
             kind: item.kind,
             filled: item.filled,
             closed: item.result.is_some() || item.due.due_at <= now.timestamp(),
+            site_id: item.site_id,
         }))
     }
 
-    /// Adds a person to a tube: the tube's fill (only if unchanged since read), the person's
+    /// Adds a person to a tube: the tube's fill (only if unchanged since read and opened at
+    /// the registering site; a new tube only if nobody opened it meanwhile), the person's
     /// place in it (once), their test, the audit record and, with an Idempotency-Key, what
     /// this answered — one transaction, only while the code's binding is active.
     pub async fn register_sample(
@@ -235,12 +237,15 @@ impl Store {
                 .table_name(&self.table)
                 .set_key(Some(Self::key(tube_pk(reg.tube), TUBE_SK.into())))
                 .update_expression("SET filled = :filled")
+                // The tube's own site: another site's registration never lands in it, however
+                // the reads and writes of two sites interleave.
                 .condition_expression(
-                    "filled = :seen AND attribute_not_exists(#result) AND due_at > :now",
+                    "filled = :seen AND site_id = :site AND attribute_not_exists(#result) AND due_at > :now",
                 )
                 .expression_attribute_names("#result", "result")
                 .expression_attribute_values(":filled", n(position))
                 .expression_attribute_values(":seen", n(position - 1))
+                .expression_attribute_values(":site", s(reg.site.id()))
                 .expression_attribute_values(":now", n(now.timestamp()))
                 .build()
                 .map_err(|e| AppError::Internal(format!("build update: {e}")))?;

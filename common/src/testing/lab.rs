@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::batch::{self, row_json, RowAnswer, RowRefusal};
 use crate::domain::testing::{
-    judge_result, reporting_clock_skew, LabResult, ResultChange, TubeId, TubeKind,
+    judge_result, reported_since_opening, reporting_clock_skew, LabResult, ResultChange, TubeId,
+    TubeKind,
 };
 use crate::error::AppError;
 use crate::store::{ActionContext, Store};
@@ -30,7 +31,9 @@ pub struct ResultBatch {
 struct ResultRow {
     tube_id: Option<String>,
     result: Option<String>,
-    reported_at: Option<DateTime<Utc>>,
+    /// Parsed after the row, so a string that is no RFC 3339 time is `invalid_reported_at`
+    /// (the field's own refusal), not `malformed_row` (a field of the wrong type).
+    reported_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +113,9 @@ fn parse_row(raw: Value, now: DateTime<Utc>) -> Result<ParsedRow, RowError> {
         .ok_or(RowError::InvalidResult)?;
     let reported_at = row
         .reported_at
+        .as_deref()
+        .and_then(|raw| DateTime::parse_from_rfc3339(raw).ok())
+        .map(|at| at.with_timezone(&Utc))
         .filter(|at| *at <= now + reporting_clock_skew())
         .ok_or(RowError::InvalidReportedAt)?;
     Ok(ParsedRow {
@@ -153,7 +159,7 @@ async fn apply_row(
         let Some(tube) = store.tube(&row.tube, ctx.at).await? else {
             return Ok(RowOutcome::Rejected(RowError::UnknownTube));
         };
-        if row.reported_at < tube.opened_at {
+        if !reported_since_opening(row.reported_at, tube.opened_at) {
             return Ok(RowOutcome::Rejected(RowError::InvalidReportedAt));
         }
         match judge_result(tube.result, row.result) {

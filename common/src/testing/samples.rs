@@ -41,6 +41,7 @@ fn refusal(refusal: TubeRefusal) -> AppError {
             tube_kind: kind.as_str(),
         },
         TubeRefusal::Closed => AppError::TubeClosed,
+        TubeRefusal::AtAnotherSite => AppError::TubeAtAnotherSite,
         TubeRefusal::PoolingNotAllowed => AppError::PoolingNotAllowed,
     }
 }
@@ -74,7 +75,7 @@ pub async fn register(
     // capacity (plus the read that finds it full) every attempt ends.
     for _ in 0..=TubeKind::MAX_CAPACITY + 1 {
         let state = store.tube_state(&tube, ctx.at).await?;
-        let admission = match admit(state, requested, scanned.colour) {
+        let admission = match admit(state, checkpoint.site, requested, scanned.colour) {
             Ok(admission) => admission,
             Err(refused) => {
                 // A retry of a registration that filled or closed the tube answers as before.

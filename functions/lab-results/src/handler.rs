@@ -147,6 +147,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_report_at_the_registrations_own_second_is_stored() {
+        use chrono::Timelike;
+        let services = fresh_services().await;
+        let keys = test_key_ring();
+        // The tube is opened 0.734 s into a second; the registration shows the whole second.
+        let sampled = Utc::now().with_nanosecond(734_000_000).unwrap();
+        let binding = active_relative(&services, EVENT_GUARDIAN, sampled).await;
+        let tube = fresh_tube();
+        let registered = register_sample_at(&services, &keys, &binding, &tube, None, sampled)
+            .await
+            .unwrap();
+        let shown = kincode_common::error::rfc3339(registered.sample.sampled_at);
+        assert!(!shown.contains('.'), "whole seconds: {shown}");
+        // The lab reports exactly what it was shown (as the contract's link does).
+        let rows = json!([{ "tube_id": tube, "result": "negative", "reported_at": shown }]);
+        let (status, body) = call(&services, batch(rows), sampled).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(row_outcomes(&body), ["stored"]);
+        // A second before it is still before the sample.
+        let earlier = kincode_common::error::rfc3339(sampled - Duration::seconds(1));
+        let other = fresh_tube();
+        register_sample_at(&services, &keys, &binding, &other, None, sampled)
+            .await
+            .unwrap();
+        let rows = json!([{ "tube_id": other, "result": "negative", "reported_at": earlier }]);
+        let (_, body) = call(&services, batch(rows), sampled).await;
+        assert_eq!(row_outcomes(&body), ["invalid_reported_at"]);
+    }
+
+    #[tokio::test]
+    async fn a_reported_at_that_is_no_rfc_3339_time_is_invalid_reported_at() {
+        let services = fresh_services().await;
+        let now = Utc::now();
+        let tube = fresh_tube();
+        let rows = json!([
+            { "tube_id": tube, "result": "negative", "reported_at": "yesterday" },
+            { "tube_id": tube, "result": "negative", "reported_at": "2026-13-01T00:00:00Z" },
+            { "tube_id": tube, "result": "negative", "reported_at": "2026-11-28T09:30:00" },
+            { "tube_id": tube, "result": "negative", "reported_at": "" },
+            { "tube_id": tube, "result": "negative", "reported_at": null },
+            // A field of the wrong type is the row's shape, not a time.
+            { "tube_id": tube, "result": "negative", "reported_at": 1_764_322_200 },
+        ]);
+        let (status, body) = call(&services, batch(rows), now).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            row_outcomes(&body),
+            [
+                "invalid_reported_at",
+                "invalid_reported_at",
+                "invalid_reported_at",
+                "invalid_reported_at",
+                "invalid_reported_at",
+                "malformed_row"
+            ]
+        );
+        assert_eq!(body["results"][0]["error"]["message"], "报告时间不正确");
+    }
+
+    #[tokio::test]
     async fn a_pooled_positive_is_yellow_until_single_re_tests_answer() {
         let services = fresh_services().await;
         let keys = test_key_ring();

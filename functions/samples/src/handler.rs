@@ -336,6 +336,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tube_opened_at_one_site_refuses_every_other_site_and_nothing_is_written() {
+        let services = fresh_services().await;
+        let keys = test_key_ring();
+        let now = Utc::now();
+        let a = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let b = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let tube = fresh_tube();
+        let token = online(&services, &keys, &a, now).await;
+        let (status, body) = call(
+            &services,
+            &keys,
+            sample_event(&token, &tube, Some("pooled_10")),
+            now,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+
+        // Another site's staff scan someone else into the same barcode: refused, nothing
+        // written (no place, no test, no audit record, the tube still holds one).
+        let items = all_items(&services).await.len();
+        let token = online(&services, &keys, &b, now).await;
+        let elsewhere = sample_event(&token, &tube, None)
+            .with_claim("site_id", Some("XA-BL-0001"))
+            .with_claim("site_name", Some("碑林区南院门街道核酸采样点"));
+        let (status, body) = call(&services, &keys, elsewhere, now).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (409, Some("tube_at_another_site")),
+            "{body}"
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "该试管已在其他采样点使用,请更换新试管"
+        );
+        assert_eq!(all_items(&services).await.len(), items, "nothing written");
+        let record = services
+            .store
+            .tube(
+                &kincode_common::domain::testing::TubeId::parse(&tube).unwrap(),
+                now,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.filled, 1);
+
+        // The site that opened it goes on filling it.
+        let (status, body) = call(&services, &keys, sample_event(&token, &tube, None), now).await;
+        assert_eq!((status, body["filled"].as_u64()), (201, Some(2)), "{body}");
+    }
+
+    #[tokio::test]
     async fn reported_tubes_are_closed_and_yellow_or_red_codes_go_alone() {
         let services = fresh_services().await;
         let keys = test_key_ring();
