@@ -263,7 +263,9 @@ async fn bind_under_faults() {
 async fn verification_under_faults() {
     let api = start_local_api();
     let faults = FaultSwitch::of(&api);
-    for case in cases(&["TransactWriteItems"]) {
+    // A start reserves its attempt (a transaction), then records the session (an update); a
+    // completion counts its query (an update), then records the outcome (a transaction).
+    for case in cases(&["TransactWriteItems", "UpdateItem"]) {
         let me = guardian();
         let id = bound(&api, &me, false).await;
         let start = async || {
@@ -471,7 +473,8 @@ async fn lab_results_under_faults() {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{registered}");
-        let rows = json!({"rows": [{"tube_id": tube, "result": "negative", "reported_at": chrono::Utc::now()}]});
+        // The lab reports at the second the registration showed.
+        let rows = json!({"rows": [{"tube_id": tube, "result": "negative", "reported_at": registered["sampled_at"]}]});
         let report = async || {
             api.call_with(
                 Method::POST,
