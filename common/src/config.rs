@@ -38,7 +38,10 @@ pub enum ConfigError {
     #[error("{0} is not set")]
     Missing(&'static str),
     #[error("{variable} names the secret `{name}`, which could not be read")]
-    MissingSecret { variable: &'static str, name: String },
+    MissingSecret {
+        variable: &'static str,
+        name: String,
+    },
     #[error("reading the secret `{name}` from Secrets Manager failed: {reason}")]
     SecretUnavailable { name: String, reason: String },
     #[error("the secret named by {0} is not JSON of the expected shape")]
@@ -211,14 +214,15 @@ impl Config {
             face_verifier,
             ..
         } = Bootstrap::from_lookup(&lookup)?;
-        let named_secret = |variable: &'static str| -> Result<Option<Zeroizing<String>>, ConfigError> {
-            let Some(name) = lookup(variable) else {
-                return Ok(None);
+        let named_secret =
+            |variable: &'static str| -> Result<Option<Zeroizing<String>>, ConfigError> {
+                let Some(name) = lookup(variable) else {
+                    return Ok(None);
+                };
+                secret(&name)
+                    .map(|value| Some(Zeroizing::new(value)))
+                    .ok_or(ConfigError::MissingSecret { variable, name })
             };
-            secret(&name)
-                .map(|value| Some(Zeroizing::new(value)))
-                .ok_or(ConfigError::MissingSecret { variable, name })
-        };
         let result_retention_days = match lookup("KINCODE_RESULT_RETENTION_DAYS") {
             None => DEFAULT_RESULT_RETENTION_DAYS,
             Some(raw) => raw
@@ -502,10 +506,7 @@ mod tests {
     #[test]
     fn bad_data_keys_fail_at_start() {
         let with = |text: String| {
-            Config::from_lookup(
-                env(&base(&[])),
-                secrets(&[("kincode/data-keys", text)]),
-            )
+            Config::from_lookup(env(&base(&[])), secrets(&[("kincode/data-keys", text)]))
         };
         assert!(matches!(
             with(data_keys(KEY, "AAAA")),
@@ -534,7 +535,10 @@ mod tests {
         let signing = base(&[(SIGNING_KEYS_SECRET, "kincode/signing-keys")]);
         assert!(matches!(
             config(&signing),
-            Err(ConfigError::MissingSecret { variable: SIGNING_KEYS_SECRET, .. })
+            Err(ConfigError::MissingSecret {
+                variable: SIGNING_KEYS_SECRET,
+                ..
+            })
         ));
     }
 
@@ -542,7 +546,10 @@ mod tests {
     fn a_function_without_a_secret_is_refused_when_it_asks_for_it() {
         let bare = config(&[("KINCODE_TABLE", "t")]).unwrap();
         assert!(!bare.has_data_keys());
-        assert!(matches!(bare.keys(), Err(ConfigError::Missing(DATA_KEYS_SECRET))));
+        assert!(matches!(
+            bare.keys(),
+            Err(ConfigError::Missing(DATA_KEYS_SECRET))
+        ));
         assert!(matches!(
             bare.signing_keys(),
             Err(ConfigError::Missing(SIGNING_KEYS_SECRET))
@@ -602,9 +609,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.signing_keys().unwrap().signer().kid(), "k1");
-        assert!(config.public_keys().unwrap().verifier(b"k1", chrono::Utc::now()).is_some());
+        assert!(config
+            .public_keys()
+            .unwrap()
+            .verifier(b"k1", chrono::Utc::now())
+            .is_some());
         let shown = format!("{config:?}");
-        assert!(!shown.contains(&seed_config) && !shown.contains(KEY), "{shown}");
+        assert!(
+            !shown.contains(&seed_config) && !shown.contains(KEY),
+            "{shown}"
+        );
         // A seed in the public keys is refused: every verifier reads that secret.
         let leaked = Config::from_lookup(
             env(&base(&[(PUBLIC_KEYS_SECRET, "kincode/public-keys")])),

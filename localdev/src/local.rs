@@ -358,7 +358,11 @@ mod tests {
         for (function, _) in template.functions() {
             let env = local.function_env(&template, &function, &json!({}));
             for value in env.values() {
-                for secret in [&dev.lookup_secret, &dev.data_key, &B64.encode(dev.signing_seed)] {
+                for secret in [
+                    &dev.lookup_secret,
+                    &dev.data_key,
+                    &B64.encode(dev.signing_seed),
+                ] {
                     assert!(!value.contains(secret.as_str()), "{function}");
                 }
             }
@@ -375,10 +379,16 @@ mod tests {
         .unwrap();
         let now = chrono::Utc::now();
         assert_eq!(
-            public.verifier(SIGNING_KID.as_bytes(), now).unwrap().public_key(),
-            ring.verifier(SIGNING_KID.as_bytes(), now).unwrap().public_key()
+            public
+                .verifier(SIGNING_KID.as_bytes(), now)
+                .unwrap()
+                .public_key(),
+            ring.verifier(SIGNING_KID.as_bytes(), now)
+                .unwrap()
+                .public_key()
         );
-        let data: Value = serde_json::from_str(&keys.secret_for("DataKeysSecretName").unwrap()).unwrap();
+        let data: Value =
+            serde_json::from_str(&keys.secret_for("DataKeysSecretName").unwrap()).unwrap();
         assert_eq!(data["lookup_secret"], keys.lookup_secret);
         assert_eq!(keys.secret_for("AlipayKeysSecretName"), None);
     }

@@ -14,8 +14,8 @@ use kincode_localdev::auth::DevAuth;
 use kincode_localdev::emulator::{Emulator, Instances};
 use kincode_localdev::gateway::Gateway;
 use kincode_localdev::local::{overrides, DevKeys, LocalStack};
-use kincode_localdev::{rotate, scheduler};
 use kincode_localdev::template::{RouteAuth, Template};
+use kincode_localdev::{rotate, scheduler};
 
 /// The staff callers the banner prints tokens for: their `sub` and other claims.
 const CHECKPOINT_STAFF: (&str, &[(&str, &str)]) = (

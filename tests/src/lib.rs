@@ -73,7 +73,10 @@ pub fn local_config_trusting(table: &str, endpoint: &str, local_ca: Option<Strin
                 .to_string(),
         ),
         ("test/signing-keys".to_owned(), signing),
-        ("test/public-keys".to_owned(), ring.verification_keys().to_json()),
+        (
+            "test/public-keys".to_owned(),
+            ring.verification_keys().to_json(),
+        ),
     ]);
     let mut vars = HashMap::from([
         ("KINCODE_STAGE", "local".to_owned()),

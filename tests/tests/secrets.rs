@@ -266,7 +266,10 @@ async fn a_rotation_signs_with_the_new_key_and_retires_the_old_one() {
     let cold_start = || async {
         let env = env(&[]);
         let config = load_config(|k| env.get(k).cloned()).await.unwrap();
-        (config.signing_keys().unwrap(), config.public_keys().unwrap())
+        (
+            config.signing_keys().unwrap(),
+            config.public_keys().unwrap(),
+        )
     };
     let t0 = Utc::now() - Duration::days(10);
     // The first rotation makes the first key.

@@ -138,7 +138,10 @@ fn python_refuses_a_code_issued_after_retirement_or_living_too_long() {
     };
     let before = token::encode(&issue(rotated_at), old.signer());
     assert!(python_verify(&jwks, &before).status.success());
-    let after = token::encode(&issue(rotated_at + chrono::Duration::seconds(1)), old.signer());
+    let after = token::encode(
+        &issue(rotated_at + chrono::Duration::seconds(1)),
+        old.signer(),
+    );
     let output = python_verify(&jwks, &after);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("issued after its key was retired"));

@@ -296,7 +296,8 @@ impl VerificationKeys {
             .map(|v| {
                 let mut key = json!({"kid": v.kid, "public": B64.encode(v.public)});
                 if let Some(retired_at) = v.retired_at {
-                    key["retired_at"] = retired_at.to_rfc3339_opts(SecondsFormat::Secs, true).into();
+                    key["retired_at"] =
+                        retired_at.to_rfc3339_opts(SecondsFormat::Secs, true).into();
                 }
                 key
             })
@@ -311,7 +312,11 @@ impl VerificationKeys {
         let mut keys = Self { keys: Vec::new() };
         for key in self.keys.iter().filter(|k| k.is_live(now)) {
             let retired_at = key.retired_at.unwrap_or(now);
-            keys.push(VerificationKey::new(&key.kid, key.public, Some(retired_at))?)?;
+            keys.push(VerificationKey::new(
+                &key.kid,
+                key.public,
+                Some(retired_at),
+            )?)?;
         }
         if self.keys.iter().any(|k| k.kid == next.kid) {
             return Err(KeyRingError::DuplicateKid(next.kid.clone()));
@@ -670,7 +675,9 @@ mod tests {
         let text = public.to_json();
         assert!(!text.contains(&B64.encode(SEED_A)));
         assert!(matches!(
-            VerificationKeys::from_json(&json!({"keys": [{"kid": "a", "seed": B64.encode(SEED_A)}]}).to_string()),
+            VerificationKeys::from_json(
+                &json!({"keys": [{"kid": "a", "seed": B64.encode(SEED_A)}]}).to_string()
+            ),
             Err(KeyRingError::SeedInPublicKeys(_))
         ));
     }
@@ -683,9 +690,17 @@ mod tests {
         let rotated = ring.verification_keys().rotated(&next, at).unwrap();
         // k2025b's codes have all expired by then; k2026a is retired now.
         let keys = rotated.jwks(at);
-        let kids: Vec<_> = keys["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
+        let kids: Vec<_> = keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].clone())
+            .collect();
         assert_eq!(kids, ["k2026a", "k2027a"]);
-        assert_eq!(rotated.verifier(b"k2026a", at).unwrap().retired_at(), Some(at));
+        assert_eq!(
+            rotated.verifier(b"k2026a", at).unwrap().retired_at(),
+            Some(at)
+        );
         assert_eq!(rotated.verifier(b"k2027a", at).unwrap().retired_at(), None);
         assert!(matches!(
             rotated.rotated(&next, at),

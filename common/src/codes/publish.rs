@@ -39,9 +39,10 @@ impl PublishedKeys {
     /// Whether an `If-None-Match` header value names this document (`*`, or a list of tags,
     /// weak ones compared weakly as RFC 9110 says for this header).
     pub fn matches(&self, if_none_match: &str) -> bool {
-        if_none_match.split(',').map(str::trim).any(|tag| {
-            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag.as_str()
-        })
+        if_none_match
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag.as_str())
     }
 }
 

@@ -685,7 +685,10 @@ mod tests {
             SigningKey::from_seed(KID, &SEED).unwrap(),
         );
         let before = KeyRing::from_json(&KeyRing::config_json("k2025b", &[7; 32])).unwrap();
-        let after = before.verification_keys().rotated(&new, rotated_at).unwrap();
+        let after = before
+            .verification_keys()
+            .rotated(&new, rotated_at)
+            .unwrap();
         (old, after)
     }
 
@@ -708,7 +711,11 @@ mod tests {
         );
         let after = claims_at(rotated_at + Duration::seconds(1));
         assert_eq!(
-            decode(&encode(&after, &old), &keys, rotated_at + Duration::seconds(1)),
+            decode(
+                &encode(&after, &old),
+                &keys,
+                rotated_at + Duration::seconds(1)
+            ),
             Err(TokenError::IssuedAfterKeyRetired)
         );
     }
@@ -720,7 +727,8 @@ mod tests {
             (CodeKind::KinOnline, Duration::minutes(5)),
             (CodeKind::KinOffline, Duration::days(7)),
         ] {
-            let mut claims = CodeClaims::issue(BindingId::random(), kind, HealthColour::Green, issued());
+            let mut claims =
+                CodeClaims::issue(BindingId::random(), kind, HealthColour::Green, issued());
             claims.issued_at = issued();
             claims.expires_at = issued() + lifetime;
             assert_eq!(

@@ -91,7 +91,10 @@ mod tests {
         let ring = test_key_ring();
         let response = call_at(&services, &ring, &Default::default(), None, Utc::now()).await;
         assert_eq!(response.headers()["cache-control"], "public, max-age=60");
-        assert!(response.headers()["etag"].to_str().unwrap().starts_with('"'));
+        assert!(response.headers()["etag"]
+            .to_str()
+            .unwrap()
+            .starts_with('"'));
         let (status, body) = status_and_json(&response);
         assert_eq!(status, 200, "{body}");
         let key = &body["keys"][0];

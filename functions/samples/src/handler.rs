@@ -66,8 +66,8 @@ async fn register(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kincode_common::codes::keys::KeyRing;
     use chrono::Duration;
+    use kincode_common::codes::keys::KeyRing;
     use kincode_common::codes::show;
     use kincode_common::domain::binding::Binding;
     use kincode_tests::*;

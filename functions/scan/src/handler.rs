@@ -73,8 +73,8 @@ async fn scan_code(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kincode_common::codes::keys::KeyRing;
     use chrono::Duration;
+    use kincode_common::codes::keys::KeyRing;
     use kincode_common::codes::show;
     use kincode_common::domain::binding::GuardianId;
     use kincode_tests::*;
