@@ -1,17 +1,53 @@
-//! Configuration, read once per cold start from the environment the template sets.
+//! Configuration, read once per cold start: settings and secret *names* from the environment
+//! the template sets, secret values from Secrets Manager (`secrets`), each function fetching
+//! only the secrets its environment names (and its role may read).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use serde::Deserialize;
+use zeroize::Zeroizing;
 
-use crate::codes::keys::{KeyRing, KeyRingError};
+use crate::codes::keys::{KeyRing, KeyRingError, VerificationKeys};
 use crate::crypto::{KeyError, Keys};
 use crate::domain::testing::{DEFAULT_RESULT_RETENTION_DAYS, MAX_RESULT_RETENTION_DAYS};
 use crate::face::alipay::AlipaySettings;
+
+/// The secret holding `lookup_secret` and `data_key` (base64): every function that reads or
+/// writes personal data.
+pub const DATA_KEYS_SECRET: &str = "KINCODE_DATA_KEYS_SECRET";
+/// The secret holding the code signing key ring: render and offline only.
+pub const SIGNING_KEYS_SECRET: &str = "KINCODE_SIGNING_KEYS_SECRET";
+/// The secret holding the public verification keys: the functions that check codes, and the
+/// keys route that publishes them.
+pub const PUBLIC_KEYS_SECRET: &str = "KINCODE_PUBLIC_KEYS_SECRET";
+/// The secret holding the Alipay app's private key and Alipay's public key: verify only.
+pub const ALIPAY_KEYS_SECRET: &str = "KINCODE_ALIPAY_KEYS_SECRET";
+
+/// Variables that once carried secret values: refused, so a value never sits in a function's
+/// configuration again.
+const FORMER_SECRET_VARIABLES: [&str; 5] = [
+    "KINCODE_LOOKUP_SECRET",
+    "KINCODE_DATA_KEY",
+    "KINCODE_SIGNING_KEYS",
+    "KINCODE_ALIPAY_APP_PRIVATE_KEY",
+    "KINCODE_ALIPAY_PUBLIC_KEY",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0} is not set")]
     Missing(&'static str),
+    #[error("{variable} names the secret `{name}`, which could not be read")]
+    MissingSecret {
+        variable: &'static str,
+        name: String,
+    },
+    #[error("reading the secret `{name}` from Secrets Manager failed: {reason}")]
+    SecretUnavailable { name: String, reason: String },
+    #[error("the secret named by {0} is not JSON of the expected shape")]
+    SecretShape(&'static str),
+    #[error("{0} must not be set: secrets come from Secrets Manager, never the environment")]
+    SecretInEnvironment(&'static str),
     #[error("{0} is not valid base64")]
     NotBase64(&'static str),
     #[error("{0}")]
@@ -30,8 +66,8 @@ pub enum ConfigError {
     LocalCaInProduction,
     #[error("{0}")]
     LocalCa(#[from] crate::outbound::TrustError),
-    #[error("KINCODE_SIGNING_KEYS: {0}")]
-    SigningKeys(#[from] KeyRingError),
+    #[error("code keys: {0}")]
+    CodeKeys(#[from] KeyRingError),
     #[error("KINCODE_RESULT_RETENTION_DAYS must be a whole number of days from 1 to {MAX_RESULT_RETENTION_DAYS}, not `{0}`")]
     ResultRetention(String),
 }
@@ -51,6 +87,39 @@ pub enum FaceVerifierKind {
     Alipay(AlipaySettings),
 }
 
+/// The data keys secret: `{"lookup_secret": "<base64>", "data_key": "<base64>"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataKeysDocument {
+    lookup_secret: String,
+    data_key: String,
+}
+
+/// The Alipay keys secret: `{"app_private_key": "…", "alipay_public_key": "…"}` (base64 DER
+/// or PEM).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlipayKeysDocument {
+    app_private_key: String,
+    alipay_public_key: String,
+}
+
+/// A secret's text, shown by `Debug` as redacted and wiped when dropped.
+#[derive(Clone)]
+struct SecretText(Zeroizing<String>);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone)]
+struct DataKeys {
+    lookup_secret: Zeroizing<Vec<u8>>,
+    data_key: Zeroizing<Vec<u8>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub stage: Stage,
@@ -60,35 +129,100 @@ pub struct Config {
     /// A PEM file of the CA a local stack's TLS certificate is signed by, trusted beside
     /// Mozilla's roots (`outbound`); local stage only.
     pub local_ca_file: Option<String>,
-    lookup_secret: Vec<u8>,
-    data_key: Vec<u8>,
+    data_keys: Option<DataKeys>,
     face_verifier: Option<String>,
     alipay: Option<AlipaySettings>,
-    signing_keys: Option<String>,
+    signing_keys: Option<SecretText>,
+    public_keys: Option<String>,
     offline_bucket: Option<String>,
     /// How long sample registrations and results are kept (days).
     pub result_retention_days: u32,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+impl std::fmt::Debug for DataKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKeys(<redacted>)")
     }
+}
 
-    /// `lookup` gives a variable's value; split out so the rules are testable without touching
-    /// the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let require = |name: &'static str| lookup(name).ok_or(ConfigError::Missing(name));
-        let secret = |name: &'static str| {
-            B64.decode(require(name)?.trim())
-                .map_err(|_| ConfigError::NotBase64(name))
-        };
+/// What a cold start reads before any secret: where AWS is, and which secrets to fetch.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub stage: Stage,
+    /// Endpoint of a local AWS stack (moto); `None` means the real AWS endpoints.
+    pub aws_endpoint: Option<String>,
+    /// A local stack's CA (local stage only).
+    pub local_ca_file: Option<String>,
+    /// The secrets the environment names, with the variable naming each. The Alipay keys only
+    /// with the Alipay verifier.
+    pub secrets: Vec<(&'static str, String)>,
+    face_verifier: Option<String>,
+}
+
+impl Bootstrap {
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         // Unset means production: a forgotten variable must not loosen anything.
         let stage = match lookup("KINCODE_STAGE").as_deref() {
             None | Some("production") => Stage::Production,
             Some("local") => Stage::Local,
             Some(other) => return Err(ConfigError::UnknownStage(other.into())),
         };
+        if let Some(variable) = FORMER_SECRET_VARIABLES
+            .into_iter()
+            .find(|v| lookup(v).is_some())
+        {
+            return Err(ConfigError::SecretInEnvironment(variable));
+        }
+        let aws_endpoint = lookup("KINCODE_AWS_ENDPOINT");
+        if stage == Stage::Production && aws_endpoint.is_some() {
+            return Err(ConfigError::LocalEndpointInProduction);
+        }
+        let local_ca_file = lookup("KINCODE_LOCAL_CA_FILE");
+        if stage == Stage::Production && local_ca_file.is_some() {
+            return Err(ConfigError::LocalCaInProduction);
+        }
+        let face_verifier = lookup("KINCODE_FACE_VERIFIER");
+        let alipay = face_verifier.as_deref() == Some("alipay");
+        let secrets = [DATA_KEYS_SECRET, SIGNING_KEYS_SECRET, PUBLIC_KEYS_SECRET]
+            .into_iter()
+            .chain(alipay.then_some(ALIPAY_KEYS_SECRET))
+            .filter_map(|variable| Some((variable, lookup(variable)?)))
+            .collect();
+        Ok(Self {
+            stage,
+            aws_endpoint,
+            local_ca_file,
+            secrets,
+            face_verifier,
+        })
+    }
+}
+
+impl Config {
+    /// `lookup` gives a variable's value, `secret` a named secret's (already fetched); split
+    /// out so the rules are testable without the process environment or Secrets Manager. A
+    /// secret the environment names but `secret` does not have is refused.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        secret: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let require = |name: &'static str| lookup(name).ok_or(ConfigError::Missing(name));
+        let Bootstrap {
+            stage,
+            aws_endpoint,
+            local_ca_file,
+            face_verifier,
+            ..
+        } = Bootstrap::from_lookup(&lookup)?;
+        let named_secret =
+            |variable: &'static str| -> Result<Option<Zeroizing<String>>, ConfigError> {
+                let Some(name) = lookup(variable) else {
+                    return Ok(None);
+                };
+                secret(&name)
+                    .map(|value| Some(Zeroizing::new(value)))
+                    .ok_or(ConfigError::MissingSecret { variable, name })
+            };
         let result_retention_days = match lookup("KINCODE_RESULT_RETENTION_DAYS") {
             None => DEFAULT_RESULT_RETENTION_DAYS,
             Some(raw) => raw
@@ -98,52 +232,98 @@ impl Config {
                 .filter(|days| (1..=MAX_RESULT_RETENTION_DAYS).contains(days))
                 .ok_or(ConfigError::ResultRetention(raw))?,
         };
-        let aws_endpoint = lookup("KINCODE_AWS_ENDPOINT");
-        if stage == Stage::Production && aws_endpoint.is_some() {
-            return Err(ConfigError::LocalEndpointInProduction);
-        }
-        let local_ca_file = lookup("KINCODE_LOCAL_CA_FILE");
-        if stage == Stage::Production && local_ca_file.is_some() {
-            return Err(ConfigError::LocalCaInProduction);
-        }
+        let data_keys = match named_secret(DATA_KEYS_SECRET)? {
+            None => None,
+            Some(text) => {
+                let document: DataKeysDocument = serde_json::from_str(&text)
+                    .map_err(|_| ConfigError::SecretShape(DATA_KEYS_SECRET))?;
+                let document = (
+                    Zeroizing::new(document.lookup_secret),
+                    Zeroizing::new(document.data_key),
+                );
+                let decode = |value: &str, what: &'static str| {
+                    B64.decode(value.trim())
+                        .map(Zeroizing::new)
+                        .map_err(|_| ConfigError::NotBase64(what))
+                };
+                let keys = DataKeys {
+                    lookup_secret: decode(&document.0, "lookup_secret")?,
+                    data_key: decode(&document.1, "data_key")?,
+                };
+                Keys::new(&keys.lookup_secret, &keys.data_key)?;
+                Some(keys)
+            }
+        };
+        let alipay = match face_verifier.as_deref() {
+            Some("alipay") => {
+                let text = named_secret(ALIPAY_KEYS_SECRET)?
+                    .ok_or(ConfigError::Missing(ALIPAY_KEYS_SECRET))?;
+                let keys: AlipayKeysDocument = serde_json::from_str(&text)
+                    .map_err(|_| ConfigError::SecretShape(ALIPAY_KEYS_SECRET))?;
+                Some(AlipaySettings {
+                    gateway: require("KINCODE_ALIPAY_GATEWAY")?,
+                    app_id: require("KINCODE_ALIPAY_APP_ID")?,
+                    app_private_key: keys.app_private_key,
+                    alipay_public_key: keys.alipay_public_key,
+                    return_url: require("KINCODE_ALIPAY_RETURN_URL")?,
+                })
+            }
+            _ => None,
+        };
         let config = Self {
             stage,
             table: require("KINCODE_TABLE")?,
             aws_endpoint,
             local_ca_file,
-            lookup_secret: secret("KINCODE_LOOKUP_SECRET")?,
-            data_key: secret("KINCODE_DATA_KEY")?,
-            face_verifier: lookup("KINCODE_FACE_VERIFIER"),
-            alipay: match lookup("KINCODE_FACE_VERIFIER").as_deref() {
-                Some("alipay") => Some(AlipaySettings {
-                    gateway: require("KINCODE_ALIPAY_GATEWAY")?,
-                    app_id: require("KINCODE_ALIPAY_APP_ID")?,
-                    app_private_key: require("KINCODE_ALIPAY_APP_PRIVATE_KEY")?,
-                    alipay_public_key: require("KINCODE_ALIPAY_PUBLIC_KEY")?,
-                    return_url: require("KINCODE_ALIPAY_RETURN_URL")?,
-                }),
-                _ => None,
-            },
-            signing_keys: lookup("KINCODE_SIGNING_KEYS"),
+            data_keys,
+            face_verifier,
+            alipay,
+            signing_keys: named_secret(SIGNING_KEYS_SECRET)?.map(SecretText),
+            public_keys: named_secret(PUBLIC_KEYS_SECRET)?.map(|text| text.to_string()),
             offline_bucket: lookup("KINCODE_OFFLINE_BUCKET"),
             result_retention_days,
         };
-        config.keys()?;
+        // Malformed code keys fail the cold start, not the first request.
+        if config.signing_keys.is_some() {
+            config.signing_keys()?;
+        }
+        if config.public_keys.is_some() {
+            config.public_keys()?;
+        }
         Ok(config)
     }
 
-    pub fn keys(&self) -> Result<Keys, KeyError> {
-        Keys::new(&self.lookup_secret, &self.data_key)
+    /// The keys for personal data; only the functions that read or write it are given them.
+    pub fn keys(&self) -> Result<Keys, ConfigError> {
+        let keys = self
+            .data_keys
+            .as_ref()
+            .ok_or(ConfigError::Missing(DATA_KEYS_SECRET))?;
+        Ok(Keys::new(&keys.lookup_secret, &keys.data_key)?)
     }
 
-    /// The code signing and verification keys; only the functions that make or check codes
-    /// ask, and they fail their cold start without them.
+    /// Whether the data keys were given (functions that hold no personal data go without).
+    pub fn has_data_keys(&self) -> bool {
+        self.data_keys.is_some()
+    }
+
+    /// The code signing key ring; only the functions that make codes ask, and they fail their
+    /// cold start without it.
     pub fn signing_keys(&self) -> Result<KeyRing, ConfigError> {
         let text = self
             .signing_keys
+            .as_ref()
+            .ok_or(ConfigError::Missing(SIGNING_KEYS_SECRET))?;
+        Ok(KeyRing::from_json(&text.0)?)
+    }
+
+    /// The public verification keys; only the functions that check or publish codes ask.
+    pub fn public_keys(&self) -> Result<VerificationKeys, ConfigError> {
+        let text = self
+            .public_keys
             .as_deref()
-            .ok_or(ConfigError::Missing("KINCODE_SIGNING_KEYS"))?;
-        Ok(KeyRing::from_json(text)?)
+            .ok_or(ConfigError::Missing(PUBLIC_KEYS_SECRET))?;
+        Ok(VerificationKeys::from_json(text)?)
     }
 
     /// The bucket of offline card images.
@@ -191,21 +371,40 @@ mod tests {
 
     const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
+    fn data_keys(lookup_secret: &str, data_key: &str) -> String {
+        serde_json::json!({"lookup_secret": lookup_secret, "data_key": data_key}).to_string()
+    }
+
+    /// The secrets of the store, by name.
+    fn secrets(extra: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+        let mut map = HashMap::from([
+            ("kincode/data-keys".to_owned(), data_keys(KEY, KEY)),
+            (
+                "kincode/alipay-keys".to_owned(),
+                serde_json::json!({"app_private_key": "MIIE…", "alipay_public_key": "MIIB…"})
+                    .to_string(),
+            ),
+        ]);
+        map.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        move |k| map.get(k).cloned()
+    }
+
     fn base<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut v = vec![
             ("KINCODE_TABLE", "kincode"),
-            ("KINCODE_LOOKUP_SECRET", KEY),
-            ("KINCODE_DATA_KEY", KEY),
+            (DATA_KEYS_SECRET, "kincode/data-keys"),
         ];
         v.extend_from_slice(extra);
         v
     }
 
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(env(vars), secrets(&[]))
+    }
+
     #[test]
     fn production_is_the_default_and_refuses_the_simulator() {
-        let config =
-            Config::from_lookup(env(&base(&[("KINCODE_FACE_VERIFIER", "local-simulator")])))
-                .unwrap();
+        let config = config(&base(&[("KINCODE_FACE_VERIFIER", "local-simulator")])).unwrap();
         assert_eq!(config.stage, Stage::Production);
         assert!(matches!(
             config.face_verifier(),
@@ -215,11 +414,11 @@ mod tests {
 
     #[test]
     fn local_stage_allows_the_simulator_and_a_local_endpoint() {
-        let config = Config::from_lookup(env(&base(&[
+        let config = config(&base(&[
             ("KINCODE_STAGE", "local"),
             ("KINCODE_FACE_VERIFIER", "local-simulator"),
             ("KINCODE_AWS_ENDPOINT", "http://127.0.0.1:5000"),
-        ])))
+        ]))
         .unwrap();
         assert!(matches!(
             config.face_verifier().unwrap(),
@@ -232,8 +431,7 @@ mod tests {
             ("KINCODE_FACE_VERIFIER", "alipay"),
             ("KINCODE_ALIPAY_GATEWAY", gateway),
             ("KINCODE_ALIPAY_APP_ID", "2021000000000001"),
-            ("KINCODE_ALIPAY_APP_PRIVATE_KEY", "MIIE…"),
-            ("KINCODE_ALIPAY_PUBLIC_KEY", "MIIB…"),
+            (ALIPAY_KEYS_SECRET, "kincode/alipay-keys"),
             (
                 "KINCODE_ALIPAY_RETURN_URL",
                 "alipays://platformapi/startapp?appId=1",
@@ -243,42 +441,39 @@ mod tests {
 
     #[test]
     fn production_takes_alipay_over_https_only_and_all_its_settings() {
-        let config =
-            Config::from_lookup(env(&alipay("https://openapi.alipay.com/gateway.do"))).unwrap();
+        let config = config(&alipay("https://openapi.alipay.com/gateway.do")).unwrap();
         let Ok(FaceVerifierKind::Alipay(settings)) = config.face_verifier() else {
             panic!("alipay")
         };
         assert_eq!(settings.app_id, "2021000000000001");
+        assert_eq!(settings.app_private_key, "MIIE…");
         assert!(
             !format!("{settings:?}").contains("MIIE"),
             "keys stay out of Debug"
         );
-        let plain = Config::from_lookup(env(&alipay("http://127.0.0.1:9/gateway.do"))).unwrap();
+        let plain = super::tests::config(&alipay("http://127.0.0.1:9/gateway.do")).unwrap();
         assert!(matches!(
             plain.face_verifier(),
             Err(ConfigError::InsecureAlipayGateway)
         ));
         let mut missing = alipay("https://openapi.alipay.com/gateway.do");
-        missing.retain(|(k, _)| *k != "KINCODE_ALIPAY_PUBLIC_KEY");
+        missing.retain(|(k, _)| *k != ALIPAY_KEYS_SECRET);
         assert!(matches!(
-            Config::from_lookup(env(&missing)),
-            Err(ConfigError::Missing("KINCODE_ALIPAY_PUBLIC_KEY"))
+            super::tests::config(&missing),
+            Err(ConfigError::Missing(ALIPAY_KEYS_SECRET))
         ));
         // The local stage may use a plain-HTTP stand-in.
         let mut local = alipay("http://127.0.0.1:9/gateway.do");
         local.push(("KINCODE_STAGE", "local"));
         assert!(matches!(
-            Config::from_lookup(env(&local)).unwrap().face_verifier(),
+            super::tests::config(&local).unwrap().face_verifier(),
             Ok(FaceVerifierKind::Alipay(_))
         ));
     }
 
     #[test]
     fn production_refuses_a_local_endpoint() {
-        let err = Config::from_lookup(env(&base(&[(
-            "KINCODE_AWS_ENDPOINT",
-            "http://127.0.0.1:1",
-        )])));
+        let err = config(&base(&[("KINCODE_AWS_ENDPOINT", "http://127.0.0.1:1")]));
         assert!(matches!(err, Err(ConfigError::LocalEndpointInProduction)));
     }
 
@@ -286,48 +481,156 @@ mod tests {
     fn only_the_local_stage_trusts_a_local_ca() {
         let ca = ("KINCODE_LOCAL_CA_FILE", "/tmp/ca.pem");
         assert!(matches!(
-            Config::from_lookup(env(&base(&[ca]))),
+            config(&base(&[ca])),
             Err(ConfigError::LocalCaInProduction)
         ));
-        let local = Config::from_lookup(env(&base(&[ca, ("KINCODE_STAGE", "local")]))).unwrap();
+        let local = config(&base(&[ca, ("KINCODE_STAGE", "local")])).unwrap();
         assert_eq!(local.local_ca_file.as_deref(), Some("/tmp/ca.pem"));
     }
 
     #[test]
     fn result_retention_defaults_and_is_bounded() {
-        let default = Config::from_lookup(env(&base(&[]))).unwrap();
+        let default = config(&base(&[])).unwrap();
         assert_eq!(default.result_retention_days, DEFAULT_RESULT_RETENTION_DAYS);
         let set = base(&[("KINCODE_RESULT_RETENTION_DAYS", "30")]);
-        assert_eq!(
-            Config::from_lookup(env(&set))
-                .unwrap()
-                .result_retention_days,
-            30
-        );
+        assert_eq!(config(&set).unwrap().result_retention_days, 30);
         for bad in ["0", "366", "two weeks", "-1"] {
             let vars = base(&[("KINCODE_RESULT_RETENTION_DAYS", bad)]);
             assert!(matches!(
-                Config::from_lookup(env(&vars)),
+                config(&vars),
                 Err(ConfigError::ResultRetention(_))
             ));
         }
     }
 
     #[test]
-    fn missing_or_bad_keys_fail_at_start() {
+    fn bad_data_keys_fail_at_start() {
+        let with = |text: String| {
+            Config::from_lookup(env(&base(&[])), secrets(&[("kincode/data-keys", text)]))
+        };
         assert!(matches!(
-            Config::from_lookup(env(&[("KINCODE_TABLE", "t")])),
-            Err(ConfigError::Missing("KINCODE_LOOKUP_SECRET"))
-        ));
-        let short = base(&[("KINCODE_DATA_KEY", "AAAA")]);
-        assert!(matches!(
-            Config::from_lookup(env(&short)),
+            with(data_keys(KEY, "AAAA")),
             Err(ConfigError::Key(_))
         ));
-        let junk = base(&[("KINCODE_LOOKUP_SECRET", "%%%")]);
         assert!(matches!(
-            Config::from_lookup(env(&junk)),
-            Err(ConfigError::NotBase64(_))
+            with(data_keys("%%%", KEY)),
+            Err(ConfigError::NotBase64("lookup_secret"))
+        ));
+        let shape = with(format!("{{\"lookup_secret\": \"{KEY}\"}}")).unwrap_err();
+        assert!(matches!(shape, ConfigError::SecretShape(DATA_KEYS_SECRET)));
+        assert!(!shape.to_string().contains(KEY), "{shape}");
+    }
+
+    #[test]
+    fn a_named_secret_that_is_missing_is_refused_clearly() {
+        let missing = Config::from_lookup(env(&base(&[])), |_| None).unwrap_err();
+        assert!(matches!(
+            &missing,
+            ConfigError::MissingSecret { variable: DATA_KEYS_SECRET, name } if name == "kincode/data-keys"
+        ));
+        assert_eq!(
+            missing.to_string(),
+            "KINCODE_DATA_KEYS_SECRET names the secret `kincode/data-keys`, which could not be read"
+        );
+        let signing = base(&[(SIGNING_KEYS_SECRET, "kincode/signing-keys")]);
+        assert!(matches!(
+            config(&signing),
+            Err(ConfigError::MissingSecret {
+                variable: SIGNING_KEYS_SECRET,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_function_without_a_secret_is_refused_when_it_asks_for_it() {
+        let bare = config(&[("KINCODE_TABLE", "t")]).unwrap();
+        assert!(!bare.has_data_keys());
+        assert!(matches!(
+            bare.keys(),
+            Err(ConfigError::Missing(DATA_KEYS_SECRET))
+        ));
+        assert!(matches!(
+            bare.signing_keys(),
+            Err(ConfigError::Missing(SIGNING_KEYS_SECRET))
+        ));
+        assert!(matches!(
+            bare.public_keys(),
+            Err(ConfigError::Missing(PUBLIC_KEYS_SECRET))
+        ));
+    }
+
+    #[test]
+    fn secret_values_in_the_environment_are_refused() {
+        for variable in FORMER_SECRET_VARIABLES {
+            assert!(
+                matches!(
+                    config(&base(&[(variable, KEY)])),
+                    Err(ConfigError::SecretInEnvironment(v)) if v == variable
+                ),
+                "{variable}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_named_secrets_are_fetched_and_alipays_only_for_alipay() {
+        let names = |vars: &[(&str, &str)]| Bootstrap::from_lookup(&env(vars)).unwrap().secrets;
+        assert_eq!(
+            names(&base(&[(PUBLIC_KEYS_SECRET, "kincode/public-keys")])),
+            [
+                (DATA_KEYS_SECRET, "kincode/data-keys".to_owned()),
+                (PUBLIC_KEYS_SECRET, "kincode/public-keys".to_owned())
+            ]
+        );
+        let mut simulator = alipay("https://openapi.alipay.com/gateway.do");
+        simulator.push(("KINCODE_FACE_VERIFIER", "local-simulator"));
+        assert_eq!(names(&simulator).len(), 1);
+        assert_eq!(
+            names(&alipay("https://openapi.alipay.com/gateway.do"))[1],
+            (ALIPAY_KEYS_SECRET, "kincode/alipay-keys".to_owned())
+        );
+    }
+
+    #[test]
+    fn code_keys_come_from_their_secrets_and_stay_out_of_debug() {
+        let ring = KeyRing::generate("k1");
+        let seed_config = KeyRing::config_json("k1", &[3; 32]);
+        let public = ring.verification_keys().to_json();
+        let config = Config::from_lookup(
+            env(&base(&[
+                (SIGNING_KEYS_SECRET, "kincode/signing-keys"),
+                (PUBLIC_KEYS_SECRET, "kincode/public-keys"),
+            ])),
+            secrets(&[
+                ("kincode/signing-keys", seed_config.clone()),
+                ("kincode/public-keys", public),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.signing_keys().unwrap().signer().kid(), "k1");
+        assert!(config
+            .public_keys()
+            .unwrap()
+            .verifier(b"k1", chrono::Utc::now())
+            .is_some());
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains(&seed_config) && !shown.contains(KEY),
+            "{shown}"
+        );
+        // A seed in the public keys is refused: every verifier reads that secret.
+        let leaked = Config::from_lookup(
+            env(&base(&[(PUBLIC_KEYS_SECRET, "kincode/public-keys")])),
+            secrets(&[(
+                "kincode/public-keys",
+                r#"{"keys":[{"kid":"k1","seed":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}"#
+                    .to_owned(),
+            )]),
+        );
+        assert!(matches!(
+            leaked,
+            Err(ConfigError::CodeKeys(KeyRingError::SeedInPublicKeys(_)))
         ));
     }
 }

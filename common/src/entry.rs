@@ -5,19 +5,35 @@ use std::future::Future;
 use lambda_http::{service_fn, Body, Error, Request, Response};
 
 use crate::blobs::BlobStore;
-use crate::codes::keys::KeyRing;
+use crate::codes::keys::{KeyRing, VerificationKeys};
+use crate::config::ConfigError;
 use crate::services::Services;
 
-/// Logging, config and clients, once per execution environment. Leaked on purpose: they live
-/// exactly as long as the process, and handlers borrow them without reference counting.
+/// Logging, config (with the secrets the environment names) and clients, once per execution
+/// environment; the data keys are required. Leaked on purpose: they live exactly as long as
+/// the process, and handlers borrow them without reference counting.
 pub async fn cold_start() -> Result<&'static Services, Error> {
+    let services = cold_start_without_data_keys().await?;
+    services.config.keys()?;
+    Ok(services)
+}
+
+/// A cold start for the functions that touch no personal data (the keys route, the cleanup):
+/// their role cannot read the data keys, and they are not asked for.
+pub async fn cold_start_without_data_keys() -> Result<&'static Services, Error> {
     crate::telemetry::init();
     Ok(Box::leak(Box::new(Services::from_env().await?)))
 }
 
-/// The code signing and verification keys, for the functions that make or check codes.
-pub fn code_keys(services: &Services) -> Result<&'static KeyRing, Error> {
+/// The code signing key, for the functions that make codes (render, offline).
+pub fn signing_keys(services: &Services) -> Result<&'static KeyRing, ConfigError> {
     Ok(Box::leak(Box::new(services.config.signing_keys()?)))
+}
+
+/// The public verification keys, for the functions that check or publish codes (scan,
+/// samples, the keys route): they hold no key that signs.
+pub fn public_keys(services: &Services) -> Result<&'static VerificationKeys, ConfigError> {
+    Ok(Box::leak(Box::new(services.config.public_keys()?)))
 }
 
 /// The offline-card bucket, for the functions that store or remove cards.

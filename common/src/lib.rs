@@ -16,6 +16,7 @@ pub mod face;
 pub mod http;
 pub mod imaging;
 pub mod outbound;
+pub mod secrets;
 pub mod services;
 pub mod store;
 pub mod telemetry;

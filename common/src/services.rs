@@ -1,4 +1,5 @@
-//! What a function needs, built once per cold start: config, keys, the DynamoDB client.
+//! What a function needs, built once per cold start: config (with the secrets it names,
+//! from Secrets Manager), keys, the DynamoDB client.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use aws_config::{BehaviorVersion, ConfigLoader};
 use rustls::pki_types::CertificateDer;
 
 use crate::blobs::BlobStore;
-use crate::config::{Config, ConfigError, Stage};
+use crate::config::{Bootstrap, Config, ConfigError, Stage};
 use crate::outbound::{self, sdk_http_client};
 use crate::store::Store;
 
@@ -43,16 +44,44 @@ pub fn aws_config_loader(stage: Stage, extra_roots: &[CertificateDer<'static>]) 
         .retry_config(RetryConfig::standard().with_max_attempts(3))
 }
 
-async fn sdk_config(config: &Config) -> Result<aws_config::SdkConfig, ConfigError> {
-    let extra_roots = match &config.local_ca_file {
+async fn sdk_config(
+    stage: Stage,
+    local_ca_file: Option<&str>,
+) -> Result<aws_config::SdkConfig, ConfigError> {
+    let extra_roots = match local_ca_file {
         Some(path) => outbound::pem_certificates(path)?,
         None => Vec::new(),
     };
-    Ok(aws_config_loader(config.stage, &extra_roots).load().await)
+    Ok(aws_config_loader(stage, &extra_roots).load().await)
+}
+
+/// The Secrets Manager client of a cold start, made the way the other clients are.
+pub async fn secretsmanager_client(
+    bootstrap: &Bootstrap,
+) -> Result<aws_sdk_secretsmanager::Client, ConfigError> {
+    let shared = sdk_config(bootstrap.stage, bootstrap.local_ca_file.as_deref()).await?;
+    let mut builder = aws_sdk_secretsmanager::config::Builder::from(&shared);
+    if let Some(endpoint) = &bootstrap.aws_endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Ok(aws_sdk_secretsmanager::Client::from_conf(builder.build()))
+}
+
+/// The configuration of the environment `lookup`, with the secrets it names read from
+/// Secrets Manager (none named: no client is made, no call is sent).
+pub async fn load_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let bootstrap = Bootstrap::from_lookup(&lookup)?;
+    let fetched = if bootstrap.secrets.is_empty() {
+        Default::default()
+    } else {
+        let client = secretsmanager_client(&bootstrap).await?;
+        crate::secrets::fetch(&client, &bootstrap.secrets).await?
+    };
+    Config::from_lookup(lookup, |name| fetched.get(name).cloned())
 }
 
 pub async fn dynamodb_client(config: &Config) -> Result<aws_sdk_dynamodb::Client, ConfigError> {
-    let shared = sdk_config(config).await?;
+    let shared = sdk_config(config.stage, config.local_ca_file.as_deref()).await?;
     let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared);
     if let Some(endpoint) = &config.aws_endpoint {
         builder = builder.endpoint_url(endpoint);
@@ -62,7 +91,7 @@ pub async fn dynamodb_client(config: &Config) -> Result<aws_sdk_dynamodb::Client
 
 /// The S3 client of the offline-card bucket; path-style on a local stack (moto).
 pub async fn s3_client(config: &Config) -> Result<aws_sdk_s3::Client, ConfigError> {
-    let shared = sdk_config(config).await?;
+    let shared = sdk_config(config.stage, config.local_ca_file.as_deref()).await?;
     let mut builder = aws_sdk_s3::config::Builder::from(&shared);
     if let Some(endpoint) = &config.aws_endpoint {
         builder = builder.endpoint_url(endpoint).force_path_style(true);
@@ -72,7 +101,8 @@ pub async fn s3_client(config: &Config) -> Result<aws_sdk_s3::Client, ConfigErro
 
 impl Services {
     pub async fn from_env() -> Result<Self, ConfigError> {
-        Self::from_config(Config::from_env()?).await
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::from_config(load_config(env).await?).await
     }
 
     pub async fn from_config(config: Config) -> Result<Self, ConfigError> {
@@ -88,8 +118,15 @@ impl Services {
         ))
     }
 
+    /// The store holds the data keys when the function was given them: the keys route and
+    /// the cleanup touch no personal data and go without.
     pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Result<Self, ConfigError> {
-        let store = Store::new(dynamodb, config.table.clone(), config.keys()?)
+        let keys = if config.has_data_keys() {
+            Some(config.keys()?)
+        } else {
+            None
+        };
+        let store = Store::new(dynamodb, config.table.clone(), keys)
             .with_result_retention(chrono::Duration::days(config.result_retention_days.into()));
         Ok(Self { config, store })
     }

@@ -10,5 +10,6 @@ pub mod emulator;
 pub mod gateway;
 pub mod local;
 pub mod provision;
+pub mod rotate;
 pub mod scheduler;
 pub mod template;

@@ -10,7 +10,7 @@ use kincode_common::config::Stage;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::provision::{ensure_buckets, ensure_table};
+use crate::provision::{ensure_buckets, ensure_table, put_secret};
 use crate::template::Template;
 
 /// The AWS client settings of the local tools: the functions' own (`services`), trusting the
@@ -23,6 +23,11 @@ pub fn aws_config_loader() -> aws_config::ConfigLoader {
         Stage::Local,
         local_ca.as_deref().unwrap_or_default(),
     )
+}
+
+/// A Secrets Manager client of the local stack at `endpoint`.
+pub async fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&aws_config_loader().endpoint_url(endpoint).load().await)
 }
 
 /// Key id of the local code signing key.
@@ -109,10 +114,40 @@ impl DevKeys {
             .map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// `KINCODE_SIGNING_KEYS`: a key ring whose only key comes from the signing seed.
+    /// The signing keys secret: a key ring whose only key comes from the signing seed.
     pub fn signing_keys_config(&self) -> String {
         KeyRing::config_json(SIGNING_KID, &self.signing_seed)
     }
+
+    /// The public keys secret: the signing key's public half.
+    pub fn public_keys_config(&self) -> String {
+        KeyRing::from_json(&self.signing_keys_config())
+            .expect("the dev signing keys parse")
+            .verification_keys()
+            .to_json()
+    }
+
+    /// The data keys secret.
+    pub fn data_keys_config(&self) -> String {
+        json!({"lookup_secret": self.lookup_secret, "data_key": self.data_key}).to_string()
+    }
+
+    /// The value of the secret the template parameter `parameter` names, where the dev keys
+    /// have one (the Alipay keys come from the Alipay stand-in, when it runs).
+    pub fn secret_for(&self, parameter: &str) -> Option<String> {
+        match parameter {
+            "DataKeysSecretName" => Some(self.data_keys_config()),
+            "SigningKeysSecretName" => Some(self.signing_keys_config()),
+            "PublicKeysSecretName" => Some(self.public_keys_config()),
+            _ => None,
+        }
+    }
+}
+
+/// The name a template secret has on the local stack: `<prefix>/<its default name>`, so stacks
+/// sharing one local AWS endpoint (a test each) never read each other's.
+pub fn local_secret_name(prefix: &str, name: &str) -> String {
+    format!("{prefix}/{name}")
 }
 
 /// Overrides in `sam local --env-vars` format: `{"Parameters": {..}, "<Function>": {..}}`.
@@ -136,8 +171,8 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
-    /// Provisions `table` and the template's buckets on the local stack at `endpoint` (what
-    /// exists is kept), and points the functions at them with `keys`.
+    /// Provisions `table`, the template's buckets (what exists is kept) and its secrets (written
+    /// from `keys`) on the local stack at `endpoint`, and points the functions at them.
     pub async fn provision(
         template: &Template,
         endpoint: &str,
@@ -155,13 +190,49 @@ impl LocalStack {
         );
         let mut resources = HashMap::from([("Table".to_owned(), table.to_owned())]);
         resources.extend(ensure_buckets(&s3, template, table).await?);
-        Ok(Self {
+        let mut local = Self {
             endpoint: endpoint.to_owned(),
             keys,
             resources,
-        })
+        };
+        local.provision_secrets(template, table).await?;
+        Ok(local)
     }
 
+    /// Writes the dev keys into the template's secrets on the local stack, named after
+    /// `prefix`, and points the functions' secret names at them.
+    pub async fn provision_secrets(
+        &mut self,
+        template: &Template,
+        prefix: &str,
+    ) -> Result<(), String> {
+        for parameter in template.secret_name_parameters() {
+            if let Some(value) = self.keys.secret_for(&parameter) {
+                self.put_secret(template, &parameter, prefix, &value)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `value` into the secret the template parameter `parameter` names (on the local
+    /// stack, under `prefix`), and points the functions' environment at it.
+    pub async fn put_secret(
+        &mut self,
+        template: &Template,
+        parameter: &str,
+        prefix: &str,
+        value: &str,
+    ) -> Result<(), String> {
+        let name = template
+            .parameter_default(parameter)
+            .ok_or_else(|| format!("template parameter {parameter} has no default"))?;
+        let local_name = local_secret_name(prefix, &name);
+        let client = secrets_client(&self.endpoint).await;
+        put_secret(&client, &local_name, value).await?;
+        self.resources.insert(name, local_name);
+        Ok(())
+    }
     /// The template's environment for `function`, with the local stack, its resources, the dev
     /// keys and the local stage in place of what the cloud would resolve, then `extra` overrides.
     pub fn function_env(
@@ -171,25 +242,17 @@ impl LocalStack {
         extra: &Value,
     ) -> HashMap<String, String> {
         let mut env = template.function_environment(function);
-        // `!Ref Table` reads as `Table`: point references at the local stand-ins.
+        // `!Ref Table` reads as `Table`, a secret's name as its default: point references at
+        // the local stand-ins. Only the names the template gives the function, as Lambda gives
+        // a function only its configured environment; it fetches the values itself.
         for value in env.values_mut() {
             if let Some(local) = self.resources.get(value.as_str()) {
                 *value = local.clone();
             }
         }
-        // Only where the template names it, as Lambda gives a function only its configured
-        // environment; the template's value is an unresolved Secrets Manager reference.
-        if let Some(signing_keys) = env.get_mut("KINCODE_SIGNING_KEYS") {
-            *signing_keys = self.keys.signing_keys_config();
-        }
         env.extend([
             ("KINCODE_STAGE".to_owned(), "local".to_owned()),
             ("KINCODE_AWS_ENDPOINT".to_owned(), self.endpoint.clone()),
-            (
-                "KINCODE_LOOKUP_SECRET".to_owned(),
-                self.keys.lookup_secret.clone(),
-            ),
-            ("KINCODE_DATA_KEY".to_owned(), self.keys.data_key.clone()),
             (
                 "KINCODE_FACE_VERIFIER".to_owned(),
                 "local-simulator".to_owned(),
@@ -244,12 +307,24 @@ mod tests {
                     "OfflineCodeBucket".to_owned(),
                     "local-offline-code-bucket".to_owned(),
                 ),
+                (
+                    "kincode/signing-keys".to_owned(),
+                    "local-table/kincode/signing-keys".to_owned(),
+                ),
+                (
+                    "kincode/public-keys".to_owned(),
+                    "local-table/kincode/public-keys".to_owned(),
+                ),
+                (
+                    "kincode/data-keys".to_owned(),
+                    "local-table/kincode/data-keys".to_owned(),
+                ),
             ]),
         }
     }
 
     #[test]
-    fn functions_get_local_resources_and_the_dev_signing_keys_where_named() {
+    fn functions_get_local_resources_and_the_names_of_their_secrets_only() {
         let template = project_template();
         let local = stack(DevKeys::random());
         let offline = local.function_env(&template, "OfflineFunction", &json!({}));
@@ -258,15 +333,64 @@ mod tests {
             "local-offline-code-bucket"
         );
         assert_eq!(offline["KINCODE_TABLE"], "local-table");
-        let ring = KeyRing::from_json(&offline["KINCODE_SIGNING_KEYS"]).unwrap();
-        assert_eq!(ring.signer().kid(), SIGNING_KID);
         assert_eq!(
-            local.function_env(&template, "ScanFunction", &json!({}))["KINCODE_SIGNING_KEYS"],
-            offline["KINCODE_SIGNING_KEYS"]
+            offline["KINCODE_SIGNING_KEYS_SECRET"],
+            "local-table/kincode/signing-keys"
         );
+        assert!(!offline.contains_key("KINCODE_PUBLIC_KEYS_SECRET"));
+        let scan = local.function_env(&template, "ScanFunction", &json!({}));
+        assert_eq!(
+            scan["KINCODE_PUBLIC_KEYS_SECRET"],
+            "local-table/kincode/public-keys"
+        );
+        assert!(!scan.contains_key("KINCODE_SIGNING_KEYS_SECRET"));
+        let keys = local.function_env(&template, "KeysFunction", &json!({}));
+        assert!(!keys.contains_key("KINCODE_DATA_KEYS_SECRET"));
         let bind = local.function_env(&template, "BindFunction", &json!({}));
-        assert!(!bind.contains_key("KINCODE_SIGNING_KEYS"));
+        assert_eq!(
+            bind["KINCODE_DATA_KEYS_SECRET"],
+            "local-table/kincode/data-keys"
+        );
+        assert!(!bind.contains_key("KINCODE_SIGNING_KEYS_SECRET"));
         assert!(!bind.contains_key("KINCODE_OFFLINE_BUCKET"));
+        // No value of a secret is in any function's environment.
+        let dev = &local.keys;
+        for (function, _) in template.functions() {
+            let env = local.function_env(&template, &function, &json!({}));
+            for value in env.values() {
+                for secret in [
+                    &dev.lookup_secret,
+                    &dev.data_key,
+                    &B64.encode(dev.signing_seed),
+                ] {
+                    assert!(!value.contains(secret.as_str()), "{function}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_dev_keys_fill_the_signing_public_and_data_secrets() {
+        let keys = DevKeys::random();
+        let ring = KeyRing::from_json(&keys.secret_for("SigningKeysSecretName").unwrap()).unwrap();
+        let public = kincode_common::codes::keys::VerificationKeys::from_json(
+            &keys.secret_for("PublicKeysSecretName").unwrap(),
+        )
+        .unwrap();
+        let now = chrono::Utc::now();
+        assert_eq!(
+            public
+                .verifier(SIGNING_KID.as_bytes(), now)
+                .unwrap()
+                .public_key(),
+            ring.verifier(SIGNING_KID.as_bytes(), now)
+                .unwrap()
+                .public_key()
+        );
+        let data: Value =
+            serde_json::from_str(&keys.secret_for("DataKeysSecretName").unwrap()).unwrap();
+        assert_eq!(data["lookup_secret"], keys.lookup_secret);
+        assert_eq!(keys.secret_for("AlipayKeysSecretName"), None);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use kincode_localdev::auth::DevAuth;
 use kincode_localdev::emulator::{Emulator, Instances};
 use kincode_localdev::gateway::Gateway;
 use kincode_localdev::local::{overrides, DevKeys, LocalStack};
-use kincode_localdev::scheduler;
 use kincode_localdev::template::{RouteAuth, Template};
+use kincode_localdev::{rotate, scheduler};
 
 /// The staff callers the banner prints tokens for: their `sub` and other claims.
 const CHECKPOINT_STAFF: (&str, &[(&str, &str)]) = (
@@ -30,7 +30,10 @@ const LAB: (&str, &[(&str, &str)]) = ("dev-lab", &[("scope", "kincode/lab")]);
 const AUTHORITY: (&str, &[(&str, &str)]) = ("dev-authority", &[("scope", "kincode/authority")]);
 
 #[derive(Parser)]
-#[command(about = "Serve kincode's API locally through the Lambda Runtime Interface Emulator")]
+#[command(
+    about = "Serve kincode's API locally through the Lambda Runtime Interface Emulator",
+    after_help = "`kincode-local rotate-keys --help`: rotate the code signing key (deployed or local)."
+)]
 struct Args {
     /// The SAM template: routes, functions and their environment.
     #[arg(long, default_value = "template.yaml")]
@@ -70,6 +73,50 @@ struct Args {
     face: FaceChoice,
 }
 
+/// `kincode-local rotate-keys`: rotate the code signing key (deployed or local). A new key
+/// signs; every key that signed until now is retired now and stays published until its codes
+/// have expired (README, "Rotating the code signing key").
+#[derive(Parser)]
+#[command(name = "kincode-local rotate-keys")]
+struct RotateArgs {
+    /// The signing keys secret (render and offline read it).
+    #[arg(long, default_value = "kincode/signing-keys")]
+    signing_secret: String,
+    /// The public keys secret (scan, samples and the keys route read it).
+    #[arg(long, default_value = "kincode/public-keys")]
+    public_secret: String,
+    /// The new key's id (default: `k` and the minute, UTC).
+    #[arg(long)]
+    kid: Option<String>,
+    /// A local AWS stack; without it, the AWS account and region of the environment.
+    #[arg(long)]
+    endpoint: Option<String>,
+}
+
+async fn rotate_keys(args: RotateArgs) -> Result<(), String> {
+    let mut loader = kincode_localdev::local::aws_config_loader();
+    if let Some(endpoint) = &args.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let client = aws_sdk_secretsmanager::Client::new(&loader.load().await);
+    let now = chrono::Utc::now();
+    let kid = args.kid.unwrap_or_else(|| rotate::default_kid(now));
+    let rotated = rotate::rotate_keys(
+        &client,
+        &args.signing_secret,
+        &args.public_secret,
+        &kid,
+        now,
+    )
+    .await?;
+    println!(
+        "rotated: {} signs from now on; published: {}",
+        rotated.new_kid,
+        rotated.published.join(", ")
+    );
+    Ok(())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum FaceChoice {
     LocalSimulator,
@@ -78,8 +125,11 @@ enum FaceChoice {
 
 const STAND_IN_APP_ID: &str = "2021000000000001";
 
-/// Starts the Alipay stand-in and points the verify function's Alipay settings at it.
-async fn alipay_stand_in(extra: &mut serde_json::Value) -> Result<RunningStandIn, String> {
+/// Starts the Alipay stand-in and points the verify function's Alipay settings at it; returns
+/// it with the Alipay keys secret to provision (the app's private key, the stand-in's public).
+async fn alipay_stand_in(
+    extra: &mut serde_json::Value,
+) -> Result<(RunningStandIn, String), String> {
     let (app_private, app_public) = generate_key_pair();
     let stand_in = AlipayStandIn::start(STAND_IN_APP_ID, &app_public).await?;
     set_function_env(
@@ -89,12 +139,15 @@ async fn alipay_stand_in(extra: &mut serde_json::Value) -> Result<RunningStandIn
             "KINCODE_FACE_VERIFIER": "alipay",
             "KINCODE_ALIPAY_GATEWAY": stand_in.gateway(),
             "KINCODE_ALIPAY_APP_ID": STAND_IN_APP_ID,
-            "KINCODE_ALIPAY_APP_PRIVATE_KEY": app_private,
-            "KINCODE_ALIPAY_PUBLIC_KEY": stand_in.alipay_public_key,
             "KINCODE_ALIPAY_RETURN_URL": "alipays://platformapi/startapp?appId=2021000000000001&page=pages/verify/done",
         }),
     );
-    Ok(stand_in)
+    let secret = serde_json::json!({
+        "app_private_key": app_private,
+        "alipay_public_key": stand_in.alipay_public_key,
+    })
+    .to_string();
+    Ok((stand_in, secret))
 }
 
 /// Sets `vars` (an object) in `function`'s `--env-vars` overrides, over the user's own values
@@ -116,7 +169,17 @@ async fn start(args: Args) -> Result<(), String> {
         FaceChoice::AlipayStandIn => Some(alipay_stand_in(&mut extra).await?),
     };
 
-    let local = LocalStack::provision(&template, &args.endpoint, &args.table, keys.clone()).await?;
+    let mut local =
+        LocalStack::provision(&template, &args.endpoint, &args.table, keys.clone()).await?;
+    let stand_in = match stand_in {
+        None => None,
+        Some((stand_in, secret)) => {
+            local
+                .put_secret(&template, "AlipayKeysSecretName", &args.table, &secret)
+                .await?;
+            Some(stand_in)
+        }
+    };
 
     let routes = template.routes();
     let schedules = template.schedules()?;
@@ -254,7 +317,12 @@ async fn start(args: Args) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() {
-    if let Err(e) = start(Args::parse()).await {
+    let done = if std::env::args().nth(1).as_deref() == Some("rotate-keys") {
+        rotate_keys(RotateArgs::parse_from(std::env::args().skip(1))).await
+    } else {
+        start(Args::parse()).await
+    };
+    if let Err(e) = done {
         eprintln!("kincode-local: {e}");
         std::process::exit(1);
     }

@@ -118,6 +118,37 @@ pub async fn ensure_table(
     }
 }
 
+/// Writes `value` as the secret `name`: created, or given a new version if it exists.
+pub async fn put_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
+    let created = client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_exists_exception()) =>
+        {
+            client
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("update secret {name}: {}", DisplayErrorContext(&e)))
+        }
+        Err(e) => Err(format!("create secret {name}: {}", DisplayErrorContext(&e))),
+    }
+}
+
 /// Creates every bucket the template defines, as `<prefix>-<logical id in kebab case>`,
 /// unless it exists. Returns the names by logical id.
 pub async fn ensure_buckets(

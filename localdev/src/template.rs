@@ -211,6 +211,18 @@ impl Template {
             .collect()
     }
 
+    /// The parameters that name a Secrets Manager secret (`…SecretName`).
+    pub fn secret_name_parameters(&self) -> Vec<String> {
+        self.0["Parameters"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, _)| name.as_str())
+            .filter(|name| name.ends_with("SecretName"))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// A template parameter's `Default`, as text.
     pub fn parameter_default(&self, name: &str) -> Option<String> {
         match &self.0["Parameters"][name]["Default"] {

@@ -17,6 +17,7 @@ import json
 import sys
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 
 import base45
 import cbor2
@@ -31,6 +32,8 @@ ALG_EDDSA = -8
 CLAIM_ISS, CLAIM_EXP, CLAIM_IAT, CLAIM_CTI = 1, 4, 6, 7
 CLAIM_BINDING, CLAIM_KIND, CLAIM_COLOUR = -1, -2, -3
 KINDS = {1: "kin_online", 2: "kin_offline"}
+# The longest a code of each kind lives (exp - iat, seconds): 5 minutes online, 7 days offline.
+MAX_LIFETIME = {1: 300, 2: 7 * 24 * 3600}
 COLOURS = {1: "green", 2: "yellow", 3: "red"}
 
 
@@ -43,11 +46,15 @@ def b64url_decode(text):
 
 
 def public_key_for(jwks, kid):
+    """The key and, for a retired one, when it stopped signing (epoch seconds)."""
     for jwk in jwks.get("keys", []):
         if jwk.get("kid") == kid:
             if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
                 raise Rejected(f"key {kid!r} is not an Ed25519 OKP key")
-            return Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
+            retired_at = jwk.get("kincode_retired_at")
+            if retired_at is not None:
+                retired_at = int(datetime.fromisoformat(retired_at.replace("Z", "+00:00")).timestamp())
+            return Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"])), retired_at
     raise Rejected(f"no published key with kid {kid!r}")
 
 
@@ -77,7 +84,7 @@ def verify(token, jwks):
     kid = protected.get(HEADER_KID)
     if not isinstance(kid, bytes):
         raise Rejected("kid missing from the protected header")
-    key = public_key_for(jwks, kid.decode("ascii", errors="replace"))
+    key, retired_at = public_key_for(jwks, kid.decode("ascii", errors="replace"))
 
     # RFC 9052 section 4.4: what was signed, rebuilt from the bytes as received.
     sig_structure = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
@@ -90,6 +97,11 @@ def verify(token, jwks):
     if not isinstance(claims, Mapping):
         raise Rejected("payload is not a claims map")
     try:
+        iat, exp, kind = claims[CLAIM_IAT], claims[CLAIM_EXP], claims[CLAIM_KIND]
+        if exp - iat > MAX_LIFETIME[kind]:
+            raise Rejected(f"lifetime {exp - iat} s is longer than its kind allows")
+        if retired_at is not None and iat > retired_at:
+            raise Rejected("issued after its key was retired")
         return {
             "iss": claims[CLAIM_ISS],
             "iat": claims[CLAIM_IAT],

@@ -63,24 +63,38 @@ pub fn local_config(table: &str, endpoint: &str) -> Config {
 }
 
 /// Like `local_config`, trusting exactly `local_ca` (a PEM file) beside the compiled-in roots.
+/// Every secret is given (as if fetched), so one configuration serves every use case.
 pub fn local_config_trusting(table: &str, endpoint: &str, local_ca: Option<String>) -> Config {
+    use kincode_common::config::{DATA_KEYS_SECRET, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET};
+    let signing = KeyRing::config_json("test-key", &random_seed());
+    let ring = KeyRing::from_json(&signing).expect("a generated ring");
+    let secrets = HashMap::from([
+        (
+            "test/data-keys".to_owned(),
+            serde_json::json!({"lookup_secret": random_key(), "data_key": random_key()})
+                .to_string(),
+        ),
+        ("test/signing-keys".to_owned(), signing),
+        (
+            "test/public-keys".to_owned(),
+            ring.verification_keys().to_json(),
+        ),
+    ]);
     let mut vars = HashMap::from([
         ("KINCODE_STAGE", "local".to_owned()),
         ("KINCODE_TABLE", table.to_owned()),
         ("KINCODE_AWS_ENDPOINT", endpoint.to_owned()),
-        ("KINCODE_LOOKUP_SECRET", random_key()),
-        ("KINCODE_DATA_KEY", random_key()),
+        (DATA_KEYS_SECRET, "test/data-keys".to_owned()),
+        (SIGNING_KEYS_SECRET, "test/signing-keys".to_owned()),
+        (PUBLIC_KEYS_SECRET, "test/public-keys".to_owned()),
         ("KINCODE_FACE_VERIFIER", "local-simulator".to_owned()),
-        (
-            "KINCODE_SIGNING_KEYS",
-            KeyRing::config_json("test-key", &random_seed()),
-        ),
         ("KINCODE_OFFLINE_BUCKET", format!("{table}-cards")),
     ]);
     if let Some(ca) = local_ca {
         vars.insert("KINCODE_LOCAL_CA_FILE", ca);
     }
-    Config::from_lookup(|k| vars.get(k).cloned()).expect("local config")
+    Config::from_lookup(|k| vars.get(k).cloned(), |name| secrets.get(name).cloned())
+        .expect("local config")
 }
 
 /// Services on a table of their own, so tests never see each other's data.

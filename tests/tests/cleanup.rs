@@ -106,7 +106,7 @@ async fn due_items_go_once_and_nothing_else_does() {
         .await
         .unwrap();
     assert_eq!(
-        published["revoked"].as_array().unwrap().len(),
+        published.document["revoked"].as_array().unwrap().len(),
         1,
         "the unbound card is revoked"
     );
@@ -151,7 +151,7 @@ async fn due_items_go_once_and_nothing_else_does() {
     let published = publish::published_keys(&services.store, &keys, later)
         .await
         .unwrap();
-    assert_eq!(published["revoked"].as_array().unwrap().len(), 0);
+    assert_eq!(published.document["revoked"].as_array().unwrap().len(), 0);
 
     // A second run finds nothing; the active binding and its anchor are untouched.
     let again = run(&services, &blobs, 1000, later).await;

@@ -7,6 +7,8 @@
 use std::process::Command;
 
 use hyper::http::{Method, StatusCode};
+use kincode_common::codes::publish;
+use kincode_common::services::Services;
 use kincode_localdev::client::HttpClient;
 use kincode_tests::local_api::*;
 use kincode_tests::*;
@@ -213,10 +215,20 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
         (status, refused["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("code_revoked"))
     );
-    let (_, published) = api
+    // The keys route serves the copy it read for up to 60 s (README): the same document now,
+    // and the revocations it publishes on its next read are the table's.
+    let (_, served) = api
         .call(Method::GET, "/.well-known/kincode-keys", None, None)
         .await;
-    let revoked: Vec<&str> = published["revoked"]
+    assert_eq!(served, published, "served from the instance's copy");
+    let table = Services::from_config(local_config(&api.table, &local_endpoint()))
+        .await
+        .unwrap();
+    let next_read = publish::published_keys(&table.store, &test_key_ring(), chrono::Utc::now())
+        .await
+        .unwrap()
+        .document;
+    let revoked: Vec<&str> = next_read["revoked"]
         .as_array()
         .unwrap()
         .iter()
@@ -224,7 +236,7 @@ async fn a_kin_code_from_render_to_revocation_over_http() {
         .collect();
     assert!(
         revoked.contains(&claims["cti"].as_str().unwrap()),
-        "{published}"
+        "{next_read}"
     );
     assert!(
         revoked.contains(&red_offline["cti"].as_str().unwrap()),

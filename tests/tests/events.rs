@@ -39,7 +39,7 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
     let template = Template::load(&repo_root().join("template.yaml")).unwrap();
     let services = fresh_services().await;
     let blobs = fresh_bucket(&services).await;
-    let local = LocalStack {
+    let mut local = LocalStack {
         endpoint: local_endpoint(),
         keys: DevKeys::random(),
         resources: HashMap::from([
@@ -47,6 +47,10 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
             ("OfflineCodeBucket".to_owned(), blobs.bucket().to_owned()),
         ]),
     };
+    local
+        .provision_secrets(&template, &services.config.table)
+        .await
+        .unwrap();
 
     let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events"))
         .unwrap()

@@ -4,26 +4,42 @@
 use std::collections::HashMap;
 
 use kincode_common::config::{Config, ConfigError, FaceVerifierKind};
+use kincode_localdev::local::{local_secret_name, DevKeys};
 use kincode_tests::{repo_root, Template};
 
-const TEST_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+/// The secrets of a deployment, by the template's default names, made from `keys`.
+fn secrets_by_name(template: &Template, prefix: Option<&str>) -> HashMap<String, String> {
+    let keys = DevKeys::random();
+    let alipay = serde_json::json!({"app_private_key": "MIIE…", "alipay_public_key": "MIIB…"});
+    template
+        .secret_name_parameters()
+        .into_iter()
+        .filter_map(|parameter| {
+            let name = template.parameter_default(&parameter)?;
+            let name = match prefix {
+                Some(prefix) => local_secret_name(prefix, &name),
+                None => name,
+            };
+            let value = keys
+                .secret_for(&parameter)
+                .unwrap_or_else(|| alipay.to_string());
+            Some((name, value))
+        })
+        .collect()
+}
 
-/// A function's deployed environment, with the secrets it resolves at deploy time filled in.
+/// A function's deployed environment, with the secrets it names fetched.
 fn deployed_config(
     template: &Template,
     function: &str,
     overrides: &[(&str, &str)],
 ) -> Result<Config, ConfigError> {
     let mut env = template.function_environment(function);
-    for v in env.values_mut() {
-        if v.starts_with("{{resolve:secretsmanager:") {
-            *v = TEST_KEY.into();
-        }
-    }
     for (k, v) in overrides {
         env.insert((*k).into(), (*v).into());
     }
-    Config::from_lookup(|k| env.get(k).cloned())
+    let secrets = secrets_by_name(template, None);
+    Config::from_lookup(|k| env.get(k).cloned(), |name| secrets.get(name).cloned())
 }
 
 #[test]
@@ -137,8 +153,14 @@ fn the_sam_local_example_env_file_is_a_valid_local_config() {
         std::fs::read_to_string(repo_root().join("scripts/sam-local-env.example.json")).unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     let params = &file["Parameters"];
-    let config =
-        Config::from_lookup(|k| params[k].as_str().map(str::to_owned)).expect("valid config");
+    // The secrets kincode-local writes for its default table, `kincode-local`.
+    let template = Template::load(&repo_root().join("template.yaml")).unwrap();
+    let secrets = secrets_by_name(&template, Some("kincode-local"));
+    let config = Config::from_lookup(
+        |k| params[k].as_str().map(str::to_owned),
+        |name| secrets.get(name).cloned(),
+    )
+    .expect("valid config");
     assert!(config.face_verifier().is_ok());
 }
 

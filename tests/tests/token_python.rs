@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use chrono::{DateTime, TimeZone, Utc};
-use kincode_common::codes::keys::KeyRing;
+use kincode_common::codes::keys::{KeyRing, SigningKey};
 use kincode_common::codes::token::{self, ISSUER};
 use kincode_common::domain::binding::BindingId;
 use kincode_common::domain::code::{CodeClaims, CodeKind};
@@ -25,11 +25,15 @@ struct JwksFile(PathBuf);
 
 impl JwksFile {
     fn publish(keys: &KeyRing) -> Self {
+        Self::write(&keys.jwks(now()))
+    }
+
+    fn write(jwks: &Value) -> Self {
         let path = std::env::temp_dir().join(format!(
             "kincode-jwks-{}.json",
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::write(&path, keys.jwks(now()).to_string()).expect("write the JWKS file");
+        std::fs::write(&path, jwks.to_string()).expect("write the JWKS file");
         Self(path)
     }
 }
@@ -115,4 +119,36 @@ fn python_rejects_a_token_from_another_ring() {
     let output = python_verify(&jwks, &token::encode(&claims, stranger.signer()));
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no published key"));
+}
+
+#[test]
+fn python_refuses_a_code_issued_after_retirement_or_living_too_long() {
+    let old = KeyRing::generate("k-old");
+    let next = SigningKey::from_seed("k-new", &[5; 32]).unwrap();
+    let rotated_at = now();
+    let keys = old.verification_keys().rotated(&next, rotated_at).unwrap();
+    let jwks = JwksFile::write(&keys.jwks(rotated_at));
+    let issue = |at| {
+        CodeClaims::issue(
+            BindingId::random(),
+            CodeKind::KinOnline,
+            HealthColour::Green,
+            at,
+        )
+    };
+    let before = token::encode(&issue(rotated_at), old.signer());
+    assert!(python_verify(&jwks, &before).status.success());
+    let after = token::encode(
+        &issue(rotated_at + chrono::Duration::seconds(1)),
+        old.signer(),
+    );
+    let output = python_verify(&jwks, &after);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("issued after its key was retired"));
+
+    let mut long = issue(rotated_at);
+    long.expires_at += chrono::Duration::seconds(1);
+    let output = python_verify(&jwks, &token::encode(&long, &next));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("longer than its kind allows"));
 }

@@ -1,17 +1,24 @@
-//! The keys that sign and check kin codes.
+//! The keys that sign and check kin codes, kept in two Secrets Manager secrets so that a
+//! function that only checks codes can never sign one:
 //!
-//! The configuration (the Secrets Manager field `signing_keys`, passed as `KINCODE_SIGNING_KEYS`)
-//! names one active key, which signs, and keeps earlier keys so the codes they signed still
-//! verify:
+//! - the **signing keys** (render and offline only): the active key's seed,
 //!
-//! ```json
-//! {"active":"k2026a","keys":[
-//!   {"kid":"k2026a","seed":"<base64 of 32 bytes>"},
-//!   {"kid":"k2025b","public":"<base64 of 32 bytes>","retired_at":"2026-11-01T00:00:00Z"}]}
-//! ```
+//!   ```json
+//!   {"active":"k2026a","keys":[{"kid":"k2026a","seed":"<base64 of 32 bytes>"}]}
+//!   ```
 //!
-//! A retired key verifies, and is published, until `retired_at` plus the longest code lifetime
-//! (the 7-day offline code): by then every code it signed has expired.
+//! - the **public keys** (scan, samples and the keys route; published anyway): every key whose
+//!   codes may still be in circulation, with the time it stopped signing,
+//!
+//!   ```json
+//!   {"keys":[{"kid":"k2026a","public":"<base64 of 32 bytes>"},
+//!            {"kid":"k2025b","public":"<base64 of 32 bytes>","retired_at":"2026-11-01T00:00:00Z"}]}
+//!   ```
+//!
+//! A retired key verifies the codes it signed before `retired_at` (never one issued after it),
+//! and is published, until `retired_at` plus the longest code lifetime (the 7-day offline
+//! code): by then every code it signed has expired. [`VerificationKeys::rotated`] is the
+//! rotation (`kincode-local rotate-keys`).
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, ParsedPublicKey, ED25519};
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
@@ -51,6 +58,8 @@ pub enum KeyRingError {
     BadLength(String),
     #[error("key {0:?}: not an Ed25519 key")]
     Rejected(String),
+    #[error("key {0:?}: the public keys hold no seed")]
+    SeedInPublicKeys(String),
 }
 
 fn check_kid(kid: &str) -> Result<(), KeyRingError> {
@@ -89,6 +98,22 @@ impl SigningKey {
             kid: kid.to_owned(),
             key_pair,
         })
+    }
+
+    /// A fresh random key, with its seed (to store in the signing keys secret).
+    ///
+    /// # Panics
+    /// If `kid` is not 1..=16 visible ASCII characters (a caller's bug), or the system random
+    /// source fails.
+    pub fn generate_with_seed(kid: &str) -> (Self, [u8; KEY_LEN]) {
+        let mut seed = [0u8; KEY_LEN];
+        aws_lc_rs::rand::fill(&mut seed).expect("the system random source works");
+        let key = Self::from_seed(kid, &seed).expect("generate() needs a valid kid");
+        (key, seed)
+    }
+
+    fn generate(kid: &str) -> Self {
+        Self::generate_with_seed(kid).0
     }
 
     pub fn kid(&self) -> &str {
@@ -171,18 +196,40 @@ impl VerificationKey {
     }
 }
 
-/// The active signing key and every key whose codes may still be in circulation.
+/// Every key whose codes may still be in circulation: what verifies codes, and what is
+/// published. Holds no private key.
+#[derive(Debug)]
+pub struct VerificationKeys {
+    /// In configuration order; a handful at most, so a linear search is the fastest lookup.
+    keys: Vec<VerificationKey>,
+}
+
+/// The active signing key, and the verification keys (its own, and any given with it).
 #[derive(Debug)]
 pub struct KeyRing {
     signer: SigningKey,
-    /// In configuration order; a handful at most, so a linear search is the fastest lookup.
-    verifiers: Vec<VerificationKey>,
+    verification: VerificationKeys,
+}
+
+/// A signing function checks its own codes with the same keys a verifier would.
+impl std::ops::Deref for KeyRing {
+    type Target = VerificationKeys;
+
+    fn deref(&self) -> &VerificationKeys {
+        &self.verification
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigDocument {
     active: String,
+    keys: Vec<ConfigKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicDocument {
     keys: Vec<ConfigKey>,
 }
 
@@ -205,19 +252,129 @@ fn decode_key_bytes(kid: &str, encoded: &str) -> Result<[u8; KEY_LEN], KeyRingEr
         .map_err(|_| KeyRingError::BadLength(kid.to_owned()))
 }
 
-impl KeyRing {
-    /// Parses the `signing_keys` configuration document (see the module docs).
+/// Only the position is kept: serde's messages can quote values, and values here are keys.
+fn parse_document<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, KeyRingError> {
+    serde_json::from_str(text).map_err(|e| KeyRingError::Json {
+        line: e.line(),
+        column: e.column(),
+    })
+}
+
+impl VerificationKeys {
+    /// Parses the public keys document (see the module docs). A seed is refused: this document
+    /// is readable by every verifier, and published.
     pub fn from_json(text: &str) -> Result<Self, KeyRingError> {
-        let document: ConfigDocument =
-            serde_json::from_str(text).map_err(|e| KeyRingError::Json {
-                line: e.line(),
-                column: e.column(),
-            })?;
+        let document: PublicDocument = parse_document(text)?;
+        let mut keys = Self {
+            keys: Vec::with_capacity(document.keys.len()),
+        };
+        for entry in &document.keys {
+            let public = match (&entry.seed, &entry.public) {
+                (None, Some(public)) => decode_key_bytes(&entry.kid, public)?,
+                (Some(_), _) => return Err(KeyRingError::SeedInPublicKeys(entry.kid.clone())),
+                (None, None) => return Err(KeyRingError::KeyMaterial(entry.kid.clone())),
+            };
+            keys.push(VerificationKey::new(&entry.kid, public, entry.retired_at)?)?;
+        }
+        Ok(keys)
+    }
+
+    fn push(&mut self, key: VerificationKey) -> Result<(), KeyRingError> {
+        check_kid(&key.kid)?;
+        if self.keys.iter().any(|v| v.kid == key.kid) {
+            return Err(KeyRingError::DuplicateKid(key.kid));
+        }
+        self.keys.push(key);
+        Ok(())
+    }
+
+    /// The public keys document of these keys, as [`VerificationKeys::from_json`] reads it.
+    pub fn to_json(&self) -> String {
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .map(|v| {
+                let mut key = json!({"kid": v.kid, "public": B64.encode(v.public)});
+                if let Some(retired_at) = v.retired_at {
+                    key["retired_at"] =
+                        retired_at.to_rfc3339_opts(SecondsFormat::Secs, true).into();
+                }
+                key
+            })
+            .collect();
+        json!({ "keys": keys }).to_string()
+    }
+
+    /// The keys after a rotation at `now` to `next`: every key still signing is retired at
+    /// `now`, keys whose codes have all expired are dropped, and `next` (a key id not seen
+    /// before) is added.
+    pub fn rotated(&self, next: &SigningKey, now: DateTime<Utc>) -> Result<Self, KeyRingError> {
+        let mut keys = Self { keys: Vec::new() };
+        for key in self.keys.iter().filter(|k| k.is_live(now)) {
+            let retired_at = key.retired_at.unwrap_or(now);
+            keys.push(VerificationKey::new(
+                &key.kid,
+                key.public,
+                Some(retired_at),
+            )?)?;
+        }
+        if self.keys.iter().any(|k| k.kid == next.kid) {
+            return Err(KeyRingError::DuplicateKid(next.kid.clone()));
+        }
+        keys.push(next.verification_key()?)?;
+        Ok(keys)
+    }
+
+    /// The key that checks codes carrying `kid`, if it is still live at `now`.
+    pub fn verifier(&self, kid: &[u8], now: DateTime<Utc>) -> Option<&VerificationKey> {
+        self.keys
+            .iter()
+            .find(|v| v.kid.as_bytes() == kid)
+            .filter(|v| v.is_live(now))
+    }
+
+    /// The published keys: a JWKS document of the keys live at `now`. A retired key carries
+    /// `kincode_valid_until` (RFC 3339), the instant it drops out, and `kincode_retired_at`:
+    /// a code it signed with a later `iat` is refused.
+    pub fn jwks(&self, now: DateTime<Utc>) -> Value {
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .filter(|v| v.is_live(now))
+            .map(|v| {
+                let mut jwk = json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "kid": v.kid,
+                    "x": B64URL.encode(v.public),
+                    "use": "sig",
+                    "alg": "EdDSA",
+                });
+                if let (Some(retired_at), Some(until)) = (v.retired_at, v.valid_until()) {
+                    jwk["kincode_retired_at"] =
+                        retired_at.to_rfc3339_opts(SecondsFormat::Secs, true).into();
+                    jwk["kincode_valid_until"] =
+                        until.to_rfc3339_opts(SecondsFormat::Secs, true).into();
+                }
+                jwk
+            })
+            .collect();
+        json!({ "keys": keys })
+    }
+}
+
+impl KeyRing {
+    /// Parses the signing keys document (see the module docs). Keys given besides the active
+    /// one (by seed or public key) verify too.
+    pub fn from_json(text: &str) -> Result<Self, KeyRingError> {
+        let document: ConfigDocument = parse_document(text)?;
         let mut signer = None;
-        let mut verifiers: Vec<VerificationKey> = Vec::with_capacity(document.keys.len());
+        let mut verification = VerificationKeys {
+            keys: Vec::with_capacity(document.keys.len()),
+        };
         for entry in &document.keys {
             check_kid(&entry.kid)?;
-            if verifiers.iter().any(|v| v.kid == entry.kid) {
+            if verification.keys.iter().any(|v| v.kid == entry.kid) {
                 return Err(KeyRingError::DuplicateKid(entry.kid.clone()));
             }
             let is_active = entry.kid == document.active;
@@ -244,10 +401,13 @@ impl KeyRing {
             if is_active && entry.retired_at.is_some() {
                 return Err(KeyRingError::ActiveKeyRetired(entry.kid.clone()));
             }
-            verifiers.push(verifier);
+            verification.push(verifier)?;
         }
         let signer = signer.ok_or(KeyRingError::ActiveKeyMissing(document.active))?;
-        Ok(Self { signer, verifiers })
+        Ok(Self {
+            signer,
+            verification,
+        })
     }
 
     /// A ring with one fresh random key, for tests and local development.
@@ -256,19 +416,22 @@ impl KeyRing {
     /// If `kid` is not 1..=16 visible ASCII characters (a caller's bug), or the system random
     /// source fails.
     pub fn generate(kid: &str) -> Self {
-        let mut seed = [0u8; KEY_LEN];
-        aws_lc_rs::rand::fill(&mut seed).expect("the system random source works");
-        let signer = SigningKey::from_seed(kid, &seed).expect("generate() needs a valid kid");
+        let signer = SigningKey::generate(kid);
         Self::with_signer(signer).expect("a fresh key pair has a valid public key")
     }
 
     fn with_signer(signer: SigningKey) -> Result<Self, KeyRingError> {
-        let verifiers = vec![signer.verification_key()?];
-        Ok(Self { signer, verifiers })
+        let verification = VerificationKeys {
+            keys: vec![signer.verification_key()?],
+        };
+        Ok(Self {
+            signer,
+            verification,
+        })
     }
 
     /// The configuration text of a ring whose only key comes from `seed` (local development
-    /// writes it; [`KeyRing::from_json`] reads it back).
+    /// and the rotation write it; [`KeyRing::from_json`] reads it back).
     pub fn config_json(kid: &str, seed: &[u8; KEY_LEN]) -> String {
         json!({"active": kid, "keys": [{"kid": kid, "seed": B64.encode(seed)}]}).to_string()
     }
@@ -277,38 +440,9 @@ impl KeyRing {
         &self.signer
     }
 
-    /// The key that checks codes carrying `kid`, if it is still live at `now`.
-    pub fn verifier(&self, kid: &[u8], now: DateTime<Utc>) -> Option<&VerificationKey> {
-        self.verifiers
-            .iter()
-            .find(|v| v.kid.as_bytes() == kid)
-            .filter(|v| v.is_live(now))
-    }
-
-    /// The published keys: a JWKS document of the keys live at `now`. A retired key carries
-    /// `kincode_valid_until` (RFC 3339), the instant it drops out.
-    pub fn jwks(&self, now: DateTime<Utc>) -> Value {
-        let keys: Vec<Value> = self
-            .verifiers
-            .iter()
-            .filter(|v| v.is_live(now))
-            .map(|v| {
-                let mut jwk = json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "kid": v.kid,
-                    "x": B64URL.encode(v.public),
-                    "use": "sig",
-                    "alg": "EdDSA",
-                });
-                if let Some(until) = v.valid_until() {
-                    jwk["kincode_valid_until"] =
-                        until.to_rfc3339_opts(SecondsFormat::Secs, true).into();
-                }
-                jwk
-            })
-            .collect();
-        json!({ "keys": keys })
+    /// The verification keys alone: what a function that only checks codes is given.
+    pub fn verification_keys(&self) -> &VerificationKeys {
+        &self.verification
     }
 }
 
@@ -531,6 +665,47 @@ mod tests {
         assert!(!misplaced.to_string().contains(&seed), "{misplaced}");
         let mistyped = config_error(json!({"active": "a", "keys": [{"kid": "a", "seed": [seed]}]}));
         assert!(!mistyped.to_string().contains(&seed), "{mistyped}");
+    }
+
+    #[test]
+    fn the_public_keys_read_back_and_hold_no_seed() {
+        let ring = two_key_ring();
+        let public = VerificationKeys::from_json(&ring.verification_keys().to_json()).unwrap();
+        assert_eq!(public.jwks(retired_at()), ring.jwks(retired_at()));
+        let text = public.to_json();
+        assert!(!text.contains(&B64.encode(SEED_A)));
+        assert!(matches!(
+            VerificationKeys::from_json(
+                &json!({"keys": [{"kid": "a", "seed": B64.encode(SEED_A)}]}).to_string()
+            ),
+            Err(KeyRingError::SeedInPublicKeys(_))
+        ));
+    }
+
+    #[test]
+    fn a_rotation_retires_the_signing_keys_adds_the_new_one_and_drops_the_expired() {
+        let ring = two_key_ring();
+        let next = SigningKey::from_seed("k2027a", &[3; 32]).unwrap();
+        let at = retired_at() + Duration::days(7);
+        let rotated = ring.verification_keys().rotated(&next, at).unwrap();
+        // k2025b's codes have all expired by then; k2026a is retired now.
+        let keys = rotated.jwks(at);
+        let kids: Vec<_> = keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].clone())
+            .collect();
+        assert_eq!(kids, ["k2026a", "k2027a"]);
+        assert_eq!(
+            rotated.verifier(b"k2026a", at).unwrap().retired_at(),
+            Some(at)
+        );
+        assert_eq!(rotated.verifier(b"k2027a", at).unwrap().retired_at(), None);
+        assert!(matches!(
+            rotated.rotated(&next, at),
+            Err(KeyRingError::DuplicateKid(_))
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::keys::KeyRing;
+use super::keys::VerificationKeys;
 use super::{current_colour, token};
 use crate::domain::code::{CodeClaims, ScanPurpose};
 use crate::domain::health::HealthColour;
@@ -19,7 +19,7 @@ pub struct ScanResult {
 
 pub async fn scan(
     store: &Store,
-    keys: &KeyRing,
+    keys: &VerificationKeys,
     code: &str,
     purpose: ScanPurpose,
     now: DateTime<Utc>,

@@ -30,7 +30,7 @@ use coset::{
     TaggedCborSerializable,
 };
 
-use super::keys::{KeyRing, SigningKey};
+use super::keys::{SigningKey, VerificationKeys};
 use crate::domain::binding::BindingId;
 use crate::domain::code::{CodeClaims, CodeKind, CodeSerial};
 use crate::domain::health::HealthColour;
@@ -77,11 +77,15 @@ pub enum TokenError {
     Expired,
     #[error("code is not valid yet")]
     NotYetValid,
+    #[error("code was issued after its key was retired")]
+    IssuedAfterKeyRetired,
+    #[error("code lives longer than its kind allows")]
+    LifetimeTooLong,
 }
 
 impl TokenError {
     /// Every variant: for the tests that hold each one to its code, message and contract.
-    pub const ALL: [TokenError; 10] = [
+    pub const ALL: [TokenError; 12] = [
         Self::Oversized,
         Self::WrongPrefix,
         Self::BadBase45,
@@ -92,6 +96,8 @@ impl TokenError {
         Self::BadClaims,
         Self::Expired,
         Self::NotYetValid,
+        Self::IssuedAfterKeyRetired,
+        Self::LifetimeTooLong,
     ];
 
     /// A stable machine-readable name, e.g. for API error bodies and metrics.
@@ -107,6 +113,8 @@ impl TokenError {
             Self::BadClaims => "code_bad_claims",
             Self::Expired => "code_expired",
             Self::NotYetValid => "code_not_yet_valid",
+            Self::IssuedAfterKeyRetired => "code_issued_after_key_retired",
+            Self::LifetimeTooLong => "code_lifetime_too_long",
         }
     }
 }
@@ -259,9 +267,15 @@ fn parse_claims(payload: &[u8]) -> Option<CodeClaims> {
 /// Checks a token's text and returns its claims if it is authentic and valid at `now`.
 ///
 /// In order: length, prefix, base45, COSE_Sign1 structure, algorithm, key id (a key live at
-/// `now`), signature, claims, not issued in the future (beyond [`max_clock_skew`]), not
+/// `now`), signature, claims, a lifetime (`exp - iat`) within its kind's, not issued after
+/// its key's `retired_at` (a retired key signs nothing more, so a later code was forged with
+/// a key that may have leaked), not issued in the future (beyond [`max_clock_skew`]), not
 /// expired (`now < exp`). Never panics, whatever the input.
-pub fn decode(text: &str, keys: &KeyRing, now: DateTime<Utc>) -> Result<CodeClaims, TokenError> {
+pub fn decode(
+    text: &str,
+    keys: &VerificationKeys,
+    now: DateTime<Utc>,
+) -> Result<CodeClaims, TokenError> {
     if text.len() > MAX_TOKEN_CHARS {
         return Err(TokenError::Oversized);
     }
@@ -289,6 +303,15 @@ pub fn decode(text: &str, keys: &KeyRing, now: DateTime<Utc>) -> Result<CodeClai
         }
     })?;
     let claims = parse_claims(payload).ok_or(TokenError::BadClaims)?;
+    if claims.expires_at - claims.issued_at > claims.kind.lifetime() {
+        return Err(TokenError::LifetimeTooLong);
+    }
+    if key
+        .retired_at()
+        .is_some_and(|retired_at| claims.issued_at > retired_at)
+    {
+        return Err(TokenError::IssuedAfterKeyRetired);
+    }
     if claims.issued_at > now + max_clock_skew() {
         return Err(TokenError::NotYetValid);
     }
@@ -301,6 +324,7 @@ pub fn decode(text: &str, keys: &KeyRing, now: DateTime<Utc>) -> Result<CodeClai
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codes::keys::KeyRing;
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;
     use chrono::TimeZone;
@@ -652,6 +676,72 @@ mod tests {
         // Past retired_at + 7 days the key itself is gone, so the error names the key.
         let gone = retired_at + Duration::days(7);
         assert_eq!(decode(&token, &keys, gone), Err(TokenError::UnknownKey));
+    }
+
+    /// The keys of a rotation at `rotated_at` from the old key (seed 7) to the pinned one.
+    fn rotated_keys(rotated_at: DateTime<Utc>) -> (SigningKey, VerificationKeys) {
+        let (old, new) = (
+            SigningKey::from_seed("k2025b", &[7; 32]).unwrap(),
+            SigningKey::from_seed(KID, &SEED).unwrap(),
+        );
+        let before = KeyRing::from_json(&KeyRing::config_json("k2025b", &[7; 32])).unwrap();
+        let after = before
+            .verification_keys()
+            .rotated(&new, rotated_at)
+            .unwrap();
+        (old, after)
+    }
+
+    #[test]
+    fn a_code_issued_after_its_keys_retirement_is_refused() {
+        let rotated_at = issued();
+        let (old, keys) = rotated_keys(rotated_at);
+        let claims_at = |iat| {
+            CodeClaims::issue(
+                BindingId::random(),
+                CodeKind::KinOffline,
+                HealthColour::Green,
+                iat,
+            )
+        };
+        let before = claims_at(rotated_at);
+        assert_eq!(
+            decode(&encode(&before, &old), &keys, rotated_at),
+            Ok(before)
+        );
+        let after = claims_at(rotated_at + Duration::seconds(1));
+        assert_eq!(
+            decode(
+                &encode(&after, &old),
+                &keys,
+                rotated_at + Duration::seconds(1)
+            ),
+            Err(TokenError::IssuedAfterKeyRetired)
+        );
+    }
+
+    #[test]
+    fn a_code_living_longer_than_its_kind_is_refused() {
+        let keys = ring();
+        for (kind, lifetime) in [
+            (CodeKind::KinOnline, Duration::minutes(5)),
+            (CodeKind::KinOffline, Duration::days(7)),
+        ] {
+            let mut claims =
+                CodeClaims::issue(BindingId::random(), kind, HealthColour::Green, issued());
+            claims.issued_at = issued();
+            claims.expires_at = issued() + lifetime;
+            assert_eq!(
+                decode(&encode(&claims, keys.signer()), &keys, issued()),
+                Ok(claims.clone())
+            );
+            claims.expires_at += Duration::seconds(1);
+            assert_eq!(
+                decode(&encode(&claims, keys.signer()), &keys, issued()),
+                Err(TokenError::LifetimeTooLong),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]

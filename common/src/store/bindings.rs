@@ -130,13 +130,13 @@ impl Store {
             binding_id: new.id.as_str().into(),
             guardian: new.guardian.as_str().into(),
             relative_key: new.relative_key.into(),
-            name_sealed: self.keys.seal(
+            name_sealed: self.keys().seal(
                 new.name.expose(),
                 SealContext::RelativeName {
                     binding_id: new.id.as_str(),
                 },
             ),
-            id_number_sealed: self.keys.seal(
+            id_number_sealed: self.keys().seal(
                 new.id_number.expose(),
                 SealContext::RelativeIdNumber {
                     binding_id: new.id.as_str(),
@@ -206,7 +206,7 @@ impl Store {
 
     pub(super) fn binding_from_record(&self, r: BindingRecord) -> Result<Binding, AppError> {
         let opened = |sealed: &str, ctx| {
-            self.keys.open(sealed, ctx).map_err(|_| {
+            self.keys().open(sealed, ctx).map_err(|_| {
                 AppError::Internal(format!(
                     "sealed field of binding {} does not open",
                     r.binding_id
@@ -463,7 +463,7 @@ impl Store {
         let record: BindingRecord = serde_dynamo::from_item(item)
             .map_err(|e| AppError::Internal(format!("decode binding: {e}")))?;
         let open = |sealed: &str, ctx| {
-            self.keys
+            self.keys()
                 .open(sealed, ctx)
                 .map(Zeroizing::new)
                 .map_err(|_| AppError::Internal("sealed identity does not open".into()))

@@ -153,7 +153,7 @@ impl Store {
             guardian: binding.guardian.as_str().into(),
             relative_key: binding.relative_key.clone(),
             relationship: binding.relationship,
-            masked_name_sealed: self.keys.seal(
+            masked_name_sealed: self.keys().seal(
                 &binding.masked_name,
                 SealContext::CodeHolderName {
                     binding_id: binding.id.as_str(),
@@ -261,7 +261,7 @@ impl Store {
             .map_err(|e| AppError::Internal(format!("decode anchor: {e}")))?;
         let corrupt = |what: &str| AppError::Internal(format!("stored anchor has invalid {what}"));
         let masked_name = self
-            .keys
+            .keys()
             .open(
                 &record.masked_name_sealed,
                 SealContext::CodeHolderName {

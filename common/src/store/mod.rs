@@ -246,13 +246,14 @@ type TransactError =
 pub struct Store {
     client: Client,
     table: String,
-    keys: Keys,
+    /// `None` in the functions that touch no personal data (they are not given the keys).
+    keys: Option<Keys>,
     /// How long registrations and results are kept; reads ignore older ones.
     result_retention: Duration,
 }
 
 impl Store {
-    pub fn new(client: Client, table: impl Into<String>, keys: Keys) -> Self {
+    pub fn new(client: Client, table: impl Into<String>, keys: Option<Keys>) -> Self {
         Self {
             client,
             table: table.into(),
@@ -270,8 +271,16 @@ impl Store {
         self.result_retention
     }
 
+    /// The data keys.
+    ///
+    /// # Panics
+    /// In a function started without them (its `main` chose
+    /// `entry::cold_start_without_data_keys`) that calls a use case needing them: a wiring
+    /// bug, which the tests of each function's use cases catch.
     pub fn keys(&self) -> &Keys {
-        &self.keys
+        self.keys
+            .as_ref()
+            .expect("this function was started without the data keys")
     }
 
     fn to_item<T: Serialize>(record: &T) -> Result<HashMap<String, AttributeValue>, AppError> {

@@ -347,7 +347,7 @@ impl Store {
     }
 
     fn replay_pk(&self, actor: &str, idempotency_key: &str) -> String {
-        format!("IK#{}", self.keys.replay_key(actor, idempotency_key))
+        format!("IK#{}", self.keys().replay_key(actor, idempotency_key))
     }
 
     /// The first answer to a request sent again: `None` if there was none (or it is past

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::codes::keys::KeyRing;
+use crate::codes::keys::VerificationKeys;
 use crate::codes::scan::{self, ScanResult};
 use crate::domain::binding::IdempotencyKey;
 use crate::domain::code::ScanPurpose;
@@ -48,7 +48,7 @@ fn refusal(refusal: TubeRefusal) -> AppError {
 
 pub async fn register(
     store: &Store,
-    keys: &KeyRing,
+    keys: &VerificationKeys,
     checkpoint: Checkpoint<'_>,
     request: SampleRequest,
     idempotency_key: Option<&IdempotencyKey>,

@@ -1,4 +1,4 @@
-//! Lambda entry point: a cold start with the card bucket, then one cleanup per scheduled event.
+//! Lambda entry point: a cold start (no data keys: the cleanup touches no personal data) with the card bucket, then one cleanup per scheduled event.
 
 mod handler;
 
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let services = entry::cold_start().await?;
+    let services = entry::cold_start_without_data_keys().await?;
     let blobs = entry::offline_cards(services).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         handler::handle(

@@ -1,12 +1,15 @@
-//! Lambda entry point: a cold start with the code keys, then the handler.
+//! Lambda entry point: a cold start with the public verification keys (no data keys: the
+//! route touches no personal data), the instance's copy of the document, then the handler.
 
 mod handler;
 
+use kincode_common::codes::publish::PublishedKeysCache;
 use kincode_common::entry;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let services = entry::cold_start().await?;
-    let keys = entry::code_keys(services)?;
-    entry::serve(|req| handler::handle(services, keys, req, chrono::Utc::now())).await
+    let services = entry::cold_start_without_data_keys().await?;
+    let keys = entry::public_keys(services)?;
+    let cache = PublishedKeysCache::default();
+    entry::serve(|req| handler::handle(services, keys, &cache, req, chrono::Utc::now())).await
 }

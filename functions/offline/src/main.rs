@@ -1,4 +1,4 @@
-//! Lambda entry point: a cold start with the code keys and the card bucket, then the handler.
+//! Lambda entry point: a cold start with the code signing key and the card bucket, then the handler.
 
 mod handler;
 
@@ -7,7 +7,7 @@ use kincode_common::entry;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let services = entry::cold_start().await?;
-    let keys = entry::code_keys(services)?;
+    let keys = entry::signing_keys(services)?;
     let blobs = entry::offline_cards(services).await?;
     entry::serve(|req| handler::handle(services, keys, blobs, req, chrono::Utc::now())).await
 }

@@ -1,4 +1,4 @@
-//! Lambda entry point: a cold start with the code keys, then the handler.
+//! Lambda entry point: a cold start with the code signing key, then the handler.
 
 mod handler;
 
@@ -7,6 +7,6 @@ use kincode_common::entry;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let services = entry::cold_start().await?;
-    let keys = entry::code_keys(services)?;
+    let keys = entry::signing_keys(services)?;
     entry::serve(|req| handler::handle(services, keys, req, chrono::Utc::now())).await
 }

@@ -3,7 +3,7 @@
 //! a scan — into a sample tube. Answers the masked name, the tube and its fill.
 
 use chrono::{DateTime, Utc};
-use kincode_common::codes::keys::KeyRing;
+use kincode_common::codes::keys::VerificationKeys;
 use kincode_common::error::{rfc3339, AppError};
 use kincode_common::http::{self, StaffCall, CHECKPOINT_SCOPE};
 use kincode_common::services::Services;
@@ -14,7 +14,7 @@ use serde_json::json;
 
 pub async fn handle(
     services: &Services,
-    keys: &KeyRing,
+    keys: &VerificationKeys,
     req: Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, Error> {
@@ -23,7 +23,7 @@ pub async fn handle(
 
 async fn register(
     services: &Services,
-    keys: &KeyRing,
+    keys: &VerificationKeys,
     req: &Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, AppError> {
@@ -67,6 +67,7 @@ async fn register(
 mod tests {
     use super::*;
     use chrono::Duration;
+    use kincode_common::codes::keys::KeyRing;
     use kincode_common::codes::show;
     use kincode_common::domain::binding::Binding;
     use kincode_tests::*;

@@ -3,7 +3,7 @@
 //! colour now. Kin codes are refused for the "一场两站" arrival declaration.
 
 use chrono::{DateTime, Utc};
-use kincode_common::codes::keys::KeyRing;
+use kincode_common::codes::keys::VerificationKeys;
 use kincode_common::codes::scan;
 use kincode_common::domain::code::ScanPurpose;
 use kincode_common::error::{rfc3339, AppError};
@@ -22,7 +22,7 @@ struct ScanRequest {
 
 pub async fn handle(
     services: &Services,
-    keys: &KeyRing,
+    keys: &VerificationKeys,
     req: Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, Error> {
@@ -31,7 +31,7 @@ pub async fn handle(
 
 async fn scan_code(
     services: &Services,
-    keys: &KeyRing,
+    keys: &VerificationKeys,
     req: &Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, AppError> {
@@ -74,6 +74,7 @@ async fn scan_code(
 mod tests {
     use super::*;
     use chrono::Duration;
+    use kincode_common::codes::keys::KeyRing;
     use kincode_common::codes::show;
     use kincode_common::domain::binding::GuardianId;
     use kincode_tests::*;

@@ -18,9 +18,9 @@ use chrono::Utc;
 use clap::Parser;
 use hyper::http::HeaderMap;
 use kincode_common::codes::keys::KeyRing;
-use kincode_common::config::Config;
+
 use kincode_common::domain::binding::Binding;
-use kincode_common::services::Services;
+use kincode_common::services::{load_config, Services};
 use kincode_localdev::apigw::{self, Incoming};
 use kincode_localdev::emulator::Emulator;
 use kincode_localdev::local::{DevKeys, LocalStack};
@@ -530,16 +530,15 @@ async fn run(args: Args) -> Result<(), String> {
         .iter()
         .map(|(f, _)| (f.clone(), local.function_env(&template, f, &json!({}))))
         .collect();
-    // The setup writes through the use cases with the functions' own keys, so they read it.
+    // The setup writes through the use cases with the functions' own keys (fetched from the
+    // local stack's secrets, as the functions do), so they read it.
     let mut setup_env: HashMap<String, String> = HashMap::new();
     for env in envs.values() {
         setup_env.extend(env.clone());
     }
-    setup_env.insert(
-        "KINCODE_SIGNING_KEYS".into(),
-        local.keys.signing_keys_config(),
-    );
-    let config = Config::from_lookup(|k| setup_env.get(k).cloned()).map_err(|e| e.to_string())?;
+    let config = load_config(|k| setup_env.get(k).cloned())
+        .await
+        .map_err(|e| e.to_string())?;
     let keys = config.signing_keys().map_err(|e| e.to_string())?;
     let services = Services::from_config(config)
         .await
