@@ -24,14 +24,14 @@ fn imaging_benches(c: &mut Criterion) {
         HealthColour::Yellow,
         now,
     );
-    let text = token::encode(&claims, keys.signer());
+    let text = token::encode(&claims, keys.signer(chrono::Utc::now()));
 
     c.bench_function("imaging/qr_png", |b| {
         b.iter(|| qr_png(black_box(&text), HealthColour::Yellow).unwrap())
     });
     c.bench_function("imaging/token+qr_png", |b| {
         b.iter(|| {
-            let text = token::encode(black_box(&claims), keys.signer());
+            let text = token::encode(black_box(&claims), keys.signer(chrono::Utc::now()));
             qr_png(&text, HealthColour::Yellow).unwrap()
         })
     });

@@ -20,10 +20,10 @@ fn token_benches(c: &mut Criterion) {
         HealthColour::Green,
         now,
     );
-    let text = token::encode(&claims, keys.signer());
+    let text = token::encode(&claims, keys.signer(chrono::Utc::now()));
 
     c.bench_function("token/encode", |b| {
-        b.iter(|| token::encode(black_box(&claims), keys.signer()))
+        b.iter(|| token::encode(black_box(&claims), keys.signer(chrono::Utc::now())))
     });
     c.bench_function("token/decode", |b| {
         b.iter(|| token::decode(black_box(&text), &keys, now))
@@ -31,7 +31,7 @@ fn token_benches(c: &mut Criterion) {
     c.bench_function("token/encode+decode", |b| {
         b.iter(|| {
             token::decode(
-                &token::encode(black_box(&claims), keys.signer()),
+                &token::encode(black_box(&claims), keys.signer(chrono::Utc::now())),
                 &keys,
                 now,
             )

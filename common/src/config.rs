@@ -137,6 +137,9 @@ pub struct Config {
     offline_bucket: Option<String>,
     /// How long sample registrations and results are kept (days).
     pub result_retention_days: u32,
+    /// The secrets the environment names (names, not values), with the variable naming each:
+    /// the code keys are read again by name while the function is warm.
+    secret_names: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -212,7 +215,7 @@ impl Config {
             aws_endpoint,
             local_ca_file,
             face_verifier,
-            ..
+            secrets: secret_names,
         } = Bootstrap::from_lookup(&lookup)?;
         let named_secret =
             |variable: &'static str| -> Result<Option<Zeroizing<String>>, ConfigError> {
@@ -282,6 +285,7 @@ impl Config {
             public_keys: named_secret(PUBLIC_KEYS_SECRET)?.map(|text| text.to_string()),
             offline_bucket: lookup("KINCODE_OFFLINE_BUCKET"),
             result_retention_days,
+            secret_names,
         };
         // Malformed code keys fail the cold start, not the first request.
         if config.signing_keys.is_some() {
@@ -324,6 +328,14 @@ impl Config {
             .as_deref()
             .ok_or(ConfigError::Missing(PUBLIC_KEYS_SECRET))?;
         Ok(VerificationKeys::from_json(text)?)
+    }
+
+    /// The name of the secret `variable` names, if it does.
+    pub fn secret_name(&self, variable: &str) -> Option<&str> {
+        self.secret_names
+            .iter()
+            .find(|(v, _)| *v == variable)
+            .map(|(_, name)| name.as_str())
     }
 
     /// The bucket of offline card images.
@@ -608,7 +620,14 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(config.signing_keys().unwrap().signer().kid(), "k1");
+        assert_eq!(
+            config
+                .signing_keys()
+                .unwrap()
+                .signer(chrono::Utc::now())
+                .kid(),
+            "k1"
+        );
         assert!(config
             .public_keys()
             .unwrap()

@@ -2,11 +2,12 @@
 
 use std::future::Future;
 
+use chrono::Utc;
 use lambda_http::{service_fn, Body, Error, Request, Response};
 
 use crate::blobs::BlobStore;
 use crate::codes::keys::{KeyRing, VerificationKeys};
-use crate::config::ConfigError;
+use crate::secrets::LiveKeys;
 use crate::services::Services;
 
 /// Logging, config (with the secrets the environment names) and clients, once per execution
@@ -25,15 +26,20 @@ pub async fn cold_start_without_data_keys() -> Result<&'static Services, Error> 
     Ok(Box::leak(Box::new(Services::from_env().await?)))
 }
 
-/// The code signing key, for the functions that make codes (render, offline).
-pub fn signing_keys(services: &Services) -> Result<&'static KeyRing, ConfigError> {
-    Ok(Box::leak(Box::new(services.config.signing_keys()?)))
+/// The code signing keys, for the functions that make codes (render, offline); re-read while
+/// warm, so a rotation needs no recycling.
+pub async fn signing_keys(services: &Services) -> Result<&'static LiveKeys<KeyRing>, Error> {
+    Ok(Box::leak(Box::new(
+        services.signing_keys(Utc::now()).await?,
+    )))
 }
 
 /// The public verification keys, for the functions that check or publish codes (scan,
-/// samples, the keys route): they hold no key that signs.
-pub fn public_keys(services: &Services) -> Result<&'static VerificationKeys, ConfigError> {
-    Ok(Box::leak(Box::new(services.config.public_keys()?)))
+/// samples, the keys route): they hold no key that signs. Re-read while warm.
+pub async fn public_keys(
+    services: &Services,
+) -> Result<&'static LiveKeys<VerificationKeys>, Error> {
+    Ok(Box::leak(Box::new(services.public_keys(Utc::now()).await?)))
 }
 
 /// The offline-card bucket, for the functions that store or remove cards.

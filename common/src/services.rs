@@ -8,9 +8,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader};
 use rustls::pki_types::CertificateDer;
 
+use chrono::{DateTime, Utc};
+
 use crate::blobs::BlobStore;
-use crate::config::{Bootstrap, Config, ConfigError, Stage};
+use crate::codes::keys::{KeyRing, KeyRingError, VerificationKeys};
+use crate::config::{
+    Bootstrap, Config, ConfigError, Stage, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET,
+};
 use crate::outbound::{self, sdk_http_client};
+use crate::secrets::LiveKeys;
 use crate::store::Store;
 
 pub struct Services {
@@ -55,13 +61,15 @@ async fn sdk_config(
     Ok(aws_config_loader(stage, &extra_roots).load().await)
 }
 
-/// The Secrets Manager client of a cold start, made the way the other clients are.
-pub async fn secretsmanager_client(
-    bootstrap: &Bootstrap,
+/// The Secrets Manager client, made the way the other clients are.
+async fn secretsmanager_client(
+    stage: Stage,
+    aws_endpoint: Option<&str>,
+    local_ca_file: Option<&str>,
 ) -> Result<aws_sdk_secretsmanager::Client, ConfigError> {
-    let shared = sdk_config(bootstrap.stage, bootstrap.local_ca_file.as_deref()).await?;
+    let shared = sdk_config(stage, local_ca_file).await?;
     let mut builder = aws_sdk_secretsmanager::config::Builder::from(&shared);
-    if let Some(endpoint) = &bootstrap.aws_endpoint {
+    if let Some(endpoint) = aws_endpoint {
         builder = builder.endpoint_url(endpoint);
     }
     Ok(aws_sdk_secretsmanager::Client::from_conf(builder.build()))
@@ -74,7 +82,12 @@ pub async fn load_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Conf
     let fetched = if bootstrap.secrets.is_empty() {
         Default::default()
     } else {
-        let client = secretsmanager_client(&bootstrap).await?;
+        let client = secretsmanager_client(
+            bootstrap.stage,
+            bootstrap.aws_endpoint.as_deref(),
+            bootstrap.local_ca_file.as_deref(),
+        )
+        .await?;
         crate::secrets::fetch(&client, &bootstrap.secrets).await?
     };
     Config::from_lookup(lookup, |name| fetched.get(name).cloned())
@@ -115,6 +128,53 @@ impl Services {
         Ok(BlobStore::new(
             s3_client(&self.config).await?,
             self.config.offline_bucket()?,
+        ))
+    }
+
+    /// The code signing keys (render, offline), as read at the cold start (`now`), then
+    /// re-read every `KEY_REFRESH`.
+    pub async fn signing_keys(&self, now: DateTime<Utc>) -> Result<LiveKeys<KeyRing>, ConfigError> {
+        let keys = self.config.signing_keys()?;
+        self.live_keys(SIGNING_KEYS_SECRET, KeyRing::from_json, keys, now)
+            .await
+    }
+
+    /// The public verification keys (scan, samples, the keys route), likewise: they hold no
+    /// key that signs.
+    pub async fn public_keys(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<LiveKeys<VerificationKeys>, ConfigError> {
+        let keys = self.config.public_keys()?;
+        self.live_keys(PUBLIC_KEYS_SECRET, VerificationKeys::from_json, keys, now)
+            .await
+    }
+
+    async fn live_keys<T>(
+        &self,
+        variable: &'static str,
+        parse: fn(&str) -> Result<T, KeyRingError>,
+        keys: T,
+        now: DateTime<Utc>,
+    ) -> Result<LiveKeys<T>, ConfigError> {
+        let name = self
+            .config
+            .secret_name(variable)
+            .ok_or(ConfigError::Missing(variable))?;
+        let config = &self.config;
+        let client = secretsmanager_client(
+            config.stage,
+            config.aws_endpoint.as_deref(),
+            config.local_ca_file.as_deref(),
+        )
+        .await?;
+        Ok(LiveKeys::new(
+            client,
+            variable,
+            name.to_owned(),
+            parse,
+            keys,
+            now,
         ))
     }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use chrono::{Duration, SecondsFormat};
 use clap::Parser;
+use kincode_common::codes::keys::ACTIVATION_DELAY;
 use kincode_localdev::alipay::{generate_key_pair, AlipayStandIn, RunningStandIn};
 use kincode_localdev::auth::DevAuth;
 use kincode_localdev::emulator::{Emulator, Instances};
@@ -73,9 +75,10 @@ struct Args {
     face: FaceChoice,
 }
 
-/// `kincode-local rotate-keys`: rotate the code signing key (deployed or local). A new key
-/// signs; every key that signed until now is retired now and stays published until its codes
-/// have expired (README, "Rotating the code signing key").
+/// `kincode-local rotate-keys`: rotate the code signing key (deployed or local). The new key is
+/// published now and signs from the activation delay on; the key that signed until then is
+/// retired at that instant and stays published until its codes have expired (README,
+/// "Rotating the code signing key"). No function needs recycling.
 #[derive(Parser)]
 #[command(name = "kincode-local rotate-keys")]
 struct RotateArgs {
@@ -91,6 +94,11 @@ struct RotateArgs {
     /// A local AWS stack; without it, the AWS account and region of the environment.
     #[arg(long)]
     endpoint: Option<String>,
+    /// Seconds from the rotation to the switch (default: ACTIVATION_DELAY, 15 minutes). Shorter
+    /// than the functions' key refresh (5 minutes) plus a margin, a warm verifier may refuse
+    /// the new key's codes: for tests only.
+    #[arg(long)]
+    activation_delay: Option<u32>,
 }
 
 async fn rotate_keys(args: RotateArgs) -> Result<(), String> {
@@ -107,11 +115,17 @@ async fn rotate_keys(args: RotateArgs) -> Result<(), String> {
         &args.public_secret,
         &kid,
         now,
+        args.activation_delay.map_or(ACTIVATION_DELAY, |seconds| {
+            Duration::seconds(seconds.into())
+        }),
     )
     .await?;
     println!(
-        "rotated: {} signs from now on; published: {}",
+        "rotated: {} is published now and signs from {}; published: {}",
         rotated.new_kid,
+        rotated
+            .active_from
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
         rotated.published.join(", ")
     );
     Ok(())

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Duration, Utc};
 use kincode_common::cleanup;
-use kincode_common::codes::keys::VerificationKeys;
+use kincode_common::codes::keys::{VerificationKeys, ACTIVATION_DELAY, KEY_REFRESH};
 use kincode_common::codes::{publish, show, token};
 use kincode_common::config::{
     ConfigError, DATA_KEYS_SECRET, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET,
@@ -273,26 +273,53 @@ async fn a_rotation_signs_with_the_new_key_and_retires_the_old_one() {
     };
     let t0 = Utc::now() - Duration::days(10);
     // The first rotation makes the first key.
-    rotate_keys(&client, &signing, &public, "k-old", t0)
+    let first = rotate_keys(&client, &signing, &public, "k-old", t0, ACTIVATION_DELAY)
         .await
         .unwrap();
+    // Nothing signed before the first key: it signs at once.
+    assert_eq!(first.active_from, t0);
     let (old_ring, _) = cold_start().await;
     let issue = |kind, at| CodeClaims::issue(BindingId::random(), kind, HealthColour::Green, at);
     let offline = issue(CodeKind::KinOffline, t0 + Duration::days(1));
-    let old_card = token::encode(&offline, old_ring.signer());
+    let old_card = token::encode(&offline, old_ring.signer(offline.issued_at));
 
     let rotated_at = t0 + Duration::days(2);
-    let rotated = rotate_keys(&client, &signing, &public, "k-new", rotated_at)
-        .await
-        .unwrap();
+    let rotated = rotate_keys(
+        &client,
+        &signing,
+        &public,
+        "k-new",
+        rotated_at,
+        ACTIVATION_DELAY,
+    )
+    .await
+    .unwrap();
     assert_eq!(rotated.published, ["k-old", "k-new"]);
+    let switch = rotated.active_from;
+    assert!(switch > rotated_at + KEY_REFRESH);
+    // A second rotation before the switch is refused, and changes nothing.
+    let early = rotate_keys(
+        &client,
+        &signing,
+        &public,
+        "k-x",
+        rotated_at,
+        ACTIVATION_DELAY,
+    )
+    .await
+    .unwrap_err();
+    assert!(early.contains("k-new"), "{early}");
     let (new_ring, verifiers) = cold_start().await;
-    // A new key signs, and its codes verify.
-    assert_eq!(new_ring.signer().kid(), "k-new");
+    // The old key signs until the switch, the new one from then on, and their codes verify.
+    assert_eq!(
+        new_ring.signer(switch - Duration::seconds(1)).kid(),
+        "k-old"
+    );
+    assert_eq!(new_ring.signer(switch).kid(), "k-new");
     let fresh = issue(CodeKind::KinOnline, rotated_at + Duration::hours(1));
     let at = fresh.issued_at;
     assert_eq!(
-        token::decode(&token::encode(&fresh, new_ring.signer()), &verifiers, at),
+        token::decode(&token::encode(&fresh, new_ring.signer(at)), &verifiers, at),
         Ok(fresh)
     );
     // The old key's card verifies until it expires, and no longer.
@@ -305,28 +332,41 @@ async fn a_rotation_signs_with_the_new_key_and_retires_the_old_one() {
         token::decode(&old_card, &verifiers, offline.expires_at),
         Err(token::TokenError::Expired)
     );
-    // A code the old key signed after its retirement is refused.
-    let late = issue(CodeKind::KinOnline, rotated_at + Duration::minutes(1));
+    // A code the old key signed after its retirement (the switch) is refused.
+    let late = issue(CodeKind::KinOnline, switch + Duration::seconds(1));
     assert_eq!(
         token::decode(
-            &token::encode(&late, old_ring.signer()),
+            &token::encode(&late, old_ring.signer(late.issued_at)),
             &verifiers,
             late.issued_at
         ),
         Err(token::TokenError::IssuedAfterKeyRetired)
     );
-    // The published keys carry the retirement; the signing secret holds the new seed only.
+    // The published keys carry the retirement at the switch.
     let jwks = verifiers.jwks(rotated_at);
     assert_eq!(jwks["keys"][0]["kid"], "k-old");
-    assert!(jwks["keys"][0]["kincode_retired_at"].is_string());
-    assert!(new_ring.verifier(b"k-old", rotated_at).is_none());
+    assert_eq!(
+        jwks["keys"][0]["kincode_retired_at"],
+        switch.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
 
-    // Once every code of the old key has expired, the next rotation drops it.
-    let later = rotated_at + Duration::days(7);
-    let again = rotate_keys(&client, &signing, &public, "k-next", later)
-        .await
-        .unwrap();
+    // Once every code of the old key has expired, the next rotation drops it, from both
+    // secrets.
+    let later = switch + Duration::days(7);
+    let again = rotate_keys(
+        &client,
+        &signing,
+        &public,
+        "k-next",
+        later,
+        ACTIVATION_DELAY,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.published, ["k-new", "k-next"]);
+    let (ring, _) = cold_start().await;
+    assert!(ring.verifier(b"k-old", rotated_at).is_none());
+    assert_eq!(ring.signer(later).kid(), "k-new");
 
     // The card route signs with whatever the signing secret holds at cold start.
     let services = fresh_services().await;
@@ -339,4 +379,115 @@ async fn a_rotation_signs_with_the_new_key_and_retires_the_old_one() {
         .unwrap();
     let (_, verifiers) = cold_start().await;
     assert!(token::decode(&code.token, &verifiers, now).is_ok());
+}
+
+/// A warm instance's services: the environment naming `secret` (as the template gives a
+/// signer or a verifier), loaded at its cold start.
+async fn warm_instance(secret: (&str, &str)) -> Services {
+    let env = HashMap::from([
+        ("KINCODE_STAGE".to_owned(), "local".to_owned()),
+        ("KINCODE_TABLE".to_owned(), "unused".to_owned()),
+        ("KINCODE_AWS_ENDPOINT".to_owned(), local_endpoint()),
+        (secret.0.to_owned(), secret.1.to_owned()),
+    ]);
+    let config = load_config(|k| env.get(k).cloned()).await.unwrap();
+    Services::from_config(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn warm_instances_follow_a_rotation_and_no_code_is_refused_across_the_switch() {
+    let client = secrets_client(&local_endpoint()).await;
+    let prefix = format!("warm-rotation-{}", uuid::Uuid::new_v4().simple());
+    let (signing, public) = (format!("{prefix}/signing"), format!("{prefix}/public"));
+    let t0 = Utc::now() - Duration::days(30);
+    rotate_keys(&client, &signing, &public, "k-old", t0, ACTIVATION_DELAY)
+        .await
+        .unwrap();
+
+    // A render instance and a scan instance, started before the rotation and kept warm.
+    let started = t0 + Duration::days(1);
+    let render = warm_instance((SIGNING_KEYS_SECRET, &signing)).await;
+    let scan = warm_instance((PUBLIC_KEYS_SECRET, &public)).await;
+    let signer = render.signing_keys(started).await.unwrap();
+    let verifier = scan.public_keys(started).await.unwrap();
+    // The verifier holds no signing key, and the signer no way to the public keys secret.
+    assert!(scan.signing_keys(started).await.is_err());
+    assert!(render.public_keys(started).await.is_err());
+    let issue = |kind, at| CodeClaims::issue(BindingId::random(), kind, HealthColour::Green, at);
+    let card = issue(CodeKind::KinOffline, started);
+    let card_token = token::encode(&card, signer.current(started).await.signer(started));
+
+    let rotated_at = started + Duration::minutes(2);
+    let rotated = rotate_keys(
+        &client,
+        &signing,
+        &public,
+        "k-new",
+        rotated_at,
+        ACTIVATION_DELAY,
+    )
+    .await
+    .unwrap();
+    let switch = rotated.active_from;
+    // Every minute from the rotation to well past the switch, and the seconds around it.
+    let mut times: Vec<_> = (0..=40)
+        .map(|minute| rotated_at + Duration::minutes(minute))
+        .chain([switch - Duration::seconds(1), switch])
+        .collect();
+    times.sort();
+    let mut kids = Vec::new();
+    for at in times {
+        let ring = signer.current(at).await;
+        let key = ring.signer(at);
+        if kids.last().map(String::as_str) != Some(key.kid()) {
+            kids.push(key.kid().to_owned());
+        }
+        let claims = issue(CodeKind::KinOnline, at);
+        let code = token::encode(&claims, key);
+        // The warm verifier accepts it ...
+        let keys = verifier.current(at).await;
+        assert_eq!(
+            token::decode(&code, &keys, at),
+            Ok(claims.clone()),
+            "{at}: signed by {}",
+            key.kid()
+        );
+        // ... and so does a third party with the keys the route publishes then (its JWKS).
+        let jwk = keys.jwks(at)["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == key.kid())
+            .unwrap_or_else(|| panic!("{at}: {} is not published", key.kid()))
+            .clone();
+        if let Some(retired_at) = jwk["kincode_retired_at"].as_str() {
+            let retired_at: chrono::DateTime<Utc> = retired_at.parse().unwrap();
+            assert!(claims.issued_at <= retired_at, "{at}: {jwk}");
+        }
+    }
+    assert_eq!(
+        kids,
+        ["k-old", "k-new"],
+        "the warm signer switched keys once"
+    );
+    assert_eq!(switch - rotated_at, ACTIVATION_DELAY);
+
+    // The old key's card, issued before the rotation, verifies until it expires.
+    let last_second = card.expires_at - Duration::seconds(1);
+    assert_eq!(
+        token::decode(
+            &card_token,
+            &*verifier.current(last_second).await,
+            last_second
+        ),
+        Ok(card.clone())
+    );
+    assert_eq!(
+        token::decode(
+            &card_token,
+            &*verifier.current(card.expires_at).await,
+            card.expires_at
+        ),
+        Err(token::TokenError::Expired)
+    );
 }

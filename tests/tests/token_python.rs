@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use chrono::{DateTime, TimeZone, Utc};
-use kincode_common::codes::keys::{KeyRing, SigningKey};
+use kincode_common::codes::keys::{KeyRing, SigningKey, ACTIVATION_DELAY};
 use kincode_common::codes::token::{self, ISSUER};
 use kincode_common::domain::binding::BindingId;
 use kincode_common::domain::code::{CodeClaims, CodeKind};
@@ -81,7 +81,7 @@ fn python_reads_the_same_claims_from_every_kind_and_colour() {
     for kind in [CodeKind::KinOnline, CodeKind::KinOffline] {
         for colour in HealthColour::ALL {
             let claims = CodeClaims::issue(BindingId::random(), kind, colour, now());
-            let text = token::encode(&claims, keys.signer());
+            let text = token::encode(&claims, keys.signer(now()));
             let output = python_verify(&jwks, &text);
             assert!(
                 output.status.success(),
@@ -110,13 +110,13 @@ fn python_rejects_a_token_from_another_ring() {
 
     // Same kid, different key: only the signature can tell.
     let impostor = KeyRing::generate("k2026py");
-    let output = python_verify(&jwks, &token::encode(&claims, impostor.signer()));
+    let output = python_verify(&jwks, &token::encode(&claims, impostor.signer(now())));
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("signature does not verify"));
 
     let stranger = KeyRing::generate("k2099zz");
-    let output = python_verify(&jwks, &token::encode(&claims, stranger.signer()));
+    let output = python_verify(&jwks, &token::encode(&claims, stranger.signer(now())));
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no published key"));
 }
@@ -126,7 +126,11 @@ fn python_refuses_a_code_issued_after_retirement_or_living_too_long() {
     let old = KeyRing::generate("k-old");
     let next = SigningKey::from_seed("k-new", &[5; 32]).unwrap();
     let rotated_at = now();
-    let keys = old.verification_keys().rotated(&next, rotated_at).unwrap();
+    // The new key signs, and the old one retires, at `rotated_at`.
+    let keys = old
+        .verification_keys()
+        .rotated(&next, rotated_at - ACTIVATION_DELAY, rotated_at)
+        .unwrap();
     let jwks = JwksFile::write(&keys.jwks(rotated_at));
     let issue = |at| {
         CodeClaims::issue(
@@ -136,11 +140,11 @@ fn python_refuses_a_code_issued_after_retirement_or_living_too_long() {
             at,
         )
     };
-    let before = token::encode(&issue(rotated_at), old.signer());
+    let before = token::encode(&issue(rotated_at), old.signer(rotated_at));
     assert!(python_verify(&jwks, &before).status.success());
     let after = token::encode(
         &issue(rotated_at + chrono::Duration::seconds(1)),
-        old.signer(),
+        old.signer(rotated_at),
     );
     let output = python_verify(&jwks, &after);
     assert_eq!(output.status.code(), Some(1));

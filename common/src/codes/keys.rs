@@ -1,10 +1,12 @@
 //! The keys that sign and check kin codes, kept in two Secrets Manager secrets so that a
 //! function that only checks codes can never sign one:
 //!
-//! - the **signing keys** (render and offline only): the active key's seed,
+//! - the **signing keys** (render and offline only): the active key's seed, and during a
+//!   rotation the next key's, which signs from its `active_from` on,
 //!
 //!   ```json
-//!   {"active":"k2026a","keys":[{"kid":"k2026a","seed":"<base64 of 32 bytes>"}]}
+//!   {"active":"k2026a","keys":[{"kid":"k2026a","seed":"<base64 of 32 bytes>"},
+//!            {"kid":"k2026b","seed":"<base64 of 32 bytes>","active_from":"2026-11-01T00:10:00Z"}]}
 //!   ```
 //!
 //! - the **public keys** (scan, samples and the keys route; published anyway): every key whose
@@ -17,13 +19,17 @@
 //!
 //! A retired key verifies the codes it signed before `retired_at` (never one issued after it),
 //! and is published, until `retired_at` plus the longest code lifetime (the 7-day offline
-//! code): by then every code it signed has expired. [`VerificationKeys::rotated`] is the
-//! rotation (`kincode-local rotate-keys`).
+//! code): by then every code it signed has expired. [`VerificationKeys::rotated`] and
+//! [`KeyRing::rotated_config`] are the rotation (`kincode-local rotate-keys`): the new public
+//! key is published at once, the new key signs from [`ACTIVATION_DELAY`] later, and the old
+//! one retires at that same instant. Functions re-read the secrets every [`KEY_REFRESH`]
+//! (`crate::secrets::LiveKeys`), so by then every verifier knows the new key, and a signer
+//! picks its key by the clock ([`KeyRing::signer`]).
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, ParsedPublicKey, ED25519};
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -32,6 +38,14 @@ use crate::domain::code::offline_code_validity;
 /// Ed25519 seeds and public keys are both 32 bytes.
 pub const KEY_LEN: usize = 32;
 pub const MAX_KID_LEN: usize = 16;
+
+/// How long a function keeps the keys it read before reading them again.
+pub const KEY_REFRESH: Duration = Duration::minutes(5);
+
+/// From a rotation to the instant its new key signs (and the old one retires): longer than
+/// [`KEY_REFRESH`], so every verifier holds the new public key by then, with a margin for the
+/// keys route's cache and third-party verifiers (README, "Rotating the code signing key").
+pub const ACTIVATION_DELAY: Duration = Duration::minutes(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
@@ -60,6 +74,13 @@ pub enum KeyRingError {
     Rejected(String),
     #[error("key {0:?}: the public keys hold no seed")]
     SeedInPublicKeys(String),
+    #[error("key {0:?}: only a signing key besides the active one has `active_from`")]
+    Misscheduled(String),
+    #[error("key {kid:?} starts signing at {active_from}: rotate again after that")]
+    RotationPending {
+        kid: String,
+        active_from: DateTime<Utc>,
+    },
 }
 
 fn check_kid(kid: &str) -> Result<(), KeyRingError> {
@@ -204,10 +225,13 @@ pub struct VerificationKeys {
     keys: Vec<VerificationKey>,
 }
 
-/// The active signing key, and the verification keys (its own, and any given with it).
+/// The signing keys, and the verification keys (their own, and any given with them).
 #[derive(Debug)]
 pub struct KeyRing {
+    /// The active key: signs until the first of `scheduled` starts.
     signer: SigningKey,
+    /// The keys a rotation made, each signing from its `active_from`; in that order.
+    scheduled: Vec<(DateTime<Utc>, SigningKey)>,
     verification: VerificationKeys,
 }
 
@@ -241,6 +265,8 @@ struct ConfigKey {
     seed: Option<String>,
     public: Option<String>,
     retired_at: Option<DateTime<Utc>>,
+    /// Signing keys only: when a key a rotation added starts signing.
+    active_from: Option<DateTime<Utc>>,
 }
 
 fn decode_key_bytes(kid: &str, encoded: &str) -> Result<[u8; KEY_LEN], KeyRingError> {
@@ -274,6 +300,9 @@ impl VerificationKeys {
                 (Some(_), _) => return Err(KeyRingError::SeedInPublicKeys(entry.kid.clone())),
                 (None, None) => return Err(KeyRingError::KeyMaterial(entry.kid.clone())),
             };
+            if entry.active_from.is_some() {
+                return Err(KeyRingError::Misscheduled(entry.kid.clone()));
+            }
             keys.push(VerificationKey::new(&entry.kid, public, entry.retired_at)?)?;
         }
         Ok(keys)
@@ -305,13 +334,18 @@ impl VerificationKeys {
         json!({ "keys": keys }).to_string()
     }
 
-    /// The keys after a rotation at `now` to `next`: every key still signing is retired at
-    /// `now`, keys whose codes have all expired are dropped, and `next` (a key id not seen
-    /// before) is added.
-    pub fn rotated(&self, next: &SigningKey, now: DateTime<Utc>) -> Result<Self, KeyRingError> {
+    /// The keys after a rotation at `now` to `next`, which signs from `active_from`: every
+    /// key still signing is retired at `active_from`, keys whose codes have all expired by
+    /// `now` are dropped, and `next` (a key id not seen before) is added.
+    pub fn rotated(
+        &self,
+        next: &SigningKey,
+        now: DateTime<Utc>,
+        active_from: DateTime<Utc>,
+    ) -> Result<Self, KeyRingError> {
         let mut keys = Self { keys: Vec::new() };
         for key in self.keys.iter().filter(|k| k.is_live(now)) {
-            let retired_at = key.retired_at.unwrap_or(now);
+            let retired_at = key.retired_at.unwrap_or(active_from);
             keys.push(VerificationKey::new(
                 &key.kid,
                 key.public,
@@ -369,6 +403,7 @@ impl KeyRing {
     pub fn from_json(text: &str) -> Result<Self, KeyRingError> {
         let document: ConfigDocument = parse_document(text)?;
         let mut signer = None;
+        let mut scheduled = Vec::new();
         let mut verification = VerificationKeys {
             keys: Vec::with_capacity(document.keys.len()),
         };
@@ -384,14 +419,22 @@ impl KeyRing {
                         SigningKey::from_seed(&entry.kid, &decode_key_bytes(&entry.kid, seed)?)?;
                     let verifier =
                         VerificationKey::new(&entry.kid, key.public_key(), entry.retired_at)?;
-                    if is_active {
-                        signer = Some(key);
+                    match entry.active_from {
+                        Some(_) if is_active || entry.retired_at.is_some() => {
+                            return Err(KeyRingError::Misscheduled(entry.kid.clone()))
+                        }
+                        Some(active_from) => scheduled.push((active_from, key)),
+                        None if is_active => signer = Some(key),
+                        None => {}
                     }
                     verifier
                 }
                 (None, Some(public)) => {
                     if is_active {
                         return Err(KeyRingError::ActiveKeyWithoutSeed(entry.kid.clone()));
+                    }
+                    if entry.active_from.is_some() {
+                        return Err(KeyRingError::Misscheduled(entry.kid.clone()));
                     }
                     let public = decode_key_bytes(&entry.kid, public)?;
                     VerificationKey::new(&entry.kid, public, entry.retired_at)?
@@ -404,8 +447,10 @@ impl KeyRing {
             verification.push(verifier)?;
         }
         let signer = signer.ok_or(KeyRingError::ActiveKeyMissing(document.active))?;
+        scheduled.sort_by_key(|(active_from, _)| *active_from);
         Ok(Self {
             signer,
+            scheduled,
             verification,
         })
     }
@@ -426,6 +471,7 @@ impl KeyRing {
         };
         Ok(Self {
             signer,
+            scheduled: Vec::new(),
             verification,
         })
     }
@@ -436,8 +482,58 @@ impl KeyRing {
         json!({"active": kid, "keys": [{"kid": kid, "seed": B64.encode(seed)}]}).to_string()
     }
 
-    pub fn signer(&self) -> &SigningKey {
-        &self.signer
+    /// The signing keys document after a rotation at `now` to `next` (from `seed`), which
+    /// signs from `active_from`: the key signing at `now` keeps signing until then, every other
+    /// key is dropped (the public keys keep verifying its codes). Refused while the key of an
+    /// earlier rotation has not started signing yet: the old key would outlive its retirement.
+    pub fn rotated_config(
+        text: &str,
+        next: &str,
+        seed: &[u8; KEY_LEN],
+        now: DateTime<Utc>,
+        active_from: DateTime<Utc>,
+    ) -> Result<String, KeyRingError> {
+        let ring = Self::from_json(text)?;
+        if let Some((pending_from, key)) = ring.scheduled.iter().find(|(at, _)| *at > now) {
+            return Err(KeyRingError::RotationPending {
+                kid: key.kid.clone(),
+                active_from: *pending_from,
+            });
+        }
+        let current = ring.signer(now).kid();
+        check_kid(next)?;
+        if ring.verification.keys.iter().any(|k| k.kid == next) {
+            return Err(KeyRingError::DuplicateKid(next.to_owned()));
+        }
+        let document: ConfigDocument = parse_document(text)?;
+        let current_seed = document
+            .keys
+            .iter()
+            .find(|k| k.kid == current)
+            .and_then(|k| k.seed.as_deref())
+            .ok_or_else(|| KeyRingError::ActiveKeyWithoutSeed(current.to_owned()))?;
+        Ok(json!({
+            "active": current,
+            "keys": [
+                {"kid": current, "seed": current_seed},
+                {
+                    "kid": next,
+                    "seed": B64.encode(seed),
+                    "active_from": active_from.to_rfc3339_opts(SecondsFormat::Secs, true),
+                },
+            ],
+        })
+        .to_string())
+    }
+
+    /// The key that signs at `now`: the latest scheduled key whose `active_from` has come, or
+    /// else the active one.
+    pub fn signer(&self, now: DateTime<Utc>) -> &SigningKey {
+        self.scheduled
+            .iter()
+            .rev()
+            .find(|(active_from, _)| *active_from <= now)
+            .map_or(&self.signer, |(_, key)| key)
     }
 
     /// The verification keys alone: what a function that only checks codes is given.
@@ -476,7 +572,7 @@ mod tests {
     #[test]
     fn the_config_names_the_signer_and_every_verifier() {
         let ring = two_key_ring();
-        assert_eq!(ring.signer().kid(), "k2026a");
+        assert_eq!(ring.signer(retired_at()).kid(), "k2026a");
         let now = retired_at();
         assert_eq!(ring.verifier(b"k2026a", now).unwrap().retired_at(), None);
         assert_eq!(
@@ -529,7 +625,7 @@ mod tests {
     #[test]
     fn config_json_reads_back_as_the_same_key() {
         let ring = KeyRing::from_json(&KeyRing::config_json("dev", &SEED_A)).unwrap();
-        assert_eq!(ring.signer().kid(), "dev");
+        assert_eq!(ring.signer(Utc::now()).kid(), "dev");
         let expected = SigningKey::from_seed("dev", &SEED_A).unwrap().public_key();
         assert_eq!(
             ring.verifier(b"dev", Utc::now()).unwrap().public_key(),
@@ -687,8 +783,9 @@ mod tests {
         let ring = two_key_ring();
         let next = SigningKey::from_seed("k2027a", &[3; 32]).unwrap();
         let at = retired_at() + Duration::days(7);
-        let rotated = ring.verification_keys().rotated(&next, at).unwrap();
-        // k2025b's codes have all expired by then; k2026a is retired now.
+        let from = at + ACTIVATION_DELAY;
+        let rotated = ring.verification_keys().rotated(&next, at, from).unwrap();
+        // k2025b's codes have all expired by then; k2026a retires when k2027a starts.
         let keys = rotated.jwks(at);
         let kids: Vec<_> = keys["keys"]
             .as_array()
@@ -699,11 +796,11 @@ mod tests {
         assert_eq!(kids, ["k2026a", "k2027a"]);
         assert_eq!(
             rotated.verifier(b"k2026a", at).unwrap().retired_at(),
-            Some(at)
+            Some(from)
         );
         assert_eq!(rotated.verifier(b"k2027a", at).unwrap().retired_at(), None);
         assert!(matches!(
-            rotated.rotated(&next, at),
+            rotated.rotated(&next, at, from),
             Err(KeyRingError::DuplicateKid(_))
         ));
     }
@@ -712,6 +809,81 @@ mod tests {
     fn a_sixteen_character_kid_is_the_longest_accepted() {
         let kid = "abcdefghijklmnop";
         let ring = KeyRing::from_json(&KeyRing::config_json(kid, &SEED_A)).unwrap();
-        assert_eq!(ring.signer().kid(), kid);
+        assert_eq!(ring.signer(Utc::now()).kid(), kid);
+    }
+
+    #[test]
+    fn a_ring_mid_rotation_signs_with_the_old_key_until_the_new_one_starts() {
+        let now = retired_at();
+        let from = now + ACTIVATION_DELAY;
+        let text = KeyRing::config_json("k-old", &SEED_A);
+        let rotated = KeyRing::rotated_config(&text, "k-new", &SEED_B, now, from).unwrap();
+        let ring = KeyRing::from_json(&rotated).unwrap();
+        assert_eq!(ring.signer(now).kid(), "k-old");
+        assert_eq!(ring.signer(from - Duration::seconds(1)).kid(), "k-old");
+        assert_eq!(ring.signer(from).kid(), "k-new");
+        assert_eq!(ring.signer(from + Duration::days(30)).kid(), "k-new");
+        // Both verify their own codes; the new seed is the one given.
+        assert_eq!(
+            ring.verifier(b"k-new", now).unwrap().public_key(),
+            SigningKey::from_seed("x", &SEED_B)
+                .unwrap()
+                .public_key()
+                .as_ref()
+        );
+        assert!(ring.verifier(b"k-old", now).is_some());
+        // A second rotation before the first key starts is refused ...
+        assert!(matches!(
+            KeyRing::rotated_config(&rotated, "k-next", &[3; 32], from - Duration::seconds(1), from + ACTIVATION_DELAY),
+            Err(KeyRingError::RotationPending { kid, active_from }) if kid == "k-new" && active_from == from
+        ));
+        // ... and after it, the key signing then is kept, the one before dropped.
+        let later = from + Duration::days(8);
+        let again = KeyRing::rotated_config(
+            &rotated,
+            "k-next",
+            &[3; 32],
+            later,
+            later + ACTIVATION_DELAY,
+        )
+        .unwrap();
+        let ring = KeyRing::from_json(&again).unwrap();
+        assert_eq!(ring.signer(later).kid(), "k-new");
+        assert_eq!(ring.signer(later + ACTIVATION_DELAY).kid(), "k-next");
+        assert!(ring.verifier(b"k-old", later).is_none());
+        assert!(matches!(
+            KeyRing::rotated_config(
+                &again,
+                "k-new",
+                &[4; 32],
+                later + Duration::days(1),
+                later + Duration::days(2)
+            ),
+            Err(KeyRingError::DuplicateKid(_))
+        ));
+    }
+
+    #[test]
+    fn only_a_scheduled_signing_key_carries_active_from() {
+        let seed = B64.encode(SEED_A);
+        let from = "2026-11-01T00:15:00Z";
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": seed, "active_from": from}]})
+            ),
+            KeyRingError::Misscheduled(_)
+        ));
+        assert!(matches!(
+            config_error(
+                json!({"active": "a", "keys": [{"kid": "a", "seed": seed}, {"kid": "b", "public": public_b64(&SEED_B), "active_from": from}]})
+            ),
+            KeyRingError::Misscheduled(_)
+        ));
+        assert!(matches!(
+            VerificationKeys::from_json(
+                &json!({"keys": [{"kid": "b", "public": public_b64(&SEED_B), "active_from": from}]}).to_string()
+            ),
+            Err(KeyRingError::Misscheduled(_))
+        ));
     }
 }

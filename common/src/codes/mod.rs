@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod publish;
+pub mod refresh;
 pub mod scan;
 pub mod show;
 pub mod token;

@@ -30,7 +30,7 @@ async fn sign_code(
     let binding = active_binding(store, guardian, id).await?;
     let colour = current_colour(store, &binding.relative_key, now).await?;
     let claims = CodeClaims::issue(binding.id.clone(), kind, colour, now);
-    let token = token::encode(&claims, keys.signer());
+    let token = token::encode(&claims, keys.signer(now));
     Ok(SignedCode {
         binding,
         claims,

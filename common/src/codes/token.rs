@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn the_pinned_vector_is_reproduced_exactly() {
-        let token = encode(&pinned_claims(), ring().signer());
+        let token = encode(&pinned_claims(), ring().signer(issued()));
         assert_eq!(token, PINNED);
         let rfc8032_public = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
         assert_eq!(ring().jwks(issued())["keys"][0]["x"], rfc8032_public);
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn the_bytes_have_the_documented_layout() {
-        let token = encode(&pinned_claims(), ring().signer());
+        let token = encode(&pinned_claims(), ring().signer(issued()));
         let bytes = base45::decode(token.strip_prefix(PREFIX).unwrap()).unwrap();
         assert_eq!(bytes.len(), 145);
         assert_eq!(token.len(), 222);
@@ -403,7 +403,7 @@ mod tests {
         for kind in [CodeKind::KinOnline, CodeKind::KinOffline] {
             for colour in HealthColour::ALL {
                 let claims = CodeClaims::issue(BindingId::random(), kind, colour, issued());
-                let token = encode(&claims, keys.signer());
+                let token = encode(&claims, keys.signer(issued()));
                 assert!(token.len() <= MAX_TOKEN_CHARS);
                 assert_eq!(decode(&token, &keys, issued()), Ok(claims.clone()));
                 let last_second = claims.expires_at - Duration::seconds(1);
@@ -467,7 +467,7 @@ mod tests {
             eddsa_header(KID),
             Header::default(),
             payload_with(edit),
-            keys.signer(),
+            keys.signer(issued()),
         );
         decode(&token, &keys, issued())
     }
@@ -475,7 +475,7 @@ mod tests {
     #[test]
     fn each_malformation_gets_its_own_error() {
         let keys = ring();
-        let good = encode(&pinned_claims(), keys.signer());
+        let good = encode(&pinned_claims(), keys.signer(issued()));
         let body = good.strip_prefix(PREFIX).unwrap();
         let at = issued();
         let check = |text: &str| decode(text, &keys, at);
@@ -526,7 +526,7 @@ mod tests {
                 .build(),
             HeaderBuilder::new().key_id(KID.as_bytes().to_vec()).build(),
             claims_payload(&pinned_claims()),
-            keys.signer(),
+            keys.signer(issued()),
         );
         assert_eq!(check(&unprotected_kid), Err(TokenError::BadCose));
 
@@ -538,7 +538,7 @@ mod tests {
             es256,
             Header::default(),
             claims_payload(&pinned_claims()),
-            keys.signer(),
+            keys.signer(issued()),
         );
         assert_eq!(check(&es256), Err(TokenError::UnsupportedAlgorithm));
         let no_alg = HeaderBuilder::new().key_id(KID.as_bytes().to_vec()).build();
@@ -546,18 +546,18 @@ mod tests {
             no_alg,
             Header::default(),
             claims_payload(&pinned_claims()),
-            keys.signer(),
+            keys.signer(issued()),
         );
         assert_eq!(check(&no_alg), Err(TokenError::UnsupportedAlgorithm));
 
         let stranger = KeyRing::generate("k2099z");
         assert_eq!(
-            check(&encode(&pinned_claims(), stranger.signer())),
+            check(&encode(&pinned_claims(), stranger.signer(issued()))),
             Err(TokenError::UnknownKey)
         );
         let impostor = KeyRing::generate(KID);
         assert_eq!(
-            check(&encode(&pinned_claims(), impostor.signer())),
+            check(&encode(&pinned_claims(), impostor.signer(issued()))),
             Err(TokenError::BadSignature)
         );
 
@@ -634,7 +634,7 @@ mod tests {
             eddsa_header(KID),
             Header::default(),
             vec![0x80],
-            keys.signer(),
+            keys.signer(issued()),
         );
         assert_eq!(
             decode(&not_a_map, &keys, issued()),
@@ -643,7 +643,12 @@ mod tests {
         let trailing = {
             let mut payload = claims_payload(&pinned_claims());
             payload.push(0x00);
-            signed(eddsa_header(KID), Header::default(), payload, keys.signer())
+            signed(
+                eddsa_header(KID),
+                Header::default(),
+                payload,
+                keys.signer(issued()),
+            )
         };
         assert_eq!(
             decode(&trailing, &keys, issued()),
@@ -678,7 +683,8 @@ mod tests {
         assert_eq!(decode(&token, &keys, gone), Err(TokenError::UnknownKey));
     }
 
-    /// The keys of a rotation at `rotated_at` from the old key (seed 7) to the pinned one.
+    /// The keys of a rotation from the old key (seed 7) to the pinned one, which signs (and
+    /// the old one retires) from `rotated_at`.
     fn rotated_keys(rotated_at: DateTime<Utc>) -> (SigningKey, VerificationKeys) {
         let (old, new) = (
             SigningKey::from_seed("k2025b", &[7; 32]).unwrap(),
@@ -687,7 +693,11 @@ mod tests {
         let before = KeyRing::from_json(&KeyRing::config_json("k2025b", &[7; 32])).unwrap();
         let after = before
             .verification_keys()
-            .rotated(&new, rotated_at)
+            .rotated(
+                &new,
+                rotated_at - crate::codes::keys::ACTIVATION_DELAY,
+                rotated_at,
+            )
             .unwrap();
         (old, after)
     }
@@ -732,12 +742,12 @@ mod tests {
             claims.issued_at = issued();
             claims.expires_at = issued() + lifetime;
             assert_eq!(
-                decode(&encode(&claims, keys.signer()), &keys, issued()),
+                decode(&encode(&claims, keys.signer(issued())), &keys, issued()),
                 Ok(claims.clone())
             );
             claims.expires_at += Duration::seconds(1);
             assert_eq!(
-                decode(&encode(&claims, keys.signer()), &keys, issued()),
+                decode(&encode(&claims, keys.signer(issued())), &keys, issued()),
                 Err(TokenError::LifetimeTooLong),
                 "{kind:?}"
             );
@@ -755,7 +765,7 @@ mod tests {
     #[test]
     fn every_single_bit_flip_is_rejected() {
         let keys = ring();
-        let good = encode(&pinned_claims(), keys.signer());
+        let good = encode(&pinned_claims(), keys.signer(issued()));
         for position in 0..good.len() {
             for bit in 0..8 {
                 let mut bytes = good.clone().into_bytes();
@@ -772,7 +782,7 @@ mod tests {
     #[test]
     fn every_truncation_is_rejected() {
         let keys = ring();
-        let good = encode(&pinned_claims(), keys.signer());
+        let good = encode(&pinned_claims(), keys.signer(issued()));
         for end in 0..good.len() {
             assert!(decode(&good[..end], &keys, issued()).is_err(), "{end}");
         }
@@ -799,7 +809,7 @@ mod tests {
     fn arbitrary_input_is_rejected_without_panicking() {
         let keys = ring();
         let good_bytes = base45::decode(
-            encode(&pinned_claims(), keys.signer())
+            encode(&pinned_claims(), keys.signer(issued()))
                 .strip_prefix(PREFIX)
                 .unwrap(),
         )

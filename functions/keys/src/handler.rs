@@ -102,7 +102,7 @@ mod tests {
             (key["kty"].as_str(), key["crv"].as_str()),
             (Some("OKP"), Some("Ed25519"))
         );
-        assert_eq!(key["kid"], ring.signer().kid());
+        assert_eq!(key["kid"], ring.signer(Utc::now()).kid());
         assert_eq!(body["revoked"].as_array().map(Vec::len), Some(0));
         assert_eq!(body["issuer"], "kincode");
     }

@@ -9,7 +9,11 @@ use kincode_common::entry;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let services = entry::cold_start_without_data_keys().await?;
-    let keys = entry::public_keys(services)?;
-    let cache = PublishedKeysCache::default();
-    entry::serve(|req| handler::handle(services, keys, &cache, req, chrono::Utc::now())).await
+    let keys = entry::public_keys(services).await?;
+    let cache = &PublishedKeysCache::default();
+    entry::serve(|req| async move {
+        let now = chrono::Utc::now();
+        handler::handle(services, &*keys.current(now).await, cache, req, now).await
+    })
+    .await
 }

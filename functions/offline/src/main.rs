@@ -7,7 +7,11 @@ use kincode_common::entry;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let services = entry::cold_start().await?;
-    let keys = entry::signing_keys(services)?;
+    let keys = entry::signing_keys(services).await?;
     let blobs = entry::offline_cards(services).await?;
-    entry::serve(|req| handler::handle(services, keys, blobs, req, chrono::Utc::now())).await
+    entry::serve(|req| async move {
+        let now = chrono::Utc::now();
+        handler::handle(services, &*keys.current(now).await, blobs, req, now).await
+    })
+    .await
 }
