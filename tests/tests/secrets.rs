@@ -429,6 +429,12 @@ async fn warm_instances_follow_a_rotation_and_no_code_is_refused_across_the_swit
     .await
     .unwrap();
     let switch = rotated.active_from;
+    // What an instance started after the rotation verifies with.
+    let cold = warm_instance((PUBLIC_KEYS_SECRET, &public))
+        .await
+        .config
+        .public_keys()
+        .unwrap();
     // Every minute from the rotation to well past the switch, and the seconds around it.
     let mut times: Vec<_> = (0..=40)
         .map(|minute| rotated_at + Duration::minutes(minute))
@@ -452,7 +458,13 @@ async fn warm_instances_follow_a_rotation_and_no_code_is_refused_across_the_swit
             "{at}: signed by {}",
             key.kid()
         );
-        // ... and so does a third party with the keys the route publishes then (its JWKS).
+        // ... as does a verifier started after the rotation ...
+        assert_eq!(
+            token::decode(&code, &cold, at),
+            Ok(claims.clone()),
+            "{at}: cold"
+        );
+        // ... and a third party with the keys the route publishes then (its JWKS).
         let jwk = keys.jwks(at)["keys"]
             .as_array()
             .unwrap()
