@@ -7,6 +7,7 @@ use lambda_http::{service_fn, Body, Error, Request, Response};
 
 use crate::blobs::BlobStore;
 use crate::codes::keys::{KeyRing, VerificationKeys};
+use crate::config::ConfigError;
 use crate::secrets::LiveKeys;
 use crate::services::Services;
 
@@ -28,18 +29,16 @@ pub async fn cold_start_without_data_keys() -> Result<&'static Services, Error> 
 
 /// The code signing keys, for the functions that make codes (render, offline); re-read while
 /// warm, so a rotation needs no recycling.
-pub async fn signing_keys(services: &Services) -> Result<&'static LiveKeys<KeyRing>, Error> {
-    Ok(Box::leak(Box::new(
-        services.signing_keys(Utc::now()).await?,
-    )))
+pub fn signing_keys(services: &Services) -> Result<&'static LiveKeys<KeyRing>, ConfigError> {
+    Ok(Box::leak(Box::new(services.signing_keys(Utc::now())?)))
 }
 
 /// The public verification keys, for the functions that check or publish codes (scan,
 /// samples, the keys route): they hold no key that signs. Re-read while warm.
-pub async fn public_keys(
+pub fn public_keys(
     services: &Services,
-) -> Result<&'static LiveKeys<VerificationKeys>, Error> {
-    Ok(Box::leak(Box::new(services.public_keys(Utc::now()).await?)))
+) -> Result<&'static LiveKeys<VerificationKeys>, ConfigError> {
+    Ok(Box::leak(Box::new(services.public_keys(Utc::now())?)))
 }
 
 /// The offline-card bucket, for the functions that store or remove cards.

@@ -11,7 +11,8 @@ use futures_util::future::try_join_all;
 
 use crate::codes::keys::KeyRingError;
 use crate::codes::refresh::Refreshing;
-use crate::config::ConfigError;
+use crate::config::{Config, ConfigError, Stage};
+use crate::services::secretsmanager_client;
 
 /// Each named secret's `SecretString`, by name. A secret that does not exist is refused
 /// with the variable that named it.
@@ -60,9 +61,13 @@ async fn fetch_one(
 }
 
 /// The code keys of one secret, as a warm instance holds them: read at its cold start, read
-/// again every [`crate::codes::keys::KEY_REFRESH`] ([`Refreshing`]).
+/// again every [`crate::codes::keys::KEY_REFRESH`] ([`Refreshing`]). The client is made for
+/// each re-read: nothing is added to the cold start, and a connection would not outlive the
+/// minutes between reads anyway.
 pub struct LiveKeys<T> {
-    client: aws_sdk_secretsmanager::Client,
+    stage: Stage,
+    aws_endpoint: Option<String>,
+    local_ca_file: Option<String>,
     variable: &'static str,
     name: String,
     parse: fn(&str) -> Result<T, KeyRingError>,
@@ -70,30 +75,41 @@ pub struct LiveKeys<T> {
 }
 
 impl<T> LiveKeys<T> {
-    /// `keys`, read from the secret `name` (named by `variable`) at `fetched_at`; `parse`
+    /// `keys`, read at `fetched_at` from the secret `config` names in `variable`; `parse`
     /// reads its later values.
     pub fn new(
-        client: aws_sdk_secretsmanager::Client,
+        config: &Config,
         variable: &'static str,
-        name: String,
         parse: fn(&str) -> Result<T, KeyRingError>,
         keys: T,
         fetched_at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            client,
+    ) -> Result<Self, ConfigError> {
+        let name = config
+            .secret_name(variable)
+            .ok_or(ConfigError::Missing(variable))?
+            .to_owned();
+        Ok(Self {
+            stage: config.stage,
+            aws_endpoint: config.aws_endpoint.clone(),
+            local_ca_file: config.local_ca_file.clone(),
             variable,
             name,
             parse,
             keys: Refreshing::new(keys, fetched_at),
-        }
+        })
     }
 
     /// The keys to use at `now`.
     pub async fn current(&self, now: DateTime<Utc>) -> Arc<T> {
         self.keys
             .get(now, || async {
-                let text = fetch_one(&self.client, self.variable, &self.name).await?;
+                let client = secretsmanager_client(
+                    self.stage,
+                    self.aws_endpoint.as_deref(),
+                    self.local_ca_file.as_deref(),
+                )
+                .await?;
+                let text = fetch_one(&client, self.variable, &self.name).await?;
                 Ok::<_, ConfigError>((self.parse)(&text)?)
             })
             .await

@@ -11,7 +11,7 @@ use rustls::pki_types::CertificateDer;
 use chrono::{DateTime, Utc};
 
 use crate::blobs::BlobStore;
-use crate::codes::keys::{KeyRing, KeyRingError, VerificationKeys};
+use crate::codes::keys::{KeyRing, VerificationKeys};
 use crate::config::{
     Bootstrap, Config, ConfigError, Stage, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET,
 };
@@ -62,7 +62,7 @@ async fn sdk_config(
 }
 
 /// The Secrets Manager client, made the way the other clients are.
-async fn secretsmanager_client(
+pub(crate) async fn secretsmanager_client(
     stage: Stage,
     aws_endpoint: Option<&str>,
     local_ca_file: Option<&str>,
@@ -133,49 +133,31 @@ impl Services {
 
     /// The code signing keys (render, offline), as read at the cold start (`now`), then
     /// re-read every `KEY_REFRESH`.
-    pub async fn signing_keys(&self, now: DateTime<Utc>) -> Result<LiveKeys<KeyRing>, ConfigError> {
+    pub fn signing_keys(&self, now: DateTime<Utc>) -> Result<LiveKeys<KeyRing>, ConfigError> {
         let keys = self.config.signing_keys()?;
-        self.live_keys(SIGNING_KEYS_SECRET, KeyRing::from_json, keys, now)
-            .await
+        LiveKeys::new(
+            &self.config,
+            SIGNING_KEYS_SECRET,
+            KeyRing::from_json,
+            keys,
+            now,
+        )
     }
 
     /// The public verification keys (scan, samples, the keys route), likewise: they hold no
     /// key that signs.
-    pub async fn public_keys(
+    pub fn public_keys(
         &self,
         now: DateTime<Utc>,
     ) -> Result<LiveKeys<VerificationKeys>, ConfigError> {
         let keys = self.config.public_keys()?;
-        self.live_keys(PUBLIC_KEYS_SECRET, VerificationKeys::from_json, keys, now)
-            .await
-    }
-
-    async fn live_keys<T>(
-        &self,
-        variable: &'static str,
-        parse: fn(&str) -> Result<T, KeyRingError>,
-        keys: T,
-        now: DateTime<Utc>,
-    ) -> Result<LiveKeys<T>, ConfigError> {
-        let name = self
-            .config
-            .secret_name(variable)
-            .ok_or(ConfigError::Missing(variable))?;
-        let config = &self.config;
-        let client = secretsmanager_client(
-            config.stage,
-            config.aws_endpoint.as_deref(),
-            config.local_ca_file.as_deref(),
-        )
-        .await?;
-        Ok(LiveKeys::new(
-            client,
-            variable,
-            name.to_owned(),
-            parse,
+        LiveKeys::new(
+            &self.config,
+            PUBLIC_KEYS_SECRET,
+            VerificationKeys::from_json,
             keys,
             now,
-        ))
+        )
     }
 
     /// The store holds the data keys when the function was given them: the keys route and

@@ -408,11 +408,11 @@ async fn warm_instances_follow_a_rotation_and_no_code_is_refused_across_the_swit
     let started = t0 + Duration::days(1);
     let render = warm_instance((SIGNING_KEYS_SECRET, &signing)).await;
     let scan = warm_instance((PUBLIC_KEYS_SECRET, &public)).await;
-    let signer = render.signing_keys(started).await.unwrap();
-    let verifier = scan.public_keys(started).await.unwrap();
+    let signer = render.signing_keys(started).unwrap();
+    let verifier = scan.public_keys(started).unwrap();
     // The verifier holds no signing key, and the signer no way to the public keys secret.
-    assert!(scan.signing_keys(started).await.is_err());
-    assert!(render.public_keys(started).await.is_err());
+    assert!(scan.signing_keys(started).is_err());
+    assert!(render.public_keys(started).is_err());
     let issue = |kind, at| CodeClaims::issue(BindingId::random(), kind, HealthColour::Green, at);
     let card = issue(CodeKind::KinOffline, started);
     let card_token = token::encode(&card, signer.current(started).await.signer(started));

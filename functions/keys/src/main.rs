@@ -9,7 +9,7 @@ use kincode_common::entry;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let services = entry::cold_start_without_data_keys().await?;
-    let keys = entry::public_keys(services).await?;
+    let keys = entry::public_keys(services)?;
     let cache = &PublishedKeysCache::default();
     entry::serve(|req| async move {
         let now = chrono::Utc::now();

@@ -7,7 +7,7 @@ use kincode_common::entry;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let services = entry::cold_start().await?;
-    let keys = entry::signing_keys(services).await?;
+    let keys = entry::signing_keys(services)?;
     let blobs = entry::offline_cards(services).await?;
     entry::serve(|req| async move {
         let now = chrono::Utc::now();

@@ -7,7 +7,7 @@ use kincode_common::entry;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let services = entry::cold_start().await?;
-    let keys = entry::public_keys(services).await?;
+    let keys = entry::public_keys(services)?;
     entry::serve(|req| async move {
         let now = chrono::Utc::now();
         handler::handle(services, &*keys.current(now).await, req, now).await
