@@ -1,6 +1,7 @@
 //! Configuration, read once per cold start: settings and secret *names* from the environment
 //! the template sets, secret values from Secrets Manager (`secrets`), each function fetching
-//! only the secrets its environment names (and its role may read).
+//! only the secrets its environment names (and its role may read). The code keys are read again
+//! while the function is warm (`secrets::LiveKeys`), by the names kept here.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

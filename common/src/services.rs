@@ -1,14 +1,13 @@
 //! What a function needs, built once per cold start: config (with the secrets it names,
-//! from Secrets Manager), keys, the DynamoDB client.
+//! from Secrets Manager), keys (the code keys re-read while warm), the DynamoDB client.
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader};
-use rustls::pki_types::CertificateDer;
-
 use chrono::{DateTime, Utc};
+use rustls::pki_types::CertificateDer;
 
 use crate::blobs::BlobStore;
 use crate::codes::keys::{KeyRing, VerificationKeys};

@@ -46,7 +46,7 @@ def b64url_decode(text):
 
 
 def public_key_for(jwks, kid):
-    """The key and, for a retired one, when it stopped signing (epoch seconds)."""
+    """The key and, for a retired one, when it stops signing (epoch seconds; in the future during a rotation)."""
     for jwk in jwks.get("keys", []):
         if jwk.get("kid") == kid:
             if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
