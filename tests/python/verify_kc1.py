@@ -46,7 +46,8 @@ def b64url_decode(text):
 
 
 def public_key_for(jwks, kid):
-    """The key and, for a retired one, when it stops signing (epoch seconds; in the future during a rotation)."""
+    """The key and, for a retired one, when it stops signing (epoch seconds; during a
+    rotation, in the future)."""
     for jwk in jwks.get("keys", []):
         if jwk.get("kid") == kid:
             if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
