@@ -133,13 +133,21 @@ pub async fn raw_client(services: &Services) -> aws_sdk_dynamodb::Client {
 
 /// Every item of the services' table (test tables are small).
 pub async fn all_items(services: &Services) -> Vec<HashMap<String, AttributeValue>> {
-    let client = raw_client(services).await;
+    every_item(&raw_client(services).await, &services.config.table).await
+}
+
+/// Every item of `table`, read consistently, page by page.
+pub async fn every_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Vec<HashMap<String, AttributeValue>> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
         let page = client
             .scan()
-            .table_name(&services.config.table)
+            .table_name(table)
+            .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
             .await

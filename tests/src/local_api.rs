@@ -37,6 +37,14 @@ impl Drop for LocalApi {
     }
 }
 
+/// A plain GET of `url` (a card's short-lived download link, say), outside the API.
+pub async fn download(url: &str) -> kincode_localdev::client::Answer {
+    HttpClient::default()
+        .send(Method::GET, url, &[], Vec::new())
+        .await
+        .expect("the download link answers")
+}
+
 /// What the API answered: status, headers and the JSON body (`Null` when there is none).
 pub struct Answer {
     pub status: StatusCode,
@@ -208,38 +216,14 @@ impl LocalApi {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{issued}");
-        let download = HttpClient::default()
-            .send(
-                Method::GET,
-                issued["download_url"].as_str().unwrap(),
-                &[],
-                Vec::new(),
-            )
-            .await
-            .unwrap();
+        let download = download(issued["download_url"].as_str().unwrap()).await;
         assert_eq!(download.status, StatusCode::OK);
         decode_qr_twice(&download.body)
     }
 
     /// Every item of the gateway's table.
     pub async fn all_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-        let client = local_dynamodb().await;
-        let (mut items, mut start) = (Vec::new(), None);
-        loop {
-            let page = client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan");
-            items.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return items;
-            }
-        }
+        every_item(&local_dynamodb().await, &self.table).await
     }
 
     /// The keys of every object in the gateway's offline-card bucket.

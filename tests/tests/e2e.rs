@@ -536,10 +536,7 @@ async fn face_verification_through_alipay_with_the_release_bootstrap_over_http()
         "{early}"
     );
     // The person scans their face in the mini-program (the stand-in's page), then completes.
-    let page = HttpClient::default()
-        .send(Method::GET, &certify_url, &[], Vec::new())
-        .await
-        .unwrap();
+    let page = download(&certify_url).await;
     assert_eq!(page.status, StatusCode::OK);
     let (status, verified) = api
         .call(

@@ -350,15 +350,7 @@ async fn offline_cards_under_faults() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{case:?}: {latest}");
-        let image = HttpClient::default()
-            .send(
-                Method::GET,
-                latest["download_url"].as_str().unwrap(),
-                &[],
-                Vec::new(),
-            )
-            .await
-            .unwrap();
+        let image = download(latest["download_url"].as_str().unwrap()).await;
         assert_eq!(image.status, StatusCode::OK, "{case:?}: the card's image");
     }
     assert_invariants(&api).await;
