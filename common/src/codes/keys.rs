@@ -336,7 +336,10 @@ impl VerificationKeys {
 
     /// The keys after a rotation at `now` to `next`, which signs from `active_from`: every
     /// key still signing is retired at `active_from`, keys whose codes have all expired by
-    /// `now` are dropped, and `next` (a key id not seen before) is added.
+    /// `now` are dropped, and `next` (a key id not seen before) is added. A retirement still
+    /// ahead of `now` belongs to a rotation whose signing keys were never written (the
+    /// rotation is refused while a written one is pending): that key signs on, until this
+    /// rotation's switch.
     pub fn rotated(
         &self,
         next: &SigningKey,
@@ -345,7 +348,10 @@ impl VerificationKeys {
     ) -> Result<Self, KeyRingError> {
         let mut keys = Self { keys: Vec::new() };
         for key in self.keys.iter().filter(|k| k.is_live(now)) {
-            let retired_at = key.retired_at.unwrap_or(active_from);
+            let retired_at = match key.retired_at {
+                Some(retired) if retired <= now => retired,
+                _ => active_from,
+            };
             keys.push(VerificationKey::new(
                 &key.kid,
                 key.public,
@@ -803,6 +809,29 @@ mod tests {
             rotated.rotated(&next, at, from),
             Err(KeyRingError::DuplicateKid(_))
         ));
+    }
+
+    #[test]
+    fn a_rotation_after_one_that_never_wrote_its_signing_keys_retires_the_old_key_at_its_own_switch(
+    ) {
+        let ring = two_key_ring();
+        let at = retired_at() + Duration::days(7);
+        let lost = SigningKey::from_seed("k2027a", &[3; 32]).unwrap();
+        // The public keys were written, the signing keys' write failed: k2026a still signs.
+        let half = ring
+            .verification_keys()
+            .rotated(&lost, at, at + ACTIVATION_DELAY)
+            .unwrap();
+        let again = at + Duration::minutes(2);
+        let next = SigningKey::from_seed("k2027b", &[4; 32]).unwrap();
+        let rotated = half
+            .rotated(&next, again, again + ACTIVATION_DELAY)
+            .unwrap();
+        assert_eq!(
+            rotated.verifier(b"k2026a", again).unwrap().retired_at(),
+            Some(again + ACTIVATION_DELAY),
+            "k2026a signs until this rotation's switch, so it retires then"
+        );
     }
 
     #[test]
