@@ -10,7 +10,7 @@ use kincode_common::codes::keys::KeyRing;
 use kincode_common::codes::token;
 use kincode_common::domain::binding::BindingId;
 use kincode_common::domain::code::{CodeClaims, CodeKind};
-use kincode_common::domain::health::HealthColour;
+use kincode_common::domain::colour::HealthColour;
 use kincode_common::domain::relationship::Relationship;
 use kincode_common::imaging::card::{offline_card_png, OfflineCard};
 use kincode_common::imaging::qr::qr_png;

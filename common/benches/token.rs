@@ -9,7 +9,7 @@ use kincode_common::codes::keys::KeyRing;
 use kincode_common::codes::token;
 use kincode_common::domain::binding::BindingId;
 use kincode_common::domain::code::{CodeClaims, CodeKind};
-use kincode_common::domain::health::HealthColour;
+use kincode_common::domain::colour::HealthColour;
 
 fn token_benches(c: &mut Criterion) {
     let keys = KeyRing::generate("k2026a");

@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::domain::binding::{Binding, BindingId, GuardianId, IdempotencyKey};
+use crate::domain::nucleic::Site;
 use crate::domain::policy::unbind_available_at;
-use crate::domain::testing::Site;
 use crate::error::{rfc3339, AppError};
 
 /// Bodies here are a few hundred bytes; anything near this is not a real client.

@@ -1,23 +1,15 @@
-//! kincode's shared library: the pure domain, the ports and their AWS adapters, and the HTTP
-//! glue every function uses.
+//! kincode's shared library, in layers: `usecases` (what each function does) over `store`
+//! and `adapters` (DynamoDB; S3, Secrets Manager, Alipay, HTTPS) over the pure `domain`;
+//! `codes` (the signed token and its keys), `imaging`, `crypto`; `error` and `http`, the glue
+//! every handler uses; `wiring`, what every `main.rs` calls.
 
-pub mod authority;
-pub mod batch;
-pub mod bindings;
-pub mod blobs;
-pub mod cleanup;
+pub mod adapters;
 pub mod codes;
-pub mod config;
 pub mod crypto;
 pub mod domain;
-pub mod entry;
 pub mod error;
-pub mod face;
 pub mod http;
 pub mod imaging;
-pub mod outbound;
-pub mod secrets;
-pub mod services;
 pub mod store;
-pub mod telemetry;
-pub mod testing;
+pub mod usecases;
+pub mod wiring;

@@ -28,8 +28,8 @@ use hyper::body::Incoming;
 use hyper::http::{Method, Request, Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use kincode_common::face::alipay::sign_content;
-use kincode_common::face::rsa2::{Rsa2Signer, Rsa2Verifier};
+use kincode_common::adapters::face::alipay::sign_content;
+use kincode_common::adapters::face::rsa2::{Rsa2Signer, Rsa2Verifier};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 

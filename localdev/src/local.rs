@@ -6,7 +6,7 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use kincode_common::codes::keys::{KeyRing, KEY_LEN};
-use kincode_common::config::Stage;
+use kincode_common::wiring::config::Stage;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -17,9 +17,9 @@ use crate::template::Template;
 /// local stack's CA when it speaks TLS (`KINCODE_LOCAL_CA_FILE`, set by with-local-stack.sh).
 pub fn aws_config_loader() -> aws_config::ConfigLoader {
     let local_ca = std::env::var("KINCODE_LOCAL_CA_FILE").ok().map(|path| {
-        kincode_common::outbound::pem_certificates(&path).expect("the local stack's CA")
+        kincode_common::adapters::outbound::pem_certificates(&path).expect("the local stack's CA")
     });
-    kincode_common::services::aws_config_loader(
+    kincode_common::wiring::services::aws_config_loader(
         Stage::Local,
         local_ca.as_deref().unwrap_or_default(),
     )

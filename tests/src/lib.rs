@@ -8,17 +8,15 @@ use std::path::PathBuf;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use kincode_common::blobs::BlobStore;
+use kincode_common::adapters::blobs::BlobStore;
 use kincode_common::codes::keys::KeyRing;
-use kincode_common::config::Config;
 use kincode_common::domain::binding::{Binding, GuardianId};
-use kincode_common::services::Services;
+use kincode_common::wiring::config::Config;
+use kincode_common::wiring::services::Services;
 pub use kincode_localdev::template::Template;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-pub mod capacity;
-pub mod capacity_model;
 pub mod contract;
 pub mod invariants;
 pub mod local_api;
@@ -65,7 +63,9 @@ pub fn local_config(table: &str, endpoint: &str) -> Config {
 /// Like `local_config`, trusting exactly `local_ca` (a PEM file) beside the compiled-in roots.
 /// Every secret is given (as if fetched), so one configuration serves every use case.
 pub fn local_config_trusting(table: &str, endpoint: &str, local_ca: Option<String>) -> Config {
-    use kincode_common::config::{DATA_KEYS_SECRET, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET};
+    use kincode_common::wiring::config::{
+        DATA_KEYS_SECRET, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET,
+    };
     let signing = KeyRing::config_json("test-key", &random_seed());
     let ring = KeyRing::from_json(&signing).expect("a generated ring");
     let secrets = HashMap::from([
@@ -126,7 +126,7 @@ pub async fn local_dynamodb() -> aws_sdk_dynamodb::Client {
 
 /// A plain client for inspecting what the functions wrote.
 pub async fn raw_client(services: &Services) -> aws_sdk_dynamodb::Client {
-    kincode_common::services::dynamodb_client(&services.config)
+    kincode_common::wiring::services::dynamodb_client(&services.config)
         .await
         .expect("DynamoDB client")
 }
@@ -359,8 +359,8 @@ pub fn distinct_resident_id(years: u32, now: chrono::DateTime<chrono::Utc>) -> S
 }
 
 /// A consenting guardian's request to bind their parent (周建华) by `id_number`.
-pub fn parent_bind_request(id_number: &str) -> kincode_common::bindings::BindRequest {
-    kincode_common::bindings::BindRequest {
+pub fn parent_bind_request(id_number: &str) -> kincode_common::usecases::bindings::BindRequest {
+    kincode_common::usecases::bindings::BindRequest {
         name: Some("周建华".into()),
         id_number: Some(id_number.into()),
         relationship: Some("parent".into()),
@@ -377,7 +377,7 @@ pub async fn bind_relative(
 ) -> Result<kincode_common::domain::binding::Binding, kincode_common::error::AppError> {
     let guardian =
         kincode_common::domain::binding::GuardianId::parse(guardian).expect("guardian id");
-    let request = kincode_common::bindings::BindRequest {
+    let request = kincode_common::usecases::bindings::BindRequest {
         name: Some("李秀英".into()),
         id_number: Some(id_number.into()),
         relationship: Some("grandparent".into()),
@@ -388,7 +388,7 @@ pub async fn bind_relative(
         request_id: &request_id,
         at: now,
     };
-    kincode_common::bindings::bind(&services.store, &guardian, request, None, ctx).await
+    kincode_common::usecases::bindings::bind(&services.store, &guardian, request, None, ctx).await
 }
 
 /// Services whose DynamoDB endpoint refuses connections: the dependency is down.
@@ -542,7 +542,7 @@ pub async fn active_relative_with(
     id_number: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Binding {
-    use kincode_common::bindings::{self, BindRequest};
+    use kincode_common::usecases::bindings::{self, BindRequest};
     let guardian = GuardianId::parse(guardian).expect("guardian id");
     let request_id = uuid::Uuid::new_v4().to_string();
     let ctx = kincode_common::store::ActionContext {
@@ -567,8 +567,8 @@ pub async fn activate(
     binding: &Binding,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Binding {
-    use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
-    use kincode_common::face::LocalFaceSimulator;
+    use kincode_common::adapters::face::LocalFaceSimulator;
+    use kincode_common::usecases::bindings::{self, CompleteRequest, VerificationStart};
     let request_id = uuid::Uuid::new_v4().to_string();
     let ctx = kincode_common::store::ActionContext {
         request_id: &request_id,
@@ -620,13 +620,13 @@ pub async fn unbind_relative(
         request_id: &request_id,
         at: now,
     };
-    kincode_common::bindings::unbind(&services.store, &guardian, &binding.id, ctx)
+    kincode_common::usecases::bindings::unbind(&services.store, &guardian, &binding.id, ctx)
         .await
         .expect("unbind");
 }
 
-async fn s3_client(config: &kincode_common::config::Config) -> aws_sdk_s3::Client {
-    kincode_common::services::s3_client(config)
+async fn s3_client(config: &kincode_common::wiring::config::Config) -> aws_sdk_s3::Client {
+    kincode_common::wiring::services::s3_client(config)
         .await
         .expect("S3 client")
 }
@@ -738,8 +738,8 @@ pub fn decode_qr_twice(png_bytes: &[u8]) -> String {
 }
 
 /// The site every test registration is made at.
-pub fn test_site() -> kincode_common::domain::testing::Site {
-    kincode_common::domain::testing::Site::parse("XA-YT-0412", Some("雁塔区小寨街道核酸采样点"))
+pub fn test_site() -> kincode_common::domain::nucleic::Site {
+    kincode_common::domain::nucleic::Site::parse("XA-YT-0412", Some("雁塔区小寨街道核酸采样点"))
         .expect("site")
 }
 
@@ -752,8 +752,9 @@ pub async fn register_sample_at(
     tube: &str,
     kind: Option<&str>,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<kincode_common::testing::samples::Registered, kincode_common::error::AppError> {
-    let code = kincode_common::codes::show::online_code(
+) -> Result<kincode_common::usecases::nucleic::samples::Registered, kincode_common::error::AppError>
+{
+    let code = kincode_common::usecases::codes::show::online_code(
         &services.store,
         keys,
         &binding.guardian,
@@ -772,7 +773,8 @@ pub async fn register_sample_with_code(
     tube: &str,
     kind: Option<&str>,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<kincode_common::testing::samples::Registered, kincode_common::error::AppError> {
+) -> Result<kincode_common::usecases::nucleic::samples::Registered, kincode_common::error::AppError>
+{
     register_sample_at_site(services, keys, code, tube, kind, &test_site(), at).await
 }
 
@@ -783,10 +785,11 @@ pub async fn register_sample_at_site(
     code: &str,
     tube: &str,
     kind: Option<&str>,
-    site: &kincode_common::domain::testing::Site,
+    site: &kincode_common::domain::nucleic::Site,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<kincode_common::testing::samples::Registered, kincode_common::error::AppError> {
-    use kincode_common::testing::samples::{self, Checkpoint, SampleRequest};
+) -> Result<kincode_common::usecases::nucleic::samples::Registered, kincode_common::error::AppError>
+{
+    use kincode_common::usecases::nucleic::samples::{self, Checkpoint, SampleRequest};
     let request_id = uuid::Uuid::new_v4().to_string();
     let ctx = kincode_common::store::ActionContext {
         request_id: &request_id,
@@ -811,7 +814,7 @@ pub async fn report_result_at(
     tube: &str,
     result: &str,
     at: chrono::DateTime<chrono::Utc>,
-) -> kincode_common::testing::lab::RowOutcome {
+) -> kincode_common::usecases::nucleic::lab::RowOutcome {
     let request_id = uuid::Uuid::new_v4().to_string();
     let ctx = kincode_common::store::ActionContext {
         request_id: &request_id,
@@ -821,7 +824,7 @@ pub async fn report_result_at(
         "rows": [{ "tube_id": tube, "result": result, "reported_at": at }]
     }))
     .expect("batch");
-    kincode_common::testing::lab::apply_results(&services.store, "lab-test", batch, ctx)
+    kincode_common::usecases::nucleic::lab::apply_results(&services.store, "lab-test", batch, ctx)
         .await
         .expect("results applied")[0]
 }

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hyper::http::{Method, StatusCode};
-use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
+use kincode_common::adapters::face::alipay::AlipaySettings;
+use kincode_common::adapters::face::AlipayCertify;
 use kincode_common::domain::binding::{Binding, BindingStatus};
 use kincode_common::domain::policy::{FACE_FAILURES_PER_WINDOW, FACE_QUERIES_PER_SESSION};
 use kincode_common::error::AppError;
-use kincode_common::face::alipay::AlipaySettings;
-use kincode_common::face::AlipayCertify;
-use kincode_common::services::Services;
 use kincode_common::store::ActionContext;
+use kincode_common::usecases::bindings::{self, CompleteRequest, VerificationStart};
+use kincode_common::wiring::services::Services;
 use kincode_localdev::alipay::{generate_key_pair, AlipayStandIn, Outcome, RunningStandIn};
 use kincode_localdev::client::HttpClient;
 use kincode_tests::*;

@@ -3,12 +3,12 @@
 //! nothing else does, a second run finds nothing, and a bounded run resumes where it stopped.
 
 use chrono::{DateTime, Duration, Utc};
-use kincode_common::blobs::BlobStore;
-use kincode_common::cleanup;
-use kincode_common::codes::{publish, show};
+use kincode_common::adapters::blobs::BlobStore;
 use kincode_common::domain::binding::{Binding, GuardianId};
-use kincode_common::services::Services;
 use kincode_common::store::{ActionContext, CleanupBudget, CleanupReport};
+use kincode_common::usecases::cleanup;
+use kincode_common::usecases::codes::{publish, show};
+use kincode_common::wiring::services::Services;
 use kincode_tests::*;
 
 fn budget(max_items: usize) -> CleanupBudget {
@@ -233,10 +233,10 @@ async fn a_binding_verified_before_its_deadline_is_never_touched() {
 
 #[tokio::test]
 async fn tests_expire_after_retention_in_reads_at_once_and_from_the_table_by_the_cleanup() {
-    use kincode_common::codes::current_colour;
-    use kincode_common::domain::health::HealthColour;
-    use kincode_common::testing::lab::{RowError, RowOutcome};
-    use kincode_common::testing::results;
+    use kincode_common::domain::colour::HealthColour;
+    use kincode_common::usecases::codes::current_colour;
+    use kincode_common::usecases::nucleic::lab::{RowError, RowOutcome};
+    use kincode_common::usecases::nucleic::results;
 
     let services = fresh_services().await;
     let blobs = fresh_bucket(&services).await;

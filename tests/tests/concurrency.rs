@@ -8,7 +8,9 @@ use chrono::Utc;
 use kincode_common::error::AppError;
 use kincode_tests::*;
 
-async fn binding_items(services: &kincode_common::services::Services) -> Vec<(String, String)> {
+async fn binding_items(
+    services: &kincode_common::wiring::services::Services,
+) -> Vec<(String, String)> {
     all_items(services)
         .await
         .iter()
@@ -127,7 +129,7 @@ async fn concurrent_retries_of_one_request_bind_once() {
             let (services, id, guardian, key) =
                 (services.clone(), id.clone(), guardian.clone(), key.clone());
             tokio::spawn(async move {
-                let request = kincode_common::bindings::BindRequest {
+                let request = kincode_common::usecases::bindings::BindRequest {
                     name: Some("张小红".into()),
                     id_number: Some(id),
                     relationship: Some("child".into()),
@@ -137,8 +139,14 @@ async fn concurrent_retries_of_one_request_bind_once() {
                     request_id: "retry",
                     at: now,
                 };
-                kincode_common::bindings::bind(&services.store, &guardian, request, Some(&key), ctx)
-                    .await
+                kincode_common::usecases::bindings::bind(
+                    &services.store,
+                    &guardian,
+                    request,
+                    Some(&key),
+                    ctx,
+                )
+                .await
             })
         })
         .collect();
@@ -153,7 +161,7 @@ async fn concurrent_retries_of_one_request_bind_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_simultaneous_registrations_into_one_ten_person_tube_let_exactly_ten_in() {
-    use kincode_common::domain::testing::TubeId;
+    use kincode_common::domain::nucleic::TubeId;
     let services = Arc::new(fresh_services().await);
     let keys = Arc::new(test_key_ring());
     let now = Utc::now();
@@ -219,7 +227,7 @@ async fn thirty_simultaneous_registrations_into_one_ten_person_tube_let_exactly_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_sites_registering_into_one_tube_at_once_never_share_it() {
-    use kincode_common::domain::testing::Site;
+    use kincode_common::domain::nucleic::Site;
     let services = Arc::new(fresh_services().await);
     let keys = Arc::new(test_key_ring());
     let now = Utc::now();
@@ -230,7 +238,7 @@ async fn two_sites_registering_into_one_tube_at_once_never_share_it() {
     let mut codes = Vec::new();
     for i in 0..16 {
         let person = active_relative(&services, &format!("user-sites-{}", i / 8), now).await;
-        let code = kincode_common::codes::show::online_code(
+        let code = kincode_common::usecases::codes::show::online_code(
             &services.store,
             &keys,
             &person.guardian,
@@ -288,7 +296,7 @@ async fn two_sites_registering_into_one_tube_at_once_never_share_it() {
 /// registration judged on a read that let it in (a stale or forged one) still cannot land.
 #[tokio::test]
 async fn a_registration_from_another_site_is_refused_by_the_write_itself() {
-    use kincode_common::domain::testing::{Admission, Site, TubeId, TubeKind};
+    use kincode_common::domain::nucleic::{Admission, Site, TubeId, TubeKind};
     use kincode_common::store::{ActionContext, RegisterError, SampleRegistration};
     let services = fresh_services().await;
     let keys = test_key_ring();

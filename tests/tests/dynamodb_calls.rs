@@ -2,13 +2,13 @@
 //! call is a round trip on a testing day's hot path: a change here should be deliberate.
 
 use chrono::{Duration, Utc};
-use kincode_common::authority;
-use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
-use kincode_common::codes::{publish, scan, show};
+use kincode_common::adapters::face::LocalFaceSimulator;
 use kincode_common::domain::binding::{GuardianId, IdempotencyKey};
 use kincode_common::domain::code::ScanPurpose;
-use kincode_common::face::LocalFaceSimulator;
 use kincode_common::store::ActionContext;
+use kincode_common::usecases::authority;
+use kincode_common::usecases::bindings::{self, CompleteRequest, VerificationStart};
+use kincode_common::usecases::codes::{publish, scan, show};
 use kincode_tests::*;
 use serde_json::json;
 
@@ -147,9 +147,16 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     assert_eq!(calls.take(), ["Query", "TransactWriteItems"], "a lab row");
     report_result_at(&services, &tube, "negative", now).await;
     assert_eq!(calls.take(), ["Query"], "a replayed lab row");
-    kincode_common::testing::results::results(store, &guardian, &binding.id, 20, None, ctx)
-        .await
-        .unwrap();
+    kincode_common::usecases::nucleic::results::results(
+        store,
+        &guardian,
+        &binding.id,
+        20,
+        None,
+        ctx,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         calls.take(),
         ["GetItem", "Query", "PutItem"],

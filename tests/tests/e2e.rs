@@ -7,8 +7,8 @@
 use std::process::Command;
 
 use hyper::http::{Method, StatusCode};
-use kincode_common::codes::publish;
-use kincode_common::services::Services;
+use kincode_common::usecases::codes::publish;
+use kincode_common::wiring::services::Services;
 use kincode_localdev::client::HttpClient;
 use kincode_tests::local_api::*;
 use kincode_tests::*;

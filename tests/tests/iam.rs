@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, Utc};
-use kincode_common::authority;
-use kincode_common::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
-use kincode_common::cleanup;
-use kincode_common::codes::{publish, scan, show};
+use kincode_common::adapters::face::LocalFaceSimulator;
 use kincode_common::domain::binding::GuardianId;
 use kincode_common::domain::code::ScanPurpose;
-use kincode_common::face::LocalFaceSimulator;
 use kincode_common::store::{ActionContext, CleanupBudget};
+use kincode_common::usecases::authority;
+use kincode_common::usecases::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
+use kincode_common::usecases::cleanup;
+use kincode_common::usecases::codes::{publish, scan, show};
 use kincode_tests::*;
 use serde_json::json;
 
@@ -127,7 +127,7 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     used.insert("RiskFlagsFunction", calls.take_actions());
 
     // testing: a registration, a retry of it, a lab row, a page of results
-    use kincode_common::testing::{lab, results, samples};
+    use kincode_common::usecases::nucleic::{lab, results, samples};
     let tube = fresh_tube();
     let site = test_site();
     let sample_key =

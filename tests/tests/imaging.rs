@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{Duration, TimeZone, Utc};
-use kincode_common::domain::health::HealthColour;
+use kincode_common::domain::colour::HealthColour;
 use kincode_common::domain::relationship::Relationship;
 use kincode_common::imaging::card::{offline_card_png, OfflineCard};
 use kincode_common::imaging::qr::qr_png;

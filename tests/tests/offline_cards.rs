@@ -13,13 +13,13 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use chrono::{DateTime, Duration, Utc};
-use kincode_common::blobs::BlobStore;
-use kincode_common::cleanup;
-use kincode_common::codes::show::{self, OfflineCardLink};
+use kincode_common::adapters::blobs::BlobStore;
 use kincode_common::domain::binding::{Binding, GuardianId};
 use kincode_common::error::AppError;
-use kincode_common::services::Services;
 use kincode_common::store::{ActionContext, CleanupBudget};
+use kincode_common::usecases::cleanup;
+use kincode_common::usecases::codes::show::{self, OfflineCardLink};
+use kincode_common::wiring::services::Services;
 use kincode_tests::*;
 
 fn is_transaction(cfg: &ConfigBag) -> bool {
@@ -147,7 +147,8 @@ async fn issue(
 
 async fn unbind(services: &Services, binding: &Binding, at: DateTime<Utc>) -> Result<(), AppError> {
     let guardian = GuardianId::parse(binding.guardian.as_str()).expect("guardian");
-    kincode_common::bindings::unbind(&services.store, &guardian, &binding.id, ctx(at)).await
+    kincode_common::usecases::bindings::unbind(&services.store, &guardian, &binding.id, ctx(at))
+        .await
 }
 
 fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {

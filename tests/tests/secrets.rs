@@ -5,17 +5,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Duration, Utc};
-use kincode_common::cleanup;
 use kincode_common::codes::keys::{VerificationKeys, ACTIVATION_DELAY, KEY_REFRESH};
-use kincode_common::codes::{publish, show, token};
-use kincode_common::config::{
-    ConfigError, DATA_KEYS_SECRET, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET,
-};
+use kincode_common::codes::token;
 use kincode_common::domain::binding::{BindingId, GuardianId};
 use kincode_common::domain::code::{CodeClaims, CodeKind};
-use kincode_common::domain::health::HealthColour;
-use kincode_common::services::{load_config, Services};
+use kincode_common::domain::colour::HealthColour;
 use kincode_common::store::{ActionContext, CleanupBudget};
+use kincode_common::usecases::cleanup;
+use kincode_common::usecases::codes::{publish, show};
+use kincode_common::wiring::config::{
+    ConfigError, DATA_KEYS_SECRET, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET,
+};
+use kincode_common::wiring::services::{load_config, Services};
 use kincode_localdev::local::secrets_client;
 use kincode_localdev::provision::put_secret;
 use kincode_localdev::rotate::rotate_keys;

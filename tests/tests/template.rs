@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use kincode_common::config::{Config, ConfigError, FaceVerifierKind};
+use kincode_common::wiring::config::{Config, ConfigError, FaceVerifierKind};
 use kincode_localdev::local::{local_secret_name, DevKeys};
 use kincode_tests::{repo_root, Template};
 

@@ -1,4 +1,4 @@
-//! The TLS path every deployed call takes (common/src/outbound.rs): the project's own HTTPS
+//! The TLS path every deployed call takes (common/src/adapters/outbound.rs): the project's own HTTPS
 //! client, with Mozilla's roots compiled in, against a local stack that speaks TLS with a
 //! certificate of a CA made for this test. The store works through it when that CA is
 //! trusted, and refuses the stack (503, nothing written) when it is not: the certificate is
@@ -88,7 +88,7 @@ async fn the_store_speaks_tls_to_a_stack_whose_ca_it_trusts_and_to_no_other() {
     // The same stack, the CA not trusted: the handshake fails on the certificate, the SDK's
     // retries give up, and the caller gets 503 with nothing written.
     let config = local_config_trusting(&table, &stack.url, None);
-    let stranger = kincode_common::services::Services::from_config(config)
+    let stranger = kincode_common::wiring::services::Services::from_config(config)
         .await
         .expect("services");
     let refused = bind_relative(

@@ -12,7 +12,7 @@ use kincode_common::codes::keys::{KeyRing, SigningKey, ACTIVATION_DELAY};
 use kincode_common::codes::token::{self, ISSUER};
 use kincode_common::domain::binding::BindingId;
 use kincode_common::domain::code::{CodeClaims, CodeKind};
-use kincode_common::domain::health::HealthColour;
+use kincode_common::domain::colour::HealthColour;
 use kincode_tests::repo_root;
 use serde_json::{json, Value};
 

@@ -23,7 +23,7 @@
 //! [`KeyRing::rotated_config`] are the rotation (`kincode-local rotate-keys`): the new public
 //! key is published at once, the new key signs from [`ACTIVATION_DELAY`] later, and the old
 //! one retires at that same instant. Functions re-read the secrets every [`KEY_REFRESH`]
-//! (`crate::secrets::LiveKeys`), so by then every verifier knows the new key, and a signer
+//! (`crate::wiring::secrets::LiveKeys`), so by then every verifier knows the new key, and a signer
 //! picks its key by the clock ([`KeyRing::signer`]).
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, ParsedPublicKey, ED25519};

@@ -33,7 +33,7 @@ use coset::{
 use super::keys::{SigningKey, VerificationKeys};
 use crate::domain::binding::BindingId;
 use crate::domain::code::{CodeClaims, CodeKind, CodeSerial};
-use crate::domain::health::HealthColour;
+use crate::domain::colour::HealthColour;
 
 pub const PREFIX: &str = "KC1:";
 /// Refused before any decoding; a real token is about 222 characters.

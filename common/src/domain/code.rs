@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::binding::BindingId;
-use super::health::HealthColour;
+use super::colour::HealthColour;
 
 /// An online code is shown on the guardian's phone and refreshed; it lives minutes.
 pub fn online_code_lifetime() -> Duration {

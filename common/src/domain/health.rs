@@ -1,47 +1,14 @@
 //! The health colour: one rules function, the same one a personal code would use.
 //!
 //! Signals come from the health authority (risk flags with a window in force) and from
-//! nucleic-acid tests (`testing::tests_colour`). No signal in force means green; otherwise the
+//! nucleic-acid tests (`nucleic::tests_colour`). No signal in force means green; otherwise the
 //! worst colour in force.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::testing::{tests_colour, TestSignal};
-
-/// Ordered from best to worst, so the colour of several signals is their maximum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthColour {
-    Green,
-    Yellow,
-    Red,
-}
-
-impl HealthColour {
-    pub const ALL: [HealthColour; 3] = [Self::Green, Self::Yellow, Self::Red];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Green => "green",
-            Self::Yellow => "yellow",
-            Self::Red => "red",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == raw)
-    }
-
-    /// What the person reads: 绿码 / 黄码 / 红码.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Green => "绿码",
-            Self::Yellow => "黄码",
-            Self::Red => "红码",
-        }
-    }
-}
+use super::colour::HealthColour;
+use super::nucleic::{tests_colour, TestSignal};
 
 /// What the health authority says about a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -222,7 +189,7 @@ mod tests {
 
     #[test]
     fn flags_and_tests_combine_to_the_worst() {
-        use crate::domain::testing::{TestStatus, TubeKind};
+        use crate::domain::nucleic::{TestStatus, TubeKind};
         let mut s = signals(&[(RiskFlag::SecondaryContact, 0, None)]);
         s.tests.push(TestSignal {
             sampled_at: t0(),

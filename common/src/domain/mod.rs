@@ -3,13 +3,14 @@
 pub mod age;
 pub mod binding;
 pub mod code;
+pub mod colour;
 pub mod health;
 pub mod name;
+pub mod nucleic;
 pub mod pledge;
 pub mod policy;
 pub mod relationship;
 pub mod resident_id;
-pub mod testing;
 
 /// How many write shards each expiry day of the `by_expiry` index is split into. Everything
 /// written at one moment expires at about the same time, so an unsharded bucket is one index

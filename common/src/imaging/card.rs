@@ -12,7 +12,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 
 use super::qr::{dark_shade, QrMatrix, WHITE};
 use super::{ImageError, IndexedPng};
-use crate::domain::health::HealthColour;
+use crate::domain::colour::HealthColour;
 
 /// A6 portrait (105 × 148 mm) at 200 dpi: sharp enough for print, small enough to draw in a few
 /// milliseconds.

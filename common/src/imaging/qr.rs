@@ -7,7 +7,7 @@ use qrcode::types::QrError;
 use qrcode::{Color, EcLevel};
 
 use super::{ImageError, IndexedPng};
-use crate::domain::health::HealthColour;
+use crate::domain::colour::HealthColour;
 
 /// Pixels per module on the phone image. A real token (222 base45 characters) is a version-9 code
 /// at level M (53 modules, 61 with the quiet zone), so 61 × 8 = 488 px; a 180-character one is

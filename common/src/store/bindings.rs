@@ -11,6 +11,7 @@ use super::{
     audit_prefix, dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext,
     AuditAction, AuditSubject, Due, Store,
 };
+use crate::adapters::face::RelativeIdentity;
 use crate::crypto::SealContext;
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId, Verification};
 use crate::domain::name::{mask_name, PersonName};
@@ -21,7 +22,6 @@ use crate::domain::policy::{
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::{mask_resident_id, ResidentId};
 use crate::error::AppError;
-use crate::face::RelativeIdentity;
 use zeroize::Zeroizing;
 
 pub(super) fn binding_sk(id: &BindingId) -> String {

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::flags::FlagItem;
-use super::testing::TestItem;
+use super::nucleic::TestItem;
 use super::{relative_pk, Store};
 use crate::domain::health::HealthSignals;
-use crate::domain::testing::TestSignal;
+use crate::domain::nucleic::TestSignal;
 use crate::error::AppError;
 
 const HEALTH_PREFIX: &str = "H#";

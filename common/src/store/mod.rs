@@ -36,13 +36,13 @@ mod cleanup;
 mod codes;
 mod flags;
 mod health;
-mod testing;
+mod nucleic;
 
 pub use bindings::{CreateBindingError, NewBinding};
 pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
 pub use codes::{CardRecordError, OfflineCardRecord, ScannedAnchor};
 pub use flags::{FlagWrite, FlagWriteOutcome};
-pub use testing::{
+pub use nucleic::{
     RegisterError, RegisteredSample, SampleRegistration, TestPage, TestRecord, TubeRecord,
 };
 
@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::Keys;
 use crate::domain::binding::{BindingId, GuardianId};
-use crate::domain::testing::DEFAULT_RESULT_RETENTION_DAYS;
+use crate::domain::nucleic::DEFAULT_RESULT_RETENTION_DAYS;
 use crate::domain::{expiry_bucket, EXPIRY_SHARDS};
 use crate::error::AppError;
 

@@ -1,10 +1,10 @@
 //! `POST /relatives`: bind a relative.
 
 use chrono::{DateTime, Utc};
-use kincode_common::bindings;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
-use kincode_common::services::Services;
+use kincode_common::usecases::bindings;
+use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 

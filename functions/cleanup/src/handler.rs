@@ -2,10 +2,10 @@
 //! resumable pass over what has fallen due. Answers (and logs) the counts.
 
 use chrono::{DateTime, Utc};
-use kincode_common::blobs::BlobStore;
-use kincode_common::cleanup;
-use kincode_common::services::Services;
+use kincode_common::adapters::blobs::BlobStore;
 use kincode_common::store::{ActionContext, CleanupBudget};
+use kincode_common::usecases::cleanup;
+use kincode_common::wiring::services::Services;
 use lambda_http::Error;
 use serde::Deserialize;
 use serde_json::Value;

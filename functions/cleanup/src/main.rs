@@ -2,7 +2,7 @@
 
 mod handler;
 
-use kincode_common::entry;
+use kincode_common::wiring::entry;
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 use serde_json::Value;
 

@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use kincode_common::codes::keys::VerificationKeys;
-use kincode_common::codes::publish::{PublishedKeysCache, PUBLISHED_KEYS_TTL_SECONDS};
 use kincode_common::error::AppError;
 use kincode_common::http;
-use kincode_common::services::Services;
+use kincode_common::usecases::codes::publish::{PublishedKeysCache, PUBLISHED_KEYS_TTL_SECONDS};
+use kincode_common::wiring::services::Services;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 

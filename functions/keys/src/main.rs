@@ -3,8 +3,8 @@
 
 mod handler;
 
-use kincode_common::codes::publish::PublishedKeysCache;
-use kincode_common::entry;
+use kincode_common::usecases::codes::publish::PublishedKeysCache;
+use kincode_common::wiring::entry;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

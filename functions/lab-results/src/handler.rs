@@ -2,11 +2,11 @@
 //! on its own and answered in order; a result reaches every person in the tube at once.
 
 use chrono::{DateTime, Utc};
-use kincode_common::batch;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, StaffCall, LAB_SCOPE};
-use kincode_common::services::Services;
-use kincode_common::testing::lab::{self, ResultBatch};
+use kincode_common::usecases::batch;
+use kincode_common::usecases::nucleic::lab::{self, ResultBatch};
+use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
@@ -36,10 +36,10 @@ async fn report(
 mod tests {
     use super::*;
     use chrono::Duration;
-    use kincode_common::codes::{current_colour, scan, show};
     use kincode_common::domain::code::ScanPurpose;
-    use kincode_common::domain::health::HealthColour;
-    use kincode_common::testing::lab::MAX_RESULT_ROWS;
+    use kincode_common::domain::colour::HealthColour;
+    use kincode_common::usecases::codes::{current_colour, scan, show};
+    use kincode_common::usecases::nucleic::lab::MAX_RESULT_ROWS;
     use kincode_tests::*;
     use serde_json::{json, Value};
 

@@ -1,10 +1,10 @@
 //! `GET /relatives`: the caller's relatives, newest first.
 
 use chrono::{DateTime, Utc};
-use kincode_common::bindings;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
-use kincode_common::services::Services;
+use kincode_common::usecases::bindings;
+use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;

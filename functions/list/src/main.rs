@@ -2,7 +2,7 @@
 
 mod handler;
 
-use kincode_common::entry;
+use kincode_common::wiring::entry;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -3,13 +3,13 @@
 //! Either way the answer carries a download link that lives minutes.
 
 use chrono::{DateTime, Utc};
-use kincode_common::blobs::{download_url_lifetime, BlobStore};
+use kincode_common::adapters::blobs::{download_url_lifetime, BlobStore};
 use kincode_common::codes::keys::KeyRing;
-use kincode_common::codes::show;
 use kincode_common::error::{rfc3339, AppError};
 use kincode_common::http::{self, Call};
-use kincode_common::services::Services;
 use kincode_common::store::OfflineCardRecord;
+use kincode_common::usecases::codes::show;
+use kincode_common::wiring::services::Services;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::{json, Value};

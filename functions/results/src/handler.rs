@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use kincode_common::error::{rfc3339, AppError};
 use kincode_common::http::{self, Call};
-use kincode_common::services::Services;
-use kincode_common::testing::results;
+use kincode_common::usecases::nucleic::results;
+use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;

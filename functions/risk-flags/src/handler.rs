@@ -3,11 +3,11 @@
 //! number becomes the relative key on arrival and is never stored.
 
 use chrono::{DateTime, Utc};
-use kincode_common::authority::{self, FlagBatch};
-use kincode_common::batch;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, StaffCall, AUTHORITY_SCOPE};
-use kincode_common::services::Services;
+use kincode_common::usecases::authority::{self, FlagBatch};
+use kincode_common::usecases::batch;
+use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
@@ -38,9 +38,9 @@ async fn apply(
 mod tests {
     use super::*;
     use chrono::Duration;
-    use kincode_common::authority::MAX_FLAG_ROWS;
-    use kincode_common::codes::current_colour;
-    use kincode_common::domain::health::HealthColour;
+    use kincode_common::domain::colour::HealthColour;
+    use kincode_common::usecases::authority::MAX_FLAG_ROWS;
+    use kincode_common::usecases::codes::current_colour;
     use kincode_tests::*;
     use serde_json::{json, Value};
 

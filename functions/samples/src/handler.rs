@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use kincode_common::codes::keys::VerificationKeys;
 use kincode_common::error::{rfc3339, AppError};
 use kincode_common::http::{self, StaffCall, CHECKPOINT_SCOPE};
-use kincode_common::services::Services;
-use kincode_common::testing::samples::{self, Checkpoint, SampleRequest};
+use kincode_common::usecases::nucleic::samples::{self, Checkpoint, SampleRequest};
+use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
@@ -68,8 +68,8 @@ mod tests {
     use super::*;
     use chrono::Duration;
     use kincode_common::codes::keys::KeyRing;
-    use kincode_common::codes::show;
     use kincode_common::domain::binding::Binding;
+    use kincode_common::usecases::codes::show;
     use kincode_tests::*;
     use serde_json::Value;
 
@@ -330,7 +330,7 @@ mod tests {
         // A retry after the tube was filled or reported still answers as the first time.
         assert!(matches!(
             report_result_at(&services, &tube, "negative", now).await,
-            kincode_common::testing::lab::RowOutcome::Stored { .. }
+            kincode_common::usecases::nucleic::lab::RowOutcome::Stored { .. }
         ));
         let late_retry = call(&services, &keys, first, now + Duration::seconds(30)).await;
         assert_eq!(late_retry, (201, answer));
@@ -375,7 +375,7 @@ mod tests {
         let record = services
             .store
             .tube(
-                &kincode_common::domain::testing::TubeId::parse(&tube).unwrap(),
+                &kincode_common::domain::nucleic::TubeId::parse(&tube).unwrap(),
                 now,
             )
             .await

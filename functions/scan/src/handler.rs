@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use kincode_common::codes::keys::VerificationKeys;
-use kincode_common::codes::scan;
 use kincode_common::domain::code::ScanPurpose;
 use kincode_common::error::{rfc3339, AppError};
 use kincode_common::http::{self, StaffCall, CHECKPOINT_SCOPE};
-use kincode_common::services::Services;
+use kincode_common::usecases::codes::scan;
+use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
@@ -75,8 +75,8 @@ mod tests {
     use super::*;
     use chrono::Duration;
     use kincode_common::codes::keys::KeyRing;
-    use kincode_common::codes::show;
     use kincode_common::domain::binding::GuardianId;
+    use kincode_common::usecases::codes::show;
     use kincode_tests::*;
     use serde_json::Value;
 

@@ -1,10 +1,10 @@
 //! `DELETE /relatives/{binding_id}`: unbind, 24 hours after binding at the earliest.
 
 use chrono::{DateTime, Utc};
-use kincode_common::bindings;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
-use kincode_common::services::Services;
+use kincode_common::usecases::bindings;
+use kincode_common::wiring::services::Services;
 use lambda_http::{Body, Error, Request, Response};
 
 pub async fn handle(

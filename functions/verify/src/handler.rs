@@ -2,11 +2,11 @@
 //! text); `POST /relatives/{binding_id}/verification/complete` finishes it.
 
 use chrono::{DateTime, Utc};
-use kincode_common::bindings::{self, VerificationStart};
+use kincode_common::adapters::face::FaceVerifier;
 use kincode_common::error::AppError;
-use kincode_common::face::FaceVerifier;
 use kincode_common::http::{self, Call};
-use kincode_common::services::Services;
+use kincode_common::usecases::bindings::{self, VerificationStart};
+use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
@@ -83,7 +83,7 @@ async fn complete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kincode_common::face::LocalFaceSimulator;
+    use kincode_common::adapters::face::LocalFaceSimulator;
     use kincode_tests::*;
     use serde_json::{json, Value};
 

@@ -2,9 +2,9 @@
 
 mod handler;
 
-use kincode_common::config::FaceVerifierKind;
-use kincode_common::entry;
-use kincode_common::face::{AlipayCertify, ConfiguredFace, LocalFaceSimulator};
+use kincode_common::adapters::face::{AlipayCertify, ConfiguredFace, LocalFaceSimulator};
+use kincode_common::wiring::config::FaceVerifierKind;
+use kincode_common::wiring::entry;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

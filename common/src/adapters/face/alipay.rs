@@ -210,7 +210,8 @@ impl AlipayCertify {
             return Err(AlipayConfigError::Gateway);
         }
         // Connections are bounded by the attempt timeout around each exchange.
-        let connector = crate::outbound::connector(crate::outbound::tls_config(&[]), None);
+        let connector =
+            crate::adapters::outbound::connector(crate::adapters::outbound::tls_config(&[]), None);
         Ok(Self {
             gateway,
             app_id: settings.app_id.clone(),

@@ -5,11 +5,11 @@ use std::future::Future;
 use chrono::Utc;
 use lambda_http::{service_fn, Body, Error, Request, Response};
 
-use crate::blobs::BlobStore;
+use crate::adapters::blobs::BlobStore;
 use crate::codes::keys::{KeyRing, VerificationKeys};
-use crate::config::ConfigError;
-use crate::secrets::LiveKeys;
-use crate::services::Services;
+use crate::wiring::config::ConfigError;
+use crate::wiring::secrets::LiveKeys;
+use crate::wiring::services::Services;
 
 /// Logging, config (with the secrets the environment names) and clients, once per execution
 /// environment; the data keys are required. Leaked on purpose: they live exactly as long as
@@ -23,7 +23,7 @@ pub async fn cold_start() -> Result<&'static Services, Error> {
 /// A cold start for the functions that touch no personal data (the keys route, the cleanup):
 /// their role cannot read the data keys, and they are not asked for.
 pub async fn cold_start_without_data_keys() -> Result<&'static Services, Error> {
-    crate::telemetry::init();
+    crate::wiring::telemetry::init();
     Ok(Box::leak(Box::new(Services::from_env().await?)))
 }
 

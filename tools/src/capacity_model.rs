@@ -1,5 +1,5 @@
 //! The capacity model of a city-wide testing round: from the units each operation consumes
-//! (`docs/capacity-units.json`, measured by `tests/capacity.rs`), the warm durations of the
+//! (`docs/capacity-units.json`, measured by `tools/tests/capacity.rs`), the warm durations of the
 //! release functions (`docs/bench-functions.json`, from `scripts/bench`) and the memory the
 //! template gives each function, to the peak load of a round on every route, Lambda, DynamoDB
 //! (table, index, hottest partitions) and S3, the account quotas it meets first, and its cost.
@@ -11,7 +11,7 @@ use std::fmt::Write;
 use serde::Deserialize;
 
 use crate::capacity::{CapacityTable, Consumed};
-use crate::Template;
+use kincode_tests::Template;
 
 /// The account quotas the model meets, at their defaults (AWS documentation, `docs/capacity.md`
 /// quotes each source).

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::adapters::face::{FaceOutcome, FaceVerifier};
 use crate::domain::age::china_date;
 use crate::domain::binding::{
     Binding, BindingId, BindingStatus, GuardianId, IdempotencyKey, Verification,
@@ -18,7 +19,6 @@ use crate::domain::policy::{
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::ResidentId;
 use crate::error::AppError;
-use crate::face::{FaceOutcome, FaceVerifier};
 use crate::store::{ActionContext, AuditAction, CreateBindingError, NewBinding, Store};
 
 /// `POST /relatives` body, as typed by the guardian.

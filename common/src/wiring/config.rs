@@ -8,10 +8,10 @@ use base64::Engine;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::adapters::face::alipay::AlipaySettings;
 use crate::codes::keys::{KeyRing, KeyRingError, VerificationKeys};
 use crate::crypto::{KeyError, Keys};
-use crate::domain::testing::{DEFAULT_RESULT_RETENTION_DAYS, MAX_RESULT_RETENTION_DAYS};
-use crate::face::alipay::AlipaySettings;
+use crate::domain::nucleic::{DEFAULT_RESULT_RETENTION_DAYS, MAX_RESULT_RETENTION_DAYS};
 
 /// The secret holding `lookup_secret` and `data_key` (base64): every function that reads or
 /// writes personal data.
@@ -66,7 +66,7 @@ pub enum ConfigError {
     #[error("KINCODE_LOCAL_CA_FILE (a local stack's CA) is refused in production")]
     LocalCaInProduction,
     #[error("{0}")]
-    LocalCa(#[from] crate::outbound::TrustError),
+    LocalCa(#[from] crate::adapters::outbound::TrustError),
     #[error("code keys: {0}")]
     CodeKeys(#[from] KeyRingError),
     #[error("KINCODE_RESULT_RETENTION_DAYS must be a whole number of days from 1 to {MAX_RESULT_RETENTION_DAYS}, not `{0}`")]

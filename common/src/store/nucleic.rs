@@ -10,7 +10,7 @@ use super::{
     Store,
 };
 use crate::domain::binding::BindingId;
-use crate::domain::testing::{
+use crate::domain::nucleic::{
     person_status, Admission, LabResult, Site, TestStatus, TubeId, TubeKind, TubeState,
 };
 use crate::error::AppError;

@@ -1,22 +1,22 @@
 //! The read and write units each operation consumes, metered on the real data path (local
-//! stack) by DynamoDB's published rules (`kincode_tests::capacity`), against the documented
+//! stack) by DynamoDB's published rules (`kincode_tools::capacity`), against the documented
 //! figures in `docs/capacity-units.json` that the capacity model (`docs/capacity.md`) is
 //! computed from. A change in what an operation consumes fails here until the figures (and
 //! so the model) are regenerated:
 //!
-//! `KINCODE_WRITE_CAPACITY=1 scripts/with-local-stack.sh cargo test -p kincode-tests --test capacity`
+//! `KINCODE_WRITE_CAPACITY=1 scripts/with-local-stack.sh cargo test -p kincode-tools --test capacity`
 
 use chrono::{Duration, Utc};
-use kincode_common::bindings::{self, CompleteRequest, VerificationStart};
-use kincode_common::codes::{publish, scan, show};
+use kincode_common::adapters::face::LocalFaceSimulator;
 use kincode_common::domain::binding::{GuardianId, IdempotencyKey};
 use kincode_common::domain::code::ScanPurpose;
-use kincode_common::face::LocalFaceSimulator;
 use kincode_common::store::{ActionContext, CleanupBudget};
-use kincode_common::{authority, cleanup};
-use kincode_tests::capacity::{CapacityTable, Consumed, Metered};
-use kincode_tests::capacity_model::{self, Inputs, Scenario};
+use kincode_common::usecases::bindings::{self, CompleteRequest, VerificationStart};
+use kincode_common::usecases::codes::{publish, scan, show};
+use kincode_common::usecases::{authority, cleanup};
 use kincode_tests::*;
+use kincode_tools::capacity::{CapacityTable, Consumed, Metered};
+use kincode_tools::capacity_model::{self, Inputs, Scenario};
 use serde_json::json;
 
 const FIGURES: &str = "docs/capacity-units.json";
@@ -199,7 +199,7 @@ async fn each_operation_consumes_the_documented_capacity() {
     );
 
     metered.start().await;
-    kincode_common::testing::results::results(
+    kincode_common::usecases::nucleic::results::results(
         &metered.services.store,
         &guardian,
         &binding.id,

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::keys::KeyRing;
-use super::{active_binding, current_colour, token};
-use crate::blobs::BlobStore;
+use super::{active_binding, current_colour};
+use crate::adapters::blobs::BlobStore;
+use crate::codes::keys::KeyRing;
+use crate::codes::token;
 use crate::domain::binding::{Binding, BindingId, GuardianId};
 use crate::domain::code::{CodeClaims, CodeKind};
 use crate::error::AppError;
@@ -53,7 +54,7 @@ pub async fn online_code(
 #[derive(Debug, Clone)]
 pub struct OfflineCardLink {
     pub card: OfflineCardRecord,
-    pub colour: crate::domain::health::HealthColour,
+    pub colour: crate::domain::colour::HealthColour,
     pub url: String,
 }
 

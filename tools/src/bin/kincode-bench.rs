@@ -20,7 +20,7 @@ use hyper::http::HeaderMap;
 use kincode_common::codes::keys::KeyRing;
 
 use kincode_common::domain::binding::Binding;
-use kincode_common::services::{load_config, Services};
+use kincode_common::wiring::services::{load_config, Services};
 use kincode_localdev::apigw::{self, Incoming};
 use kincode_localdev::emulator::Emulator;
 use kincode_localdev::local::{DevKeys, LocalStack};
@@ -267,7 +267,7 @@ impl Requests<'_> {
                         let guardian =
                             format!("bench-{run}-{}", i / PEOPLE_REUSED / GUARDIANS_PER_RUN);
                         let binding = self.active(&guardian, now).await;
-                        code = kincode_common::codes::show::online_code(
+                        code = kincode_common::usecases::codes::show::online_code(
                             &self.services.store,
                             self.keys,
                             &binding.guardian,
@@ -345,7 +345,7 @@ impl Requests<'_> {
                     max_items: 100_000,
                     max_duration: Duration::from_secs(600),
                 };
-                kincode_common::cleanup::run(&self.services.store, &blobs, budget, ctx)
+                kincode_common::usecases::cleanup::run(&self.services.store, &blobs, budget, ctx)
                     .await
                     .expect("first cleanup run");
                 let schedule = self

@@ -13,8 +13,8 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
-use super::keys::VerificationKeys;
-use super::token;
+use crate::codes::keys::VerificationKeys;
+use crate::codes::token;
 use crate::error::{rfc3339, AppError};
 use crate::store::Store;
 

@@ -9,14 +9,14 @@ use aws_config::{BehaviorVersion, ConfigLoader};
 use chrono::{DateTime, Utc};
 use rustls::pki_types::CertificateDer;
 
-use crate::blobs::BlobStore;
+use crate::adapters::blobs::BlobStore;
+use crate::adapters::outbound::{self, sdk_http_client};
 use crate::codes::keys::{KeyRing, VerificationKeys};
-use crate::config::{
+use crate::store::Store;
+use crate::wiring::config::{
     Bootstrap, Config, ConfigError, Stage, PUBLIC_KEYS_SECRET, SIGNING_KEYS_SECRET,
 };
-use crate::outbound::{self, sdk_http_client};
-use crate::secrets::LiveKeys;
-use crate::store::Store;
+use crate::wiring::secrets::LiveKeys;
 
 pub struct Services {
     pub config: Config,
@@ -87,7 +87,7 @@ pub async fn load_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Conf
             bootstrap.local_ca_file.as_deref(),
         )
         .await?;
-        crate::secrets::fetch(&client, &bootstrap.secrets).await?
+        crate::wiring::secrets::fetch(&client, &bootstrap.secrets).await?
     };
     Config::from_lookup(lookup, |name| fetched.get(name).cloned())
 }

@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::keys::VerificationKeys;
-use super::{current_colour, token};
+use super::current_colour;
+use crate::codes::keys::VerificationKeys;
+use crate::codes::token;
 use crate::domain::code::{CodeClaims, ScanPurpose};
-use crate::domain::health::HealthColour;
+use crate::domain::colour::HealthColour;
 use crate::error::AppError;
 use crate::store::{ScannedAnchor, Store};
 

@@ -34,7 +34,7 @@ use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
 use aws_sdk_dynamodb::types::AttributeValue;
-use kincode_common::services::Services;
+use kincode_common::wiring::services::Services;
 use serde::{Deserialize, Serialize};
 
 type Item = HashMap<String, AttributeValue>;
@@ -295,8 +295,8 @@ impl Metered {
     /// Fresh services (a table of their own) with the meter on their client.
     pub async fn new() -> Self {
         let meter = CapacityMeter::default();
-        let services = crate::intercepted_services(meter.clone()).await;
-        let raw = crate::raw_client(&services).await;
+        let services = kincode_tests::intercepted_services(meter.clone()).await;
+        let raw = kincode_tests::raw_client(&services).await;
         Self {
             services,
             meter,
@@ -307,7 +307,7 @@ impl Metered {
     }
 
     async fn table(&self) -> HashMap<Key, Item> {
-        crate::all_items(&self.services)
+        kincode_tests::all_items(&self.services)
             .await
             .into_iter()
             .map(|item| (key_of(&item), item))

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::health::HealthColour;
+use super::colour::HealthColour;
 
 /// Registrations and results are kept this long by default (`KINCODE_RESULT_RETENTION_DAYS`):
 /// the longest observation period, after which a result no longer says anything about today.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::batch::{self, row_json, RowAnswer, RowRefusal};
+use crate::usecases::batch::{self, row_json, RowAnswer, RowRefusal};
 
 use crate::domain::age::china_date;
 use crate::domain::health::{RiskFlag, RiskSignal};

@@ -7,13 +7,13 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::batch::{self, row_json, RowAnswer, RowRefusal};
-use crate::domain::testing::{
+use crate::domain::nucleic::{
     judge_result, reported_since_opening, reporting_clock_skew, LabResult, ResultChange, TubeId,
     TubeKind,
 };
 use crate::error::AppError;
 use crate::store::{ActionContext, Store};
+use crate::usecases::batch::{self, row_json, RowAnswer, RowRefusal};
 
 /// Rows per request: 500 tubes hold up to 10,000 people and answer well within the
 /// function's time limit.

@@ -2,7 +2,7 @@
 //! wall time per batch and per row, for single tubes and for 10-in-1 pooled tubes, and the
 //! DynamoDB calls each row made. Prints figures; asserts nothing about time.
 //!
-//! `scripts/with-local-stack.sh cargo bench -p kincode-tests --bench lab_batch`
+//! `scripts/with-local-stack.sh cargo bench -p kincode-tools --bench lab_batch`
 //!
 //! The local stack serialises every request behind one lock and copies the table for each
 //! item of a transaction, so these figures bound moto's cost more than DynamoDB's; the call
@@ -11,10 +11,10 @@
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use kincode_common::domain::testing::TubeKind;
-use kincode_common::services::Services;
+use kincode_common::domain::nucleic::TubeKind;
 use kincode_common::store::ActionContext;
-use kincode_common::testing::lab::{self, RowOutcome, MAX_RESULT_ROWS};
+use kincode_common::usecases::nucleic::lab::{self, RowOutcome, MAX_RESULT_ROWS};
+use kincode_common::wiring::services::Services;
 use kincode_tests::*;
 use serde_json::json;
 

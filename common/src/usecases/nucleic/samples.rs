@@ -4,12 +4,12 @@
 use serde::Deserialize;
 
 use crate::codes::keys::VerificationKeys;
-use crate::codes::scan::{self, ScanResult};
 use crate::domain::binding::IdempotencyKey;
 use crate::domain::code::ScanPurpose;
-use crate::domain::testing::{admit, Site, TubeId, TubeKind, TubeRefusal};
+use crate::domain::nucleic::{admit, Site, TubeId, TubeKind, TubeRefusal};
 use crate::error::AppError;
 use crate::store::{ActionContext, RegisterError, RegisteredSample, SampleRegistration, Store};
+use crate::usecases::codes::scan::{self, ScanResult};
 
 /// `POST /checkpoints/samples` body.
 #[derive(Debug, Deserialize)]

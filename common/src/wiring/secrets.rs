@@ -11,8 +11,8 @@ use futures_util::future::try_join_all;
 
 use crate::codes::keys::KeyRingError;
 use crate::codes::refresh::Refreshing;
-use crate::config::{Config, ConfigError, Stage};
-use crate::services::secretsmanager_client;
+use crate::wiring::config::{Config, ConfigError, Stage};
+use crate::wiring::services::secretsmanager_client;
 
 /// Each named secret's `SecretString`, by name. A secret that does not exist is refused
 /// with the variable that named it.

@@ -1,8 +1,8 @@
-//! `scripts/capacity`: the capacity model of a testing round (`kincode_tests::capacity_model`),
+//! `scripts/capacity`: the capacity model of a testing round (`kincode_tools::capacity_model`),
 //! for the worked scenarios of `docs/capacity.md` or one of your own.
 
 use clap::Parser;
-use kincode_tests::capacity_model::{self, Inputs, Mix, Scenario};
+use kincode_tools::capacity_model::{self, Inputs, Mix, Scenario};
 
 #[derive(Parser)]
 #[command(about = "The capacity model of a city-wide testing round")]

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
-use crate::blobs::BlobStore;
+use crate::adapters::blobs::BlobStore;
 use crate::domain::expiry_buckets_of_day;
 use crate::error::AppError;
 use crate::store::{ActionContext, CleanupBudget, CleanupReport, DueItem, Store};
