@@ -40,8 +40,8 @@ struct Args {
     /// The SAM template: routes, functions and their environment.
     #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
-    /// Where the functions' binaries are: cargo's target dir (binaries named as the template's
-    /// `Binary`) or `sam build`'s build dir (`<Function>/bootstrap`, the deployed artifacts).
+    /// Where the functions' binaries are: cargo's target dir (binaries named after the template's
+    /// `CodeUri`) or `sam build`'s build dir (`<Function>/bootstrap`, the deployed artifacts).
     #[arg(long, default_value = "target/debug")]
     bin_dir: PathBuf,
     /// The `aws-lambda-rie` binary.

@@ -104,11 +104,12 @@ impl Template {
             .map(|(name, r)| (name.as_str().unwrap_or_default(), r))
     }
 
-    /// Function logical ids with the binary each one builds.
+    /// Function logical ids with the binary each one builds: its crate's directory,
+    /// `CodeUri: functions/<binary>` (the root Makefile builds it).
     pub fn functions(&self) -> Vec<(String, String)> {
         self.resources_of_type("AWS::Serverless::Function")
             .filter_map(|(name, r)| {
-                let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str()?;
+                let binary = r["Properties"]["CodeUri"].as_str()?.strip_prefix("functions/")?;
                 Some((name.to_owned(), binary.to_owned()))
             })
             .collect()

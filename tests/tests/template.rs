@@ -75,6 +75,18 @@ fn the_deployed_verify_function_uses_alipay_over_https_and_refuses_the_face_simu
     ));
 }
 
+/// `LabResults` → `lab-results`, as the Makefile's `build-%Function` rule spells it.
+fn kebab_case(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 #[test]
 fn every_function_is_production_staged_and_has_a_binary_and_an_event() {
     let template = Template::load(&repo_root().join("template.yaml")).unwrap();
@@ -86,10 +98,14 @@ fn every_function_is_production_staged_and_has_a_binary_and_an_event() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
+    let binaries: HashMap<String, String> = template.functions().into_iter().collect();
     for (name, resource) in functions {
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("Binary");
+        let binary = binaries.get(name).expect("CodeUri: functions/<binary>");
+        // The root Makefile's `build-<Function>` finds the binary from the logical id.
+        let from_name = kebab_case(name.strip_suffix("Function").expect("…Function"));
+        assert_eq!(*binary, from_name, "{name}: CodeUri");
+        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("makefile"));
+        assert_eq!(resource["Metadata"]["WorkingDirectory"].as_str(), Some("."));
         let main = repo_root()
             .join("functions")
             .join(binary)
