@@ -20,6 +20,7 @@ use serde_json::Value;
 pub mod contract;
 pub mod invariants;
 pub mod local_api;
+pub mod offline_cards;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
