@@ -219,10 +219,7 @@ async fn a_scan_answers_the_holder_in_their_colour_now_and_refuses_what_is_no_li
         (HealthColour::Green, HealthColour::Red)
     );
 
-    let mut tampered = code.clone().into_bytes();
-    let middle = tampered.len() / 2;
-    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
-    let tampered = String::from_utf8(tampered).unwrap();
+    let tampered = tampered(&code);
     let foreign = {
         let other = test_key_ring();
         let claims = CodeClaims::issue(

@@ -830,6 +830,14 @@ pub async fn report_result_at(
         .expect("results applied")[0]
 }
 
+/// `text` with its middle character changed (a tampered code or cursor).
+pub fn tampered(text: &str) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("an ASCII text")
+}
+
 /// A new tube barcode.
 pub fn fresh_tube() -> String {
     format!("T-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
