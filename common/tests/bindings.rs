@@ -236,6 +236,9 @@ async fn a_bind_is_pending_verification_by_the_method_of_the_age_and_counted_onc
     assert_no_plaintext(&all_items(&services).await, &parent, "周建华");
 }
 
+/// Whether an error is the refusal expected.
+type IsRefusal = fn(&AppError) -> bool;
+
 #[tokio::test]
 async fn a_bind_refuses_bad_input_and_ineligible_ages_and_writes_nothing() {
     let services = fresh_services().await;
@@ -243,7 +246,7 @@ async fn a_bind_refuses_bad_input_and_ineligible_ages_and_writes_nothing() {
     let id = distinct_resident_id(70, now);
     let thirty = distinct_resident_id(30, now);
     let caller = guardian("user-refused");
-    let cases: Vec<(BindRequest, fn(&AppError) -> bool)> = vec![
+    let cases: Vec<(BindRequest, IsRefusal)> = vec![
         (request("61011319560314217", |_| {}), |e| {
             matches!(e, AppError::InvalidResidentId(_))
         }),
