@@ -20,6 +20,7 @@ use serde_json::Value;
 pub mod contract;
 pub mod invariants;
 pub mod local_api;
+pub mod offline_cards;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -827,6 +828,14 @@ pub async fn report_result_at(
     kincode_common::usecases::nucleic::lab::apply_results(&services.store, "lab-test", batch, ctx)
         .await
         .expect("results applied")[0]
+}
+
+/// `text` with its middle character changed (a tampered code or cursor).
+pub fn tampered(text: &str) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("an ASCII text")
 }
 
 /// A new tube barcode.

@@ -1,31 +1,22 @@
 //! Offline cards touch two stores (the image in S3, the record in DynamoDB) and race unbinds:
 //! whatever the network loses and whoever comes second, no card escapes revocation, no record
-//! points to a missing image, and no image is left that nothing points to.
+//! points to a missing image, and no image is left that nothing points to. The card's own
+//! tests (a lost answer, a refusal) are `common/tests/codes.rs`; these are its races with
+//! unbinding and its recovery by the cleanup.
 
-use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 
-use aws_sdk_dynamodb::config::interceptors::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-};
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use chrono::{DateTime, Duration, Utc};
-use kincode_common::adapters::blobs::BlobStore;
 use kincode_common::domain::binding::{Binding, GuardianId};
 use kincode_common::error::AppError;
-use kincode_common::store::{ActionContext, CleanupBudget};
+use kincode_common::store::CleanupBudget;
 use kincode_common::usecases::cleanup;
-use kincode_common::usecases::codes::show::{self, OfflineCardLink};
 use kincode_common::wiring::services::Services;
+use kincode_tests::offline_cards::*;
 use kincode_tests::*;
-
-fn is_transaction(cfg: &ConfigBag) -> bool {
-    cfg.load::<Metadata>()
-        .is_some_and(|m| m.name() == "TransactWriteItems")
-}
 
 /// Holds the first transaction its client sends until the test lets it go: the moment
 /// between an unbind's reads and its write, made to last.
@@ -58,104 +49,10 @@ impl Intercept for HoldFirstTransaction {
     }
 }
 
-/// Fails every transaction: before it is sent (nothing lands), or after DynamoDB answered
-/// (the write landed, the answer is lost), on every attempt the SDK makes.
-#[derive(Debug)]
-struct FailTransactions {
-    after_landing: bool,
-}
-
-impl FailTransactions {
-    fn fail(&self, cfg: &ConfigBag, after_landing: bool) -> Result<(), BoxError> {
-        match is_transaction(cfg) && self.after_landing == after_landing {
-            true => Err("connection reset (test)".into()),
-            false => Ok(()),
-        }
-    }
-}
-
-impl Intercept for FailTransactions {
-    fn name(&self) -> &'static str {
-        "FailTransactions"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.fail(cfg, false)
-    }
-
-    fn read_after_transmit(
-        &self,
-        _context: &BeforeDeserializationInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.fail(cfg, true)
-    }
-}
-
-/// A fresh table and bucket, and a guardian's active binding made at `bound_at`.
-struct Scene {
-    services: Services,
-    blobs: BlobStore,
-    binding: Binding,
-}
-
-async fn scene(guardian: &str, bound_at: DateTime<Utc>) -> Scene {
-    let services = fresh_services().await;
-    let blobs = fresh_bucket(&services).await;
-    let binding = active_relative(&services, guardian, bound_at).await;
-    Scene {
-        services,
-        blobs,
-        binding,
-    }
-}
-
-/// The scene's table, reached by a caller whose every transaction fails.
-async fn failing_transactions(scene: &Scene, after_landing: bool) -> Services {
-    intercepted_on_same_table(&scene.services, FailTransactions { after_landing }).await
-}
-
-fn ctx(at: DateTime<Utc>) -> ActionContext<'static> {
-    ActionContext {
-        request_id: "offline-card-test",
-        at,
-    }
-}
-
-async fn issue(
-    services: &Services,
-    blobs: &BlobStore,
-    binding: &Binding,
-    at: DateTime<Utc>,
-) -> Result<OfflineCardLink, AppError> {
-    show::issue_offline_card(
-        &services.store,
-        blobs,
-        &test_key_ring(),
-        &binding.guardian,
-        &binding.id,
-        ctx(at),
-    )
-    .await
-}
-
 async fn unbind(services: &Services, binding: &Binding, at: DateTime<Utc>) -> Result<(), AppError> {
     let guardian = GuardianId::parse(binding.guardian.as_str()).expect("guardian");
     kincode_common::usecases::bindings::unbind(&services.store, &guardian, &binding.id, ctx(at))
         .await
-}
-
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// Every recorded card of a binding that is gone, whose serial is not on the published
@@ -185,31 +82,6 @@ async fn unrevoked_cards_of_unbound_bindings(
         .map(|card| text(card, "serial"))
         .filter(|serial| !revoked.contains(serial))
         .collect()
-}
-
-/// Records and images agree: every card's image is there, and every image is a card's.
-async fn assert_cards_and_images_agree(services: &Services, blobs: &BlobStore) {
-    let items = all_items(services).await;
-    let mut recorded: Vec<String> = items
-        .iter()
-        .filter(|i| text(i, "pk").starts_with("K#") && text(i, "sk").starts_with("O#"))
-        .map(|i| text(i, "object_key"))
-        .collect();
-    let mut stored: Vec<String> = bucket_objects(services, blobs)
-        .await
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
-    recorded.sort();
-    stored.sort();
-    assert_eq!(recorded, stored, "card records and images");
-}
-
-fn images_in_flight(items: &[HashMap<String, AttributeValue>]) -> usize {
-    items
-        .iter()
-        .filter(|i| text(i, "sk").starts_with("OP#"))
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -324,39 +196,6 @@ async fn cards_racing_unbinds_leave_no_unrevoked_card() {
 }
 
 #[tokio::test]
-async fn a_lost_answer_after_the_card_landed_answers_the_card_and_keeps_its_image() {
-    let now = Utc::now();
-    let scene = scene("parent-lost", now).await;
-    let Scene {
-        services,
-        blobs,
-        binding,
-    } = &scene;
-    // Every attempt's answer is lost: the SDK gives up, and the card must be read back.
-    let lossy = failing_transactions(&scene, true).await;
-    let issued = issue(&lossy, blobs, binding, now)
-        .await
-        .expect("answered as made");
-    assert_cards_and_images_agree(services, blobs).await;
-    let items = all_items(services).await;
-    assert_eq!(
-        images_in_flight(&items),
-        0,
-        "the card's transaction cleared the mark"
-    );
-    let quota = items
-        .iter()
-        .find(|i| text(i, "sk").starts_with("OQ#"))
-        .and_then(|i| i["generated"].as_n().ok()?.parse::<u32>().ok());
-    assert_eq!(quota, Some(1), "one card counted once");
-    let (latest, _) =
-        show::latest_offline_card(&services.store, blobs, &binding.guardian, &binding.id, now)
-            .await
-            .expect("the card is linked");
-    assert_eq!(latest.serial, issued.card.serial);
-}
-
-#[tokio::test]
 async fn a_card_that_never_landed_is_503_and_the_cleanup_removes_its_image() {
     let now = Utc::now();
     let scene = scene("parent-down", now).await;
@@ -408,24 +247,4 @@ async fn a_card_that_never_landed_is_503_and_the_cleanup_removes_its_image() {
         .await
         .expect("retry");
     assert_cards_and_images_agree(services, blobs).await;
-}
-
-#[tokio::test]
-async fn a_refused_card_takes_its_image_and_mark_away() {
-    let now = Utc::now();
-    let Scene {
-        services,
-        blobs,
-        binding,
-    } = &scene("parent-quota", now).await;
-    for _ in 0..3 {
-        issue(services, blobs, binding, now).await.expect("card");
-    }
-    let refused = issue(services, blobs, binding, now).await;
-    assert!(
-        matches!(refused, Err(AppError::OfflineCodeLimitReached)),
-        "{refused:?}"
-    );
-    assert_cards_and_images_agree(services, blobs).await;
-    assert_eq!(images_in_flight(&all_items(services).await), 0);
 }

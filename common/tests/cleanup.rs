@@ -1,6 +1,7 @@
-//! The scheduled cleanup against the local stack: what is due goes (cards with their images,
-//! revocations, revoked anchors, quotas, never-verified bindings with both counters released),
-//! nothing else does, a second run finds nothing, and a bounded run resumes where it stopped.
+//! The scheduled cleanup (`common/src/usecases/cleanup.rs`) against the local stack: what is
+//! due goes (cards with their images, revocations, revoked anchors, quotas, never-verified
+//! bindings with both counters released), nothing else does, a second run finds nothing, and a
+//! bounded run resumes where it stopped.
 
 use chrono::{DateTime, Duration, Utc};
 use kincode_common::adapters::blobs::BlobStore;
