@@ -9,8 +9,8 @@ use std::fmt::Debug;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
-use kincode_common::domain::age::china_date;
 use kincode_common::domain::binding::{Binding, BindingId, GuardianId, Verification};
+use kincode_common::domain::china_time::china_date;
 use kincode_common::domain::health::{RiskFlag, RiskSignal};
 use kincode_common::domain::name::PersonName;
 use kincode_common::domain::nucleic::{Admission, LabResult, TubeId, TubeKind};

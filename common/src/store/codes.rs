@@ -13,8 +13,8 @@ use super::{
     AuditSubject, Due, SortKeyOrder, Store,
 };
 use crate::crypto::SealContext;
-use crate::domain::age::china_date;
 use crate::domain::binding::{Binding, BindingId, GuardianId};
+use crate::domain::china_time::china_date;
 use crate::domain::code::{offline_code_validity, CodeSerial};
 use crate::domain::policy::OFFLINE_CARDS_PER_DAY;
 use crate::domain::relationship::Relationship;
