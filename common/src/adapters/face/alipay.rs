@@ -498,7 +498,7 @@ mod tests {
     fn testdata(name: &str) -> String {
         std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("src/face/testdata")
+                .join("src/adapters/face/testdata")
                 .join(name),
         )
         .unwrap()
