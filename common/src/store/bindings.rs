@@ -163,14 +163,8 @@ impl Store {
             binding_id: new.id.as_str(),
         };
         let transaction = Transaction::new()
-            .with(
-                Role::Binding,
-                self.put_item(Self::to_item(&record)?, Some("attribute_not_exists(pk)"))?,
-            )
-            .with(
-                Role::PairGuard,
-                self.put_item(Self::to_item(&link)?, Some("attribute_not_exists(pk)"))?,
-            )
+            .with(Role::Binding, self.put_new(&record)?)
+            .with(Role::PairGuard, self.put_new(&link)?)
             .with(
                 Role::GuardianCount,
                 self.counter_update(

@@ -436,10 +436,7 @@ impl Store {
                 Role::Binding,
                 TransactWriteItem::builder().update(version).build(),
             )
-            .with(
-                Role::OfflineCard,
-                self.put_item(Self::to_item(&item)?, Some("attribute_not_exists(pk)"))?,
-            )
+            .with(Role::OfflineCard, self.put_new(&item)?)
             .with(
                 Role::ImageInFlight,
                 TransactWriteItem::builder().delete(marker).build(),

@@ -461,6 +461,11 @@ impl Store {
         }
     }
 
+    /// A put of `record` that holds only if its item is not there yet.
+    fn put_new<T: Serialize>(&self, record: &T) -> Result<TransactWriteItem, AppError> {
+        self.put_item(Self::to_item(record)?, Some("attribute_not_exists(pk)"))
+    }
+
     fn put_item(
         &self,
         item: HashMap<String, AttributeValue>,

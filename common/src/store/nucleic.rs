@@ -232,7 +232,7 @@ impl Store {
                 reported_by: None,
                 expires_at: ttl,
             };
-            self.put_item(Self::to_item(&item)?, Some("attribute_not_exists(pk)"))?
+            self.put_new(&item)?
         } else {
             let update = Update::builder()
                 .table_name(&self.table)
@@ -289,14 +289,8 @@ impl Store {
         };
         let mut transaction = Transaction::new()
             .with(Role::Tube, tube_write)
-            .with(
-                Role::TubeMember,
-                self.put_item(Self::to_item(&member)?, Some("attribute_not_exists(pk)"))?,
-            )
-            .with(
-                Role::Test,
-                self.put_item(Self::to_item(&test)?, Some("attribute_not_exists(pk)"))?,
-            )
+            .with(Role::TubeMember, self.put_new(&member)?)
+            .with(Role::Test, self.put_new(&test)?)
             .with(Role::AnchorCheck, self.anchor_active_check(reg.binding)?)
             .with(
                 Role::Audit,
@@ -324,10 +318,7 @@ impl Store {
                 sampled_at: now,
                 expires_at: (now + replay_window() + Duration::days(1)).timestamp(),
             };
-            transaction.push(
-                Role::Replay,
-                self.put_item(Self::to_item(&replay)?, Some("attribute_not_exists(pk)"))?,
-            );
+            transaction.push(Role::Replay, self.put_new(&replay)?);
         }
         let refusal = match self.transact("register sample", transaction).await {
             Ok(()) => {
