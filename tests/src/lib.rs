@@ -333,7 +333,7 @@ pub fn resident_id_born(birth: chrono::NaiveDate, sequence: u32) -> String {
 /// Someone `years` old (and a few days) on `now`'s China date.
 pub fn resident_id_aged(years: u32, now: chrono::DateTime<chrono::Utc>, sequence: u32) -> String {
     use chrono::Datelike;
-    let today = kincode_common::domain::age::china_date(now) - chrono::Duration::days(3);
+    let today = kincode_common::domain::china_time::china_date(now) - chrono::Duration::days(3);
     let birth = today
         .with_year(today.year() - years as i32)
         .unwrap_or(today - chrono::Duration::days(365 * years as i64));
@@ -351,7 +351,7 @@ pub fn distinct_resident_id(years: u32, now: chrono::DateTime<chrono::Utc>) -> S
         .fetch_add(1, Ordering::Relaxed)
         % 300_000;
     // 300 birth dates within the same year of age, a thousand sequence numbers each.
-    let today = kincode_common::domain::age::china_date(now);
+    let today = kincode_common::domain::china_time::china_date(now);
     let birthday = today
         .with_year(today.year() - years as i32)
         .unwrap_or(today - chrono::Duration::days(365 * years as i64));

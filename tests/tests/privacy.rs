@@ -71,7 +71,7 @@ fn trace_logs() -> Captured {
         lambda_http::tracing::subscriber::util::SubscriberInitExt::init(telemetry::subscriber(
             move || writer.clone(),
             Some("trace"),
-            true,
+            telemetry::LogFormat::Json,
         ));
         logs
     })

@@ -1,14 +1,6 @@
-//! Ages in completed years, on the calendar of China time (UTC+8).
+//! Ages in completed years, on the calendar of China time (`china_time::china_date`).
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
-
-const CHINA_OFFSET_SECONDS: i32 = 8 * 3600;
-
-/// The calendar date in China at instant `now`.
-pub fn china_date(now: DateTime<Utc>) -> NaiveDate {
-    let offset = FixedOffset::east_opt(CHINA_OFFSET_SECONDS).expect("valid offset");
-    now.with_timezone(&offset).date_naive()
-}
+use chrono::{Datelike, NaiveDate};
 
 /// Completed years between `birth` and `on`.
 ///
@@ -26,7 +18,6 @@ pub fn completed_years(birth: NaiveDate, on: NaiveDate) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -54,13 +45,5 @@ mod tests {
         // In a leap year the birthday itself exists.
         assert_eq!(completed_years(birth, day(2024, 2, 28)), 15);
         assert_eq!(completed_years(birth, day(2024, 2, 29)), 16);
-    }
-
-    #[test]
-    fn china_date_turns_at_sixteen_hundred_utc() {
-        let before = Utc.with_ymd_and_hms(2026, 11, 26, 15, 59, 59).unwrap();
-        let after = Utc.with_ymd_and_hms(2026, 11, 26, 16, 0, 0).unwrap();
-        assert_eq!(china_date(before), day(2026, 11, 26));
-        assert_eq!(china_date(after), day(2026, 11, 27));
     }
 }

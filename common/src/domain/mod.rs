@@ -2,6 +2,7 @@
 
 pub mod age;
 pub mod binding;
+pub mod china_time;
 pub mod code;
 pub mod colour;
 pub mod health;

@@ -8,10 +8,11 @@
 use std::sync::OnceLock;
 
 use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
 use super::qr::{dark_shade, QrMatrix, WHITE};
 use super::{ImageError, IndexedPng};
+use crate::domain::china_time::china_time;
 use crate::domain::colour::HealthColour;
 
 /// A6 portrait (105 × 148 mm) at 200 dpi: sharp enough for print, small enough to draw in a few
@@ -34,12 +35,6 @@ const RELATIONSHIP_LABEL: &str = "关系";
 const GENERATED_LABEL: &str = "生成时间";
 const VALID_UNTIL_LABEL: &str = "有效期至";
 const NOT_FOR_ARRIVALS: &str = "亲属码现阶段不适用于“一场两站”";
-
-/// China time: UTC+8 all year (no daylight saving), as in `domain::age`.
-const CHINA: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+8 is a valid offset"),
-};
 
 /// What the offline card shows.
 pub struct OfflineCard<'a> {
@@ -172,9 +167,7 @@ fn band(colour: HealthColour) -> ([u8; 3], [u8; 3]) {
 
 /// `YYYY-MM-DD HH:MM` in China time.
 fn china_minute(at: DateTime<Utc>) -> String {
-    at.with_timezone(&CHINA)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
+    china_time(at).format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// The embedded font, parsed once per process.

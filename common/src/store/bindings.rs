@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::codes::OfflineCardRecord;
+use super::transaction::{Role, Transaction};
 use super::{
     audit_prefix, dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext,
     AuditAction, AuditSubject, Due, Store,
@@ -161,45 +162,59 @@ impl Store {
             sk: link_sk(new.relative_key),
             binding_id: new.id.as_str(),
         };
-        let items = vec![
-            self.put_item(Self::to_item(&record)?, Some("attribute_not_exists(pk)"))?,
-            self.put_item(Self::to_item(&link)?, Some("attribute_not_exists(pk)"))?,
-            self.counter_update(
-                guardian_pk(new.guardian),
-                "bound",
-                1,
-                MAX_RELATIVES_PER_GUARDIAN,
-            )?,
-            self.counter_update(
-                relative_pk(new.relative_key),
-                "guardians",
-                1,
-                MAX_GUARDIANS_PER_RELATIVE,
-            )?,
-            self.audit_put(
-                AuditSubject::Binding {
-                    actor: new.guardian.as_str(),
-                    guardian: new.guardian,
-                    binding: new.id,
-                    relative_key: new.relative_key,
-                },
-                AuditAction::Bound,
-                ctx,
-            )?,
-            self.anchor_absent_check(new.id)?,
-        ];
-        match self.transact("bind", items).await {
+        let transaction = Transaction::new()
+            .with(Role::Binding, self.put_new(&record)?)
+            .with(Role::PairGuard, self.put_new(&link)?)
+            .with(
+                Role::GuardianCount,
+                self.counter_update(
+                    guardian_pk(new.guardian),
+                    "bound",
+                    1,
+                    MAX_RELATIVES_PER_GUARDIAN,
+                )?,
+            )
+            .with(
+                Role::RelativeCount,
+                self.counter_update(
+                    relative_pk(new.relative_key),
+                    "guardians",
+                    1,
+                    MAX_GUARDIANS_PER_RELATIVE,
+                )?,
+            )
+            .with(
+                Role::Audit,
+                self.audit_put(
+                    AuditSubject::Binding {
+                        actor: new.guardian.as_str(),
+                        guardian: new.guardian,
+                        binding: new.id,
+                        relative_key: new.relative_key,
+                    },
+                    AuditAction::Bound,
+                    ctx,
+                )?,
+            )
+            .with(Role::AnchorCheck, self.anchor_absent_check(new.id)?);
+        match self.transact("bind", transaction).await {
             Ok(()) => {
                 log_recorded(AuditAction::Bound, new.id.as_str(), ctx);
                 Ok(self.binding_from_record(record)?)
             }
-            Err(err) => Err(match Self::failed_conditions(&err).as_deref() {
-                Some([true, ..]) => CreateBindingError::IdTaken,
-                Some([_, true, ..]) => CreateBindingError::AlreadyBound,
-                Some([_, _, true, ..]) => CreateBindingError::GuardianFull,
-                Some([_, _, _, true, ..]) => CreateBindingError::RelativeFull,
-                Some([_, _, _, _, _, true]) => CreateBindingError::IdRetired,
-                _ => CreateBindingError::Failed(Self::transaction_error("bind", err)),
+            // Several may refuse at once: the first of these that did answers.
+            Err(refusal) => Err(if refusal.refused(Role::Binding) {
+                CreateBindingError::IdTaken
+            } else if refusal.refused(Role::PairGuard) {
+                CreateBindingError::AlreadyBound
+            } else if refusal.refused(Role::GuardianCount) {
+                CreateBindingError::GuardianFull
+            } else if refusal.refused(Role::RelativeCount) {
+                CreateBindingError::RelativeFull
+            } else if refusal.refused(Role::AnchorCheck) {
+                CreateBindingError::IdRetired
+            } else {
+                CreateBindingError::Failed(refusal.into_error())
             }),
         }
     }
@@ -307,7 +322,7 @@ impl Store {
         set: &str,
         values: Vec<(&str, AttributeValue)>,
         action: AuditAction,
-        extra: Vec<TransactWriteItem>,
+        extra: Vec<(Role, TransactWriteItem)>,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
         let mut update = Update::builder()
@@ -328,20 +343,23 @@ impl Store {
         let update = update
             .build()
             .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
-        let mut items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.audit_put(binding_subject(binding), action, ctx)?,
-        ];
-        items.extend(extra);
-        match self.transact("update binding", items).await {
+        let mut transaction = Transaction::new()
+            .with(
+                Role::Binding,
+                TransactWriteItem::builder().update(update).build(),
+            )
+            .with(
+                Role::Audit,
+                self.audit_put(binding_subject(binding), action, ctx)?,
+            );
+        transaction.extend(extra);
+        match self.transact("update binding", transaction).await {
             Ok(()) => {
                 log_recorded(action, binding.id.as_str(), ctx);
                 Ok(())
             }
-            Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
-                Err(AppError::Conflict)
-            }
-            Err(err) => Err(Self::transaction_error("update binding", err)),
+            Err(refusal) if refusal.refused(Role::Binding) => Err(AppError::Conflict),
+            Err(refusal) => Err(refusal.into_error()),
         }
     }
 
@@ -527,7 +545,7 @@ impl Store {
             "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
             vec![(":active", s("active")), (":at", verified_at), (":verification", encoded)],
             AuditAction::Verified,
-            vec![self.anchor_put(&binding)?],
+            vec![(Role::Anchor, self.anchor_put(&binding)?)],
             ctx,
         )
         .await?;
@@ -554,9 +572,9 @@ impl Store {
     ) -> Result<(), AppError> {
         let mut extra = Vec::new();
         if binding.status == BindingStatus::Active {
-            extra.push(self.anchor_revoke(&binding.id, ctx.at)?);
+            extra.push((Role::Anchor, self.anchor_revoke(&binding.id, ctx.at)?));
             for card in offline_cards.iter().filter(|c| c.valid_until > ctx.at) {
-                extra.push(self.revocation_put(card)?);
+                extra.push((Role::Revocation, self.revocation_put(card)?));
             }
         }
         self.release_binding(
@@ -597,7 +615,7 @@ impl Store {
         binding: &Binding,
         subject: AuditSubject<'_>,
         action: AuditAction,
-        extra: Vec<TransactWriteItem>,
+        extra: Vec<(Role, TransactWriteItem)>,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
         let delete = |sk: String, condition: Option<&str>| -> Result<TransactWriteItem, AppError> {
@@ -613,23 +631,32 @@ impl Store {
                 .map_err(|e| AppError::Internal(format!("build delete: {e}")))?;
             Ok(TransactWriteItem::builder().delete(d).build())
         };
-        let mut items = vec![
-            delete(binding_sk(&binding.id), Some("version = :version"))?,
-            delete(link_sk(&binding.relative_key), None)?,
-            self.counter_update(guardian_pk(&binding.guardian), "bound", -1, 0)?,
-            self.counter_update(relative_pk(&binding.relative_key), "guardians", -1, 0)?,
-            self.audit_put(subject, action, ctx)?,
-        ];
-        items.extend(extra);
-        match self.transact(action.as_str(), items).await {
+        let mut transaction = Transaction::new()
+            .with(
+                Role::Binding,
+                delete(binding_sk(&binding.id), Some("version = :version"))?,
+            )
+            .with(
+                Role::PairGuard,
+                delete(link_sk(&binding.relative_key), None)?,
+            )
+            .with(
+                Role::GuardianCount,
+                self.counter_update(guardian_pk(&binding.guardian), "bound", -1, 0)?,
+            )
+            .with(
+                Role::RelativeCount,
+                self.counter_update(relative_pk(&binding.relative_key), "guardians", -1, 0)?,
+            )
+            .with(Role::Audit, self.audit_put(subject, action, ctx)?);
+        transaction.extend(extra);
+        match self.transact(action.as_str(), transaction).await {
             Ok(()) => {
                 log_recorded(action, binding.id.as_str(), ctx);
                 Ok(())
             }
-            Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
-                Err(AppError::Conflict)
-            }
-            Err(err) => Err(Self::transaction_error(action.as_str(), err)),
+            Err(refusal) if refusal.refused(Role::Binding) => Err(AppError::Conflict),
+            Err(refusal) => Err(refusal.into_error()),
         }
     }
 

@@ -7,13 +7,14 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::bindings::binding_sk;
+use super::transaction::{Role, Transaction};
 use super::{
     dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext, AuditAction,
-    AuditSubject, Due, Store,
+    AuditSubject, Due, SortKeyOrder, Store,
 };
 use crate::crypto::SealContext;
-use crate::domain::age::china_date;
 use crate::domain::binding::{Binding, BindingId, GuardianId};
+use crate::domain::china_time::china_date;
 use crate::domain::code::{offline_code_validity, CodeSerial};
 use crate::domain::policy::OFFLINE_CARDS_PER_DAY;
 use crate::domain::relationship::Relationship;
@@ -348,40 +349,40 @@ impl Store {
         card: &OfflineCardRecord,
         ctx: ActionContext<'_>,
     ) -> Result<(), CardRecordError> {
-        let items = self
-            .offline_card_items(binding, card, ctx)
+        let transaction = self
+            .offline_card_transaction(binding, card, ctx)
             .map_err(CardRecordError::Refused)?;
-        let err = match self.transact("offline card", items).await {
+        let refusal = match self.transact("offline card", transaction).await {
             Ok(()) => {
                 log_recorded(AuditAction::OfflineCodeIssued, binding.id.as_str(), ctx);
                 return Ok(());
             }
-            Err(err) => err,
+            Err(refusal) => refusal,
         };
-        match Self::failed_conditions(&err).as_deref() {
+        if refusal.refused(Role::OfflineCard) {
             // The card is there already: an earlier attempt of this very write landed (an
             // SDK retry after a lost answer, where the request token is not honoured). Its
             // other conditions say nothing then: they met that attempt's own writes.
-            Some([_, _, true, ..]) => Err(CardRecordError::Unknown(
-                AppError::DependencyUnavailable("offline card: already recorded".into()),
-            )),
-            Some([true, ..]) => Err(CardRecordError::Refused(AppError::OfflineCodeLimitReached)),
-            Some([_, true, ..]) => Err(CardRecordError::Refused(AppError::BindingNotFound)),
+            Err(CardRecordError::Unknown(AppError::DependencyUnavailable(
+                "offline card: already recorded".into(),
+            )))
+        } else if refusal.refused(Role::CardQuota) {
+            Err(CardRecordError::Refused(AppError::OfflineCodeLimitReached))
+        } else if refusal.refused(Role::Binding) {
+            Err(CardRecordError::Refused(AppError::BindingNotFound))
+        } else {
             // Anything else may follow an attempt that landed (a lost answer, then a retry
             // that met a conflict or a throttle, timed out or failed): unknown.
-            _ => Err(CardRecordError::Unknown(Self::transaction_error(
-                "offline card",
-                err,
-            ))),
+            Err(CardRecordError::Unknown(refusal.into_error()))
         }
     }
 
-    fn offline_card_items(
+    fn offline_card_transaction(
         &self,
         binding: &Binding,
         card: &OfflineCardRecord,
         ctx: ActionContext<'_>,
-    ) -> Result<Vec<TransactWriteItem>, AppError> {
+    ) -> Result<Transaction, AppError> {
         let (pk, sk) = (anchor_pk(&binding.id), card_sk(card));
         let item = OfflineCardItem {
             due: Due::of(&pk, &sk, card.valid_until),
@@ -426,22 +427,33 @@ impl Store {
             .set_key(Some(Self::key(marker_pk, marker_sk)))
             .build()
             .map_err(|e| AppError::Internal(format!("build delete: {e}")))?;
-        Ok(vec![
-            TransactWriteItem::builder().update(quota).build(),
-            TransactWriteItem::builder().update(version).build(),
-            self.put_item(Self::to_item(&item)?, Some("attribute_not_exists(pk)"))?,
-            TransactWriteItem::builder().delete(marker).build(),
-            self.audit_put(
-                AuditSubject::Binding {
-                    actor: binding.guardian.as_str(),
-                    guardian: &binding.guardian,
-                    binding: &binding.id,
-                    relative_key: &binding.relative_key,
-                },
-                AuditAction::OfflineCodeIssued,
-                ctx,
-            )?,
-        ])
+        Ok(Transaction::new()
+            .with(
+                Role::CardQuota,
+                TransactWriteItem::builder().update(quota).build(),
+            )
+            .with(
+                Role::Binding,
+                TransactWriteItem::builder().update(version).build(),
+            )
+            .with(Role::OfflineCard, self.put_new(&item)?)
+            .with(
+                Role::ImageInFlight,
+                TransactWriteItem::builder().delete(marker).build(),
+            )
+            .with(
+                Role::Audit,
+                self.audit_put(
+                    AuditSubject::Binding {
+                        actor: binding.guardian.as_str(),
+                        guardian: &binding.guardian,
+                        binding: &binding.id,
+                        relative_key: &binding.relative_key,
+                    },
+                    AuditAction::OfflineCodeIssued,
+                    ctx,
+                )?,
+            ))
     }
 
     /// The card, if it is recorded (read consistently): settles a write whose answer was lost.
@@ -462,7 +474,12 @@ impl Store {
         binding: &BindingId,
     ) -> Result<Vec<OfflineCardRecord>, AppError> {
         let items: Vec<OfflineCardItem> = self
-            .query_prefix(anchor_pk(binding), "O#", false, "list offline cards")
+            .query_prefix(
+                anchor_pk(binding),
+                "O#",
+                SortKeyOrder::Descending,
+                "list offline cards",
+            )
             .await?;
         Ok(items.into_iter().map(|i| i.card).collect())
     }
@@ -473,7 +490,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<(CodeSerial, DateTime<Utc>)>, AppError> {
         let items: Vec<RevocationItem> = self
-            .query_prefix(REVOKED_PK.into(), "", true, "list revocations")
+            .query_prefix(
+                REVOKED_PK.into(),
+                "",
+                SortKeyOrder::Ascending,
+                "list revocations",
+            )
             .await?;
         Ok(items
             .into_iter()

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::transaction::{Role, Transaction};
 use super::{log_recorded, relative_pk, s, ActionContext, AuditAction, AuditSubject, Store};
 use crate::domain::health::{RiskFlag, RiskSignal};
 use crate::error::AppError;
@@ -130,15 +131,16 @@ impl Store {
             action,
             ctx,
         )?;
-        match self.transact(action.as_str(), vec![change, audit]).await {
+        let transaction = Transaction::new()
+            .with(Role::RiskFlag, change)
+            .with(Role::Audit, audit);
+        match self.transact(action.as_str(), transaction).await {
             Ok(()) => {
                 log_recorded(action, actor, ctx);
                 Ok(done)
             }
-            Err(err) if matches!(Self::failed_conditions(&err).as_deref(), Some([true, ..])) => {
-                Ok(FlagWriteOutcome::Unchanged)
-            }
-            Err(err) => Err(Self::transaction_error(action.as_str(), err)),
+            Err(refusal) if refusal.refused(Role::RiskFlag) => Ok(FlagWriteOutcome::Unchanged),
+            Err(refusal) => Err(refusal.into_error()),
         }
     }
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::flags::FlagItem;
 use super::nucleic::TestItem;
-use super::{relative_pk, Store};
+use super::{relative_pk, SortKeyOrder, Store};
 use crate::domain::health::HealthSignals;
 use crate::domain::nucleic::TestSignal;
 use crate::error::AppError;
@@ -31,7 +31,7 @@ impl Store {
             .query_prefix(
                 relative_pk(relative_key),
                 HEALTH_PREFIX,
-                true,
+                SortKeyOrder::Ascending,
                 "read health signals",
             )
             .await?;

@@ -37,6 +37,7 @@ mod codes;
 mod flags;
 mod health;
 mod nucleic;
+mod transaction;
 
 pub use bindings::{CreateBindingError, NewBinding};
 pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
@@ -45,11 +46,11 @@ pub use flags::{FlagWrite, FlagWriteOutcome};
 pub use nucleic::{
     RegisterError, RegisteredSample, SampleRegistration, TestPage, TestRecord, TubeRecord,
 };
+pub use transaction::ItemOrder;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
@@ -240,8 +241,13 @@ where
     }
 }
 
-type TransactError =
-    SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>;
+/// The order a query returns a partition's items in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortKeyOrder {
+    Ascending,
+    /// Last sort key first: newest first, for keys that start with a time.
+    Descending,
+}
 
 pub struct Store {
     client: Client,
@@ -250,6 +256,8 @@ pub struct Store {
     keys: Option<Keys>,
     /// How long registrations and results are kept; reads ignore older ones.
     result_retention: Duration,
+    /// The order each transaction's items are sent in: as built, but for tests.
+    item_order: ItemOrder,
 }
 
 impl Store {
@@ -259,6 +267,7 @@ impl Store {
             table: table.into(),
             keys,
             result_retention: Duration::days(DEFAULT_RESULT_RETENTION_DAYS.into()),
+            item_order: ItemOrder::AsBuilt,
         }
     }
 
@@ -269,6 +278,13 @@ impl Store {
 
     pub fn result_retention(&self) -> Duration {
         self.result_retention
+    }
+
+    /// Sends every transaction's items in `order`. For tests: a refusal is read by the name
+    /// of the item that refused, so the answers are the same in any order.
+    pub fn with_item_order(mut self, order: ItemOrder) -> Self {
+        self.item_order = order;
+        self
     }
 
     /// The data keys.
@@ -392,16 +408,16 @@ impl Store {
         Ok(out.item)
     }
 
-    /// Every item of partition `pk` whose sort key starts with `prefix`, in sort-key order
-    /// (`forward`) or reversed, decoded; all pages.
+    /// Every item of partition `pk` whose sort key starts with `prefix`, in `order`, decoded;
+    /// all pages.
     async fn query_prefix<T: serde::de::DeserializeOwned>(
         &self,
         pk: String,
         prefix: &str,
-        forward: bool,
+        order: SortKeyOrder,
         operation: &'static str,
     ) -> Result<Vec<T>, AppError> {
-        let items = self.query_items(pk, prefix, forward, operation).await?;
+        let items = self.query_items(pk, prefix, order, operation).await?;
         serde_dynamo::from_items(items)
             .map_err(|e| AppError::Internal(format!("{operation}: decode: {e}")))
     }
@@ -411,7 +427,7 @@ impl Store {
         &self,
         pk: String,
         prefix: &str,
-        forward: bool,
+        order: SortKeyOrder,
         operation: &'static str,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, AppError> {
         let mut items = Vec::new();
@@ -431,7 +447,7 @@ impl Store {
                     .expression_attribute_values(":prefix", s(prefix))
             };
             let out = query
-                .scan_index_forward(forward)
+                .scan_index_forward(order == SortKeyOrder::Ascending)
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -443,6 +459,11 @@ impl Store {
                 return Ok(items);
             }
         }
+    }
+
+    /// A put of `record` that holds only if its item is not there yet.
+    fn put_new<T: Serialize>(&self, record: &T) -> Result<TransactWriteItem, AppError> {
+        self.put_item(Self::to_item(record)?, Some("attribute_not_exists(pk)"))
     }
 
     fn put_item(
@@ -492,87 +513,11 @@ impl Store {
             .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
-
-    async fn transact(
-        &self,
-        operation: &'static str,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<(), TransactError> {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map(|_| ())
-            .inspect_err(|e| tracing::debug!(operation, error = %DisplayErrorContext(e), "transaction refused"))
-    }
-
-    /// Why each item of a cancelled transaction was refused (`None` for one that was not):
-    /// `ConditionalCheckFailed`, or `TransactionConflict` when another transaction held it.
-    fn cancellation_codes(err: &TransactError) -> Option<Vec<Option<String>>> {
-        match err {
-            SdkError::ServiceError(ctx) => match ctx.err() {
-                TransactWriteItemsError::TransactionCanceledException(e) => Some(
-                    e.cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-                        .collect(),
-                ),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// A refused transaction that no condition of the caller's explains: another transaction
-    /// held one of its items (a race the client may retry: 409), DynamoDB throttled it (503),
-    /// or something worse.
-    fn transaction_error(operation: &'static str, err: TransactError) -> AppError {
-        let codes = Self::cancellation_codes(&err).unwrap_or_default();
-        let any = |wanted: &[&str]| codes.iter().flatten().any(|c| wanted.contains(&c.as_str()));
-        if any(&["TransactionConflict"]) {
-            AppError::Conflict
-        } else if any(&["ThrottlingError", "ProvisionedThroughputExceeded"]) {
-            AppError::DependencyUnavailable(format!("{operation}: throttled"))
-        } else {
-            dynamodb_error(operation, err)
-        }
-    }
-
-    /// Which items of a cancelled transaction failed their condition.
-    fn failed_conditions(err: &TransactError) -> Option<Vec<bool>> {
-        Self::cancellation_codes(err).map(|codes| {
-            codes
-                .iter()
-                .map(|c| c.as_deref() == Some("ConditionalCheckFailed"))
-                .collect()
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
-    use aws_sdk_dynamodb::types::CancellationReason;
-    use aws_smithy_runtime_api::http::StatusCode;
-    use aws_smithy_types::body::SdkBody;
-
-    fn cancelled(reasons: &[&str]) -> TransactError {
-        let mut exception = TransactionCanceledException::builder();
-        for reason in reasons {
-            exception =
-                exception.cancellation_reasons(CancellationReason::builder().code(*reason).build());
-        }
-        SdkError::service_error(
-            TransactWriteItemsError::TransactionCanceledException(exception.build()),
-            aws_sdk_dynamodb::config::http::HttpResponse::new(
-                StatusCode::try_from(400).unwrap(),
-                SdkBody::empty(),
-            ),
-        )
-    }
-
     #[test]
     fn items_expiring_at_the_same_moment_spread_evenly_over_the_write_shards() {
         let at = DateTime::parse_from_rfc3339("2026-12-05T10:00:00Z")
@@ -608,18 +553,5 @@ mod tests {
             *min >= per_shard * 8 / 10 && *max <= per_shard * 12 / 10,
             "{min}..{max} per shard"
         );
-    }
-
-    #[test]
-    fn a_transaction_refused_for_a_race_or_throttling_is_not_an_internal_error() {
-        let raced = Store::transaction_error("bind", cancelled(&["None", "TransactionConflict"]));
-        assert!(matches!(raced, AppError::Conflict), "{raced:?}");
-        let throttled = Store::transaction_error("bind", cancelled(&["ThrottlingError", "None"]));
-        assert!(
-            matches!(throttled, AppError::DependencyUnavailable(_)),
-            "{throttled:?}"
-        );
-        let other = Store::transaction_error("bind", cancelled(&["ValidationError"]));
-        assert!(matches!(other, AppError::Internal(_)), "{other:?}");
     }
 }

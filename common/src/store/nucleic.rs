@@ -5,9 +5,10 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::transaction::{Role, Transaction};
 use super::{
     dynamodb_error, log_recorded, n, relative_pk, s, ActionContext, AuditAction, AuditSubject, Due,
-    Store,
+    SortKeyOrder, Store,
 };
 use crate::domain::binding::BindingId;
 use crate::domain::nucleic::{
@@ -231,7 +232,7 @@ impl Store {
                 reported_by: None,
                 expires_at: ttl,
             };
-            self.put_item(Self::to_item(&item)?, Some("attribute_not_exists(pk)"))?
+            self.put_new(&item)?
         } else {
             let update = Update::builder()
                 .table_name(&self.table)
@@ -286,22 +287,24 @@ impl Store {
             position,
             sampled_at: now,
         };
-        let mut items = vec![
-            tube_write,
-            self.put_item(Self::to_item(&member)?, Some("attribute_not_exists(pk)"))?,
-            self.put_item(Self::to_item(&test)?, Some("attribute_not_exists(pk)"))?,
-            self.anchor_active_check(reg.binding)?,
-            self.audit_put(
-                AuditSubject::Relative {
-                    actor: reg.actor,
-                    relative_key: reg.relative_key,
-                    binding: Some(reg.binding),
-                    target: Some(reg.tube.as_str()),
-                },
-                AuditAction::SampleRegistered,
-                ctx,
-            )?,
-        ];
+        let mut transaction = Transaction::new()
+            .with(Role::Tube, tube_write)
+            .with(Role::TubeMember, self.put_new(&member)?)
+            .with(Role::Test, self.put_new(&test)?)
+            .with(Role::AnchorCheck, self.anchor_active_check(reg.binding)?)
+            .with(
+                Role::Audit,
+                self.audit_put(
+                    AuditSubject::Relative {
+                        actor: reg.actor,
+                        relative_key: reg.relative_key,
+                        binding: Some(reg.binding),
+                        target: Some(reg.tube.as_str()),
+                    },
+                    AuditAction::SampleRegistered,
+                    ctx,
+                )?,
+            );
         if let Some(key) = reg.idempotency_key {
             let pk = self.replay_pk(reg.actor, key);
             let replay = ReplayItem {
@@ -315,34 +318,29 @@ impl Store {
                 sampled_at: now,
                 expires_at: (now + replay_window() + Duration::days(1)).timestamp(),
             };
-            items.push(self.put_item(Self::to_item(&replay)?, Some("attribute_not_exists(pk)"))?);
+            transaction.push(Role::Replay, self.put_new(&replay)?);
         }
-        let err = match self.transact("register sample", items).await {
+        let refusal = match self.transact("register sample", transaction).await {
             Ok(()) => {
                 log_recorded(AuditAction::SampleRegistered, reg.tube.as_str(), ctx);
                 return Ok(answer);
             }
-            Err(err) => err,
+            Err(refusal) => refusal,
         };
-        let Some(codes) = Self::cancellation_codes(&err) else {
-            return Err(Self::transaction_error("register sample", err).into());
-        };
-        let failed =
-            |i: usize| codes.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
-        if let (Some(key), true) = (reg.idempotency_key, failed(5)) {
+        if let (Some(key), true) = (reg.idempotency_key, refusal.refused(Role::Replay)) {
             return self
                 .registration_replay(reg.actor, key, reg.tube, reg.relative_key)
                 .await?
                 .ok_or(RegisterError::TubeChanged);
         }
-        if failed(1) {
+        if refusal.refused(Role::TubeMember) {
             Err(RegisterError::AlreadyInTube)
-        } else if failed(3) {
+        } else if refusal.refused(Role::AnchorCheck) {
             Err(RegisterError::CodeRevoked)
-        } else if failed(0) || codes.iter().flatten().any(|c| c == "TransactionConflict") {
+        } else if refusal.refused(Role::Tube) || refusal.raced() {
             Err(RegisterError::TubeChanged)
         } else {
-            Err(Self::transaction_error("register sample", err).into())
+            Err(refusal.into_error().into())
         }
     }
 
@@ -386,7 +384,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<TubeRecord>, AppError> {
         let items = self
-            .query_items(tube_pk(tube), "", true, "read tube")
+            .query_items(tube_pk(tube), "", SortKeyOrder::Ascending, "read tube")
             .await?;
         let mut record = None;
         let mut members = Vec::new();
@@ -449,7 +447,10 @@ impl Store {
             .build()
             .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
         let status = person_status(record.kind, result);
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        let mut transaction = Transaction::new().with(
+            Role::Tube,
+            TransactWriteItem::builder().update(update).build(),
+        );
         for (relative_key, test_sk) in &record.members {
             let test = Update::builder()
                 .table_name(&self.table)
@@ -461,34 +462,31 @@ impl Store {
                 .expression_attribute_values(":reported", s(crate::error::rfc3339(reported_at)))
                 .build()
                 .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
-            items.push(TransactWriteItem::builder().update(test).build());
-            items.push(self.audit_put(
-                AuditSubject::Relative {
-                    actor,
-                    relative_key,
-                    binding: None,
-                    target: Some(tube.as_str()),
-                },
-                AuditAction::ResultReported,
-                ctx,
-            )?);
+            transaction.push(
+                Role::Test,
+                TransactWriteItem::builder().update(test).build(),
+            );
+            transaction.push(
+                Role::Audit,
+                self.audit_put(
+                    AuditSubject::Relative {
+                        actor,
+                        relative_key,
+                        binding: None,
+                        target: Some(tube.as_str()),
+                    },
+                    AuditAction::ResultReported,
+                    ctx,
+                )?,
+            );
         }
-        match self.transact("record result", items).await {
+        match self.transact("record result", transaction).await {
             Ok(()) => {
                 log_recorded(AuditAction::ResultReported, tube.as_str(), ctx);
                 Ok(true)
             }
-            Err(err) => match Self::cancellation_codes(&err) {
-                Some(codes)
-                    if codes
-                        .iter()
-                        .flatten()
-                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
-                {
-                    Ok(false)
-                }
-                _ => Err(Self::transaction_error("record result", err)),
-            },
+            Err(refusal) if refusal.any_refused() || refusal.raced() => Ok(false),
+            Err(refusal) => Err(refusal.into_error()),
         }
     }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::usecases::batch::{self, row_json, RowAnswer, RowRefusal};
 
-use crate::domain::age::china_date;
+use crate::domain::china_time::china_date;
 use crate::domain::health::{RiskFlag, RiskSignal};
 use crate::domain::resident_id::ResidentId;
 use crate::error::AppError;

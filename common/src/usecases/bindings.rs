@@ -6,10 +6,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::adapters::face::{FaceOutcome, FaceVerifier};
-use crate::domain::age::china_date;
 use crate::domain::binding::{
     Binding, BindingId, BindingStatus, GuardianId, IdempotencyKey, Verification,
 };
+use crate::domain::china_time::china_date;
 use crate::domain::name::PersonName;
 use crate::domain::pledge::{PLEDGE_TEXT, PLEDGE_VERSION};
 use crate::domain::policy::{

@@ -21,10 +21,27 @@ pub fn filter(level: Option<&str>) -> Targets {
         .with_target("lambda_http", runtime)
 }
 
+/// How log lines are written (`AWS_LAMBDA_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// `JSON` (any case) is JSON; anything else, or nothing, is text.
+    pub fn from_setting(setting: Option<&str>) -> Self {
+        match setting {
+            Some(f) if f.eq_ignore_ascii_case("json") => Self::Json,
+            _ => Self::Text,
+        }
+    }
+}
+
 pub fn subscriber<W>(
     writer: W,
     level: Option<&str>,
-    json: bool,
+    format: LogFormat,
 ) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -35,10 +52,9 @@ where
         .with_ansi(false)
         .with_max_level(LevelFilter::TRACE)
         .with_writer(writer);
-    if json {
-        Box::new(builder.json().finish().with(filter(level)))
-    } else {
-        Box::new(builder.finish().with(filter(level)))
+    match format {
+        LogFormat::Json => Box::new(builder.json().finish().with(filter(level))),
+        LogFormat::Text => Box::new(builder.finish().with(filter(level))),
     }
 }
 
@@ -47,11 +63,11 @@ pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok();
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let format = LogFormat::from_setting(std::env::var("AWS_LAMBDA_LOG_FORMAT").ok().as_deref());
     lambda_http::tracing::subscriber::util::SubscriberInitExt::init(subscriber(
         std::io::stdout,
         level.as_deref(),
-        json,
+        format,
     ));
 }
 
@@ -76,7 +92,7 @@ mod tests {
     fn runtime_trace_output_stays_off_even_at_trace_level() {
         let buffer = Buffer::default();
         let writer = buffer.clone();
-        let sub = subscriber(move || writer.clone(), Some("trace"), true);
+        let sub = subscriber(move || writer.clone(), Some("trace"), LogFormat::Json);
         lambda_http::tracing::dispatcher::with_default(
             &lambda_http::tracing::Dispatch::new(sub),
             || {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::header::CONTENT_TYPE;
 use hyper::Request;
@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 use super::rsa2::{Rsa2KeyError, Rsa2Signer, Rsa2Verifier};
 use super::{FaceOutcome, FaceSession, FaceVerifier, RelativeIdentity};
 use crate::domain::binding::BindingId;
+use crate::domain::china_time::china_time;
 use crate::error::AppError;
 
 const INITIALIZE: &str = "alipay.user.certify.open.initialize";
@@ -161,10 +162,7 @@ struct MerchantConfig<'a> {
 
 /// China time, as the open platform reads `timestamp`.
 fn china_timestamp(now: DateTime<Utc>) -> String {
-    let china = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    now.with_timezone(&china)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    china_time(now).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// The string the open platform signs: `key=value` pairs sorted by key, joined by `&`, raw

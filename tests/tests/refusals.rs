@@ -1,0 +1,454 @@
+//! A refused transaction is read by the name of the item that refused, not by its place: every
+//! refusal the store tells apart gives the same answer whichever order the items are sent in.
+//! Each test provokes its refusals on the local stack, once per `ItemOrder` (as built,
+//! reversed, rotated: the last moves every item, reversal all but an odd transaction's
+//! middle one), on a table of its own. Read by position instead (the reasons paired with the
+//! items as built, not as sent), 38 of the answers in the other two orders change.
+
+use std::fmt::Debug;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+use kincode_common::domain::binding::{Binding, BindingId, GuardianId, Verification};
+use kincode_common::domain::china_time::china_date;
+use kincode_common::domain::health::{RiskFlag, RiskSignal};
+use kincode_common::domain::name::PersonName;
+use kincode_common::domain::nucleic::{Admission, LabResult, TubeId, TubeKind};
+use kincode_common::domain::policy::{
+    eligibility, MAX_GUARDIANS_PER_RELATIVE, MAX_RELATIVES_PER_GUARDIAN,
+};
+use kincode_common::domain::relationship::Relationship;
+use kincode_common::domain::resident_id::ResidentId;
+use kincode_common::store::{
+    ActionContext, CreateBindingError, FlagWrite, ItemOrder, NewBinding, OfflineCardRecord,
+    RegisterError, RegisteredSample, SampleRegistration,
+};
+use kincode_common::wiring::services::Services;
+use kincode_tests::*;
+
+const ORDERS: [ItemOrder; 3] = [ItemOrder::AsBuilt, ItemOrder::Reversed, ItemOrder::Rotated];
+
+/// Services on a fresh table whose store sends every transaction's items in `order`.
+async fn services_sending(order: ItemOrder) -> Services {
+    let mut services = fresh_services().await;
+    services.store = services.store.with_item_order(order);
+    services
+}
+
+fn ctx(at: DateTime<Utc>) -> ActionContext<'static> {
+    ActionContext {
+        request_id: "refusal-test",
+        at,
+    }
+}
+
+/// What a call answered, as compared across orders: `Ok`, or the error.
+fn outcome<T, E: Debug>(result: Result<T, E>) -> String {
+    match result {
+        Ok(_) => "Ok".into(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+/// Runs `cases` once per order and checks each order's answers against `expected`.
+async fn same_answers_in_every_order<F, Fut>(expected: &[(&str, &str)], cases: F)
+where
+    F: Fn(Services) -> Fut,
+    Fut: std::future::Future<Output = Vec<(&'static str, String)>>,
+{
+    let mut wrong = Vec::new();
+    for order in ORDERS {
+        let answers = cases(services_sending(order).await).await;
+        let cases: Vec<&str> = answers.iter().map(|(case, _)| *case).collect();
+        let wanted: Vec<&str> = expected.iter().map(|(case, _)| *case).collect();
+        assert_eq!(cases, wanted, "the cases run");
+        for ((case, answer), (_, want)) in answers.iter().zip(expected) {
+            if answer != want {
+                // An unexpected error's detail is the whole response: its head says enough.
+                let head: String = answer.chars().take(160).collect();
+                wrong.push(format!("{order:?}, {case}: {head} (expected {want})"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+/// A person of `years` to bind, through the store.
+struct Person {
+    id_number: ResidentId,
+    relative_key: String,
+}
+
+fn person(services: &Services, years: u32, now: DateTime<Utc>) -> Person {
+    let id_number =
+        ResidentId::parse(&distinct_resident_id(years, now), china_date(now)).expect("ID number");
+    let relative_key = services.store.keys().relative_key(&id_number);
+    Person {
+        id_number,
+        relative_key,
+    }
+}
+
+/// The store's bind transaction, for binding `id` of `guardian` to `person`.
+async fn create(
+    services: &Services,
+    id: &BindingId,
+    guardian: &str,
+    person: &Person,
+    now: DateTime<Utc>,
+) -> Result<Binding, CreateBindingError> {
+    let guardian = GuardianId::parse(guardian).expect("guardian");
+    let name = PersonName::parse("王小明").expect("name");
+    let today = china_date(now);
+    let new = NewBinding {
+        id,
+        guardian: &guardian,
+        relative_key: &person.relative_key,
+        name: &name,
+        id_number: &person.id_number,
+        relationship: Relationship::Child,
+        eligibility: eligibility(person.id_number.birth_date(), today).expect("eligible"),
+    };
+    services.store.create_binding(new, ctx(now)).await
+}
+
+/// A counter item set to `value`, as if that many bindings held it.
+async fn put_counter(services: &Services, pk: String, attribute: &str, value: u32) {
+    raw_client(services)
+        .await
+        .put_item()
+        .table_name(&services.config.table)
+        .item("pk", AttributeValue::S(pk))
+        .item("sk", AttributeValue::S("COUNT".into()))
+        .item(attribute, AttributeValue::N(value.to_string()))
+        .send()
+        .await
+        .expect("counter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_refusals_read_the_same_in_every_order() {
+    let expected = [
+        ("id taken", "IdTaken"),
+        ("id taken, same person (two refuse)", "IdTaken"),
+        ("already bound", "AlreadyBound"),
+        ("guardian full", "GuardianFull"),
+        ("relative full", "RelativeFull"),
+        ("id retired", "IdRetired"),
+        ("face start on a stale binding", "Conflict"),
+        ("activation of a stale binding", "Conflict"),
+        ("unbind of a stale pending binding", "Conflict"),
+        ("unbind of a stale active binding", "Conflict"),
+    ];
+    same_answers_in_every_order(&expected, |services| async move {
+        let now = Utc::now();
+        let mut answers = Vec::new();
+        let (first, second) = (person(&services, 5, now), person(&services, 5, now));
+
+        let id = BindingId::random();
+        let pending = create(&services, &id, "user-taken", &first, now)
+            .await
+            .expect("first binding");
+        let retry = create(&services, &id, "user-taken", &second, now).await;
+        answers.push(("id taken", outcome(retry)));
+        let retry = create(&services, &id, "user-taken", &first, now).await;
+        answers.push(("id taken, same person (two refuse)", outcome(retry)));
+        let again = create(&services, &BindingId::random(), "user-taken", &first, now).await;
+        answers.push(("already bound", outcome(again)));
+
+        put_counter(
+            &services,
+            "G#user-full".into(),
+            "bound",
+            MAX_RELATIVES_PER_GUARDIAN,
+        )
+        .await;
+        let ninth = create(&services, &BindingId::random(), "user-full", &second, now).await;
+        answers.push(("guardian full", outcome(ninth)));
+
+        let popular = person(&services, 5, now);
+        put_counter(
+            &services,
+            format!("R#{}", popular.relative_key),
+            "guardians",
+            MAX_GUARDIANS_PER_RELATIVE,
+        )
+        .await;
+        let fourth = create(&services, &BindingId::random(), "user-late", &popular, now).await;
+        answers.push(("relative full", outcome(fourth)));
+
+        // Bound, verified, unbound a day later: the id's codes may still be shown.
+        let active = active_relative(&services, "user-retired", now).await;
+        let later = now + Duration::hours(25);
+        unbind_relative(&services, "user-retired", &active, later).await;
+        let reused = create(
+            &services,
+            &active.id,
+            "user-retired",
+            &person(&services, 5, now),
+            later,
+        )
+        .await;
+        answers.push(("id retired", outcome(reused)));
+
+        // The first start moves the version on: `pending` is stale.
+        services
+            .store
+            .reserve_face_attempt(&pending, "attempt-1", &[], ctx(now))
+            .await
+            .expect("first start");
+        let raced = services
+            .store
+            .reserve_face_attempt(&pending, "attempt-2", &[], ctx(now))
+            .await;
+        answers.push(("face start on a stale binding", outcome(raced)));
+        let pledge = Verification::Pledge {
+            version: "test".into(),
+        };
+        let raced = services
+            .store
+            .activate(pending.clone(), pledge, ctx(now))
+            .await;
+        answers.push(("activation of a stale binding", outcome(raced)));
+        let raced = services.store.delete_binding(&pending, &[], ctx(now)).await;
+        answers.push(("unbind of a stale pending binding", outcome(raced)));
+
+        let active = active_relative(&services, "user-active", now).await;
+        let card = card_of(&active, "00aa", now);
+        services
+            .store
+            .record_offline_card(&active, &card, ctx(now))
+            .await
+            .expect("card");
+        // The card moved the binding's version on: `active` is stale.
+        let raced = services
+            .store
+            .delete_binding(&active, &[card], ctx(later))
+            .await;
+        answers.push(("unbind of a stale active binding", outcome(raced)));
+        answers
+    })
+    .await;
+}
+
+fn card_of(binding: &Binding, serial: &str, at: DateTime<Utc>) -> OfflineCardRecord {
+    OfflineCardRecord {
+        binding_id: binding.id.as_str().into(),
+        serial: serial.into(),
+        object_key: format!("cards/{}/{serial}.png", binding.id.as_str()),
+        generated_at: at,
+        valid_until: at + Duration::days(7),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_card_refusals_read_the_same_in_every_order() {
+    let expected = [
+        ("first card", "Ok"),
+        (
+            "card already recorded",
+            r#"Unknown(DependencyUnavailable("offline card: already recorded"))"#,
+        ),
+        ("second card", "Ok"),
+        ("third card", "Ok"),
+        ("day's quota used", "Refused(OfflineCodeLimitReached)"),
+        ("binding not active", "Refused(BindingNotFound)"),
+    ];
+    same_answers_in_every_order(&expected, |services| async move {
+        let now = Utc::now();
+        let store = &services.store;
+        let mut answers = Vec::new();
+        let active = active_relative(&services, "user-cards", now).await;
+        let first = card_of(&active, "01", now);
+        let recorded = store.record_offline_card(&active, &first, ctx(now)).await;
+        answers.push(("first card", outcome(recorded)));
+        let again = store.record_offline_card(&active, &first, ctx(now)).await;
+        answers.push(("card already recorded", outcome(again)));
+        for (case, serial) in [("second card", "02"), ("third card", "03")] {
+            let card = card_of(&active, serial, now);
+            let recorded = store.record_offline_card(&active, &card, ctx(now)).await;
+            answers.push((case, outcome(recorded)));
+        }
+        let fourth = card_of(&active, "04", now);
+        let refused = store.record_offline_card(&active, &fourth, ctx(now)).await;
+        answers.push(("day's quota used", outcome(refused)));
+
+        let pending = bind_relative(&services, "user-cards", &distinct_resident_id(72, now), now)
+            .await
+            .expect("pending binding");
+        let card = card_of(&pending, "05", now);
+        let refused = store.record_offline_card(&pending, &card, ctx(now)).await;
+        answers.push(("binding not active", outcome(refused)));
+        answers
+    })
+    .await;
+}
+
+/// The store's registration of `binding`'s relative at `position` in `tube` (pooled, at the
+/// test site), as if the tube had been read so.
+async fn register(
+    services: &Services,
+    binding: &Binding,
+    tube: &TubeId,
+    position: u32,
+    idempotency_key: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<RegisteredSample, RegisterError> {
+    let registration = SampleRegistration {
+        tube,
+        relative_key: &binding.relative_key,
+        binding: &binding.id,
+        site: &test_site(),
+        admission: Admission {
+            kind: TubeKind::Pooled10,
+            position,
+        },
+        actor: "site-test",
+        idempotency_key,
+    };
+    services.store.register_sample(registration, ctx(at)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_and_result_refusals_read_the_same_in_every_order() {
+    let expected = [
+        ("first in the tube", "Ok"),
+        ("already in the tube", "AlreadyInTube"),
+        ("tube changed since read", "TubeChanged"),
+        ("tube opened meanwhile", "TubeChanged"),
+        ("code revoked", "CodeRevoked"),
+        ("with a key", "Ok"),
+        ("key sent again", "Ok"),
+        ("key reused for another person", "KeyReused"),
+        ("result on a tube changed since read", "Ok(false)"),
+        ("result", "Ok(true)"),
+    ];
+    same_answers_in_every_order(&expected, |services| async move {
+        let now = Utc::now();
+        let store = &services.store;
+        let mut answers = Vec::new();
+        let register = |binding, tube, position, key, at| {
+            register(&services, binding, tube, position, key, at)
+        };
+        let (first, second) = (
+            active_relative(&services, "user-a", now).await,
+            active_relative(&services, "user-b", now).await,
+        );
+        let tube = TubeId::parse(&fresh_tube()).expect("tube");
+        let later = now + Duration::seconds(1);
+        answers.push((
+            "first in the tube",
+            outcome(register(&first, &tube, 1, None, now).await),
+        ));
+        answers.push((
+            "already in the tube",
+            outcome(register(&first, &tube, 2, None, later).await),
+        ));
+        answers.push((
+            "tube changed since read",
+            outcome(register(&second, &tube, 3, None, later).await),
+        ));
+        answers.push((
+            "tube opened meanwhile",
+            outcome(register(&second, &tube, 1, None, later).await),
+        ));
+        let pending = bind_relative(&services, "user-c", &distinct_resident_id(72, now), now)
+            .await
+            .expect("pending binding");
+        let other_tube = TubeId::parse(&fresh_tube()).expect("tube");
+        answers.push((
+            "code revoked",
+            outcome(register(&pending, &other_tube, 1, None, now).await),
+        ));
+
+        let key = fresh_idempotency_key();
+        let keyed_tube = TubeId::parse(&fresh_tube()).expect("tube");
+        let registered = register(&second, &keyed_tube, 1, Some(&key), now).await;
+        answers.push(("with a key", outcome(registered.as_ref())));
+        let replayed = register(&second, &keyed_tube, 1, Some(&key), now).await;
+        answers.push((
+            "key sent again",
+            match (&registered, replayed) {
+                (Ok(first), Ok(again)) if *first == again => "Ok".into(),
+                (_, again) => format!("{again:?}"),
+            },
+        ));
+        let elsewhere = TubeId::parse(&fresh_tube()).expect("tube");
+        answers.push((
+            "key reused for another person",
+            outcome(register(&first, &elsewhere, 1, Some(&key), later).await),
+        ));
+
+        let record = store.tube(&tube, now).await.unwrap().expect("the tube");
+        let mut changed = record.clone();
+        changed.filled += 1;
+        let reported = store
+            .record_result(
+                &tube,
+                &changed,
+                LabResult::Negative,
+                now,
+                "lab-test",
+                ctx(now),
+            )
+            .await;
+        answers.push((
+            "result on a tube changed since read",
+            format!("{reported:?}"),
+        ));
+        let reported = store
+            .record_result(
+                &tube,
+                &record,
+                LabResult::Negative,
+                now,
+                "lab-test",
+                ctx(now),
+            )
+            .await;
+        answers.push(("result", format!("{reported:?}")));
+        answers
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_refusals_read_the_same_in_every_order() {
+    let expected = [
+        ("set", "Ok(Stored)"),
+        ("set again", "Ok(Unchanged)"),
+        ("cleared", "Ok(Cleared)"),
+        ("cleared again", "Ok(Unchanged)"),
+    ];
+    same_answers_in_every_order(&expected, |services| async move {
+        let now = Utc::now();
+        let signal = RiskSignal {
+            flag: RiskFlag::CloseContact,
+            effective_at: now,
+            until: None,
+        };
+        let set = FlagWrite::Set {
+            relative_key: "relative-flagged",
+            signal,
+        };
+        let clear = FlagWrite::Clear {
+            relative_key: "relative-flagged",
+            flag: RiskFlag::CloseContact,
+        };
+        let mut answers = Vec::new();
+        for (case, write) in [
+            ("set", set),
+            ("set again", set),
+            ("cleared", clear),
+            ("cleared again", clear),
+        ] {
+            let written = services
+                .store
+                .write_flag(write, "authority", ctx(now))
+                .await;
+            answers.push((case, format!("{written:?}")));
+        }
+        answers
+    })
+    .await;
+}
