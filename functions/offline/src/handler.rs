@@ -102,6 +102,8 @@ async fn latest(
 mod tests {
     use super::*;
     use chrono::Duration;
+    use kincode_common::error::rfc3339;
+    use serde_json::Value;
     use kincode_tests::*;
 
     async fn call(

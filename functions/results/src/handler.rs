@@ -113,6 +113,8 @@ impl<'a> From<&'a TestRecord> for TestAnswer<'a> {
 mod tests {
     use super::*;
     use chrono::Duration;
+    use kincode_common::error::rfc3339;
+    use serde_json::json;
     use kincode_common::domain::binding::Binding;
     use kincode_tests::*;
     use serde_json::Value;

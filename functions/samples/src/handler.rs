@@ -82,6 +82,7 @@ struct SampleAnswer<'a> {
 mod tests {
     use super::*;
     use chrono::Duration;
+    use serde_json::json;
     use kincode_common::codes::keys::KeyRing;
     use kincode_common::domain::binding::Binding;
     use kincode_common::usecases::codes::show;

@@ -121,26 +121,6 @@ mod tests {
         status_and_json(&response)
     }
 
-    /// How verification goes on: the face session to open, or the pledge to sign.
-    #[derive(Serialize)]
-    #[serde(tag = "method", rename_all = "snake_case")]
-    enum StartAnswer<'a> {
-        Face {
-            certify_id: &'a str,
-            /// `null` when the provider gives no page.
-            certify_url: Option<&'a str>,
-        },
-        Pledge {
-            pledge: Pledge,
-        },
-    }
-
-    #[derive(Serialize)]
-    struct Pledge {
-        version: &'static str,
-        text: &'static str,
-    }
-
     async fn start(services: &Services, binding: &str, now: DateTime<Utc>) -> (u16, Value) {
         call(
             services,
