@@ -103,8 +103,6 @@ pub(crate) use assert_wire_strings;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     wire_enum! {
         /// A table of two.
         #[derive(PartialOrd, Ord)]

@@ -103,8 +103,8 @@ mod tests {
     use super::*;
     use chrono::Duration;
     use kincode_common::error::rfc3339;
-    use serde_json::Value;
     use kincode_tests::*;
+    use serde_json::Value;
 
     async fn call(
         services: &Services,

@@ -113,10 +113,10 @@ impl<'a> From<&'a TestRecord> for TestAnswer<'a> {
 mod tests {
     use super::*;
     use chrono::Duration;
-    use kincode_common::error::rfc3339;
-    use serde_json::json;
     use kincode_common::domain::binding::Binding;
+    use kincode_common::error::rfc3339;
     use kincode_tests::*;
+    use serde_json::json;
     use serde_json::Value;
 
     async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {

@@ -82,11 +82,11 @@ struct SampleAnswer<'a> {
 mod tests {
     use super::*;
     use chrono::Duration;
-    use serde_json::json;
     use kincode_common::codes::keys::KeyRing;
     use kincode_common::domain::binding::Binding;
     use kincode_common::usecases::codes::show;
     use kincode_tests::*;
+    use serde_json::json;
     use serde_json::Value;
 
     async fn call(

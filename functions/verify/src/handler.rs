@@ -42,14 +42,14 @@ enum StartAnswer<'a> {
         certify_url: Option<&'a str>,
     },
     Pledge {
-        pledge: Pledge,
+        pledge: Pledge<'a>,
     },
 }
 
 #[derive(Serialize)]
-struct Pledge {
-    version: &'static str,
-    text: &'static str,
+struct Pledge<'a> {
+    version: &'a str,
+    text: &'a str,
 }
 
 async fn start(
@@ -72,10 +72,7 @@ async fn start(
             certify_url: certify_url.as_deref(),
         },
         VerificationStart::Pledge { version, text } => StartAnswer::Pledge {
-            pledge: Pledge {
-                version: *version,
-                text: *text,
-            },
+            pledge: Pledge { version, text },
         },
     };
     Ok(http::json_response(StatusCode::OK, &body))
