@@ -3,6 +3,7 @@
 //! times are written. A shape only one function gives is a type in its handler.
 
 use chrono::{DateTime, Utc};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::domain::binding::{Binding, BindingStatus};
@@ -29,51 +30,45 @@ impl Serialize for Rfc3339 {
     }
 }
 
-/// `relationship` and `relationship_label`, flattened into an answer about a relative.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct RelationshipFields {
-    pub relationship: Relationship,
-    pub relationship_label: &'static str,
+/// A value beside the label a person reads for it, flattened into an answer:
+/// `"colour": "red", "colour_label": "红码"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Labelled<T>(pub T);
+
+/// A value [`Labelled`] answers: its field's name, its label's, and the label.
+pub trait Label: Serialize + Copy {
+    const FIELDS: (&'static str, &'static str);
+    fn label(self) -> &'static str;
 }
 
-impl From<Relationship> for RelationshipFields {
-    fn from(relationship: Relationship) -> Self {
-        Self {
-            relationship,
-            relationship_label: relationship.label(),
-        }
+impl<T: Label> Serialize for Labelled<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (field, label_field) = T::FIELDS;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(field, &self.0)?;
+        map.serialize_entry(label_field, self.0.label())?;
+        map.end()
     }
 }
 
-/// `colour` and `colour_label`, flattened into an answer that shows a code's colour.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct ColourFields {
-    pub colour: HealthColour,
-    pub colour_label: &'static str,
-}
-
-impl From<HealthColour> for ColourFields {
-    fn from(colour: HealthColour) -> Self {
-        Self {
-            colour,
-            colour_label: colour.label(),
-        }
+impl Label for Relationship {
+    const FIELDS: (&'static str, &'static str) = ("relationship", "relationship_label");
+    fn label(self) -> &'static str {
+        Relationship::label(self)
     }
 }
 
-/// `tube_kind` and `tube_kind_label`, flattened into an answer about a sample.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct TubeKindFields {
-    pub tube_kind: TubeKind,
-    pub tube_kind_label: &'static str,
+impl Label for HealthColour {
+    const FIELDS: (&'static str, &'static str) = ("colour", "colour_label");
+    fn label(self) -> &'static str {
+        HealthColour::label(self)
+    }
 }
 
-impl From<TubeKind> for TubeKindFields {
-    fn from(tube_kind: TubeKind) -> Self {
-        Self {
-            tube_kind,
-            tube_kind_label: tube_kind.label(),
-        }
+impl Label for TubeKind {
+    const FIELDS: (&'static str, &'static str) = ("tube_kind", "tube_kind_label");
+    fn label(self) -> &'static str {
+        TubeKind::label(self)
     }
 }
 
@@ -84,7 +79,7 @@ pub struct BindingAnswer<'a> {
     pub name: &'a str,
     pub id_number: &'a str,
     #[serde(flatten)]
-    pub relationship: RelationshipFields,
+    pub relationship: Labelled<Relationship>,
     pub age_band: AgeBand,
     pub verification_method: VerificationMethod,
     pub status: BindingStatus,
@@ -101,7 +96,7 @@ impl<'a> From<&'a Binding> for BindingAnswer<'a> {
             id: b.id.as_str(),
             name: &b.masked_name,
             id_number: &b.masked_id_number,
-            relationship: b.relationship.into(),
+            relationship: Labelled(b.relationship),
             age_band: b.age_band,
             verification_method: b.verification_method,
             status: b.status,
@@ -255,13 +250,13 @@ mod tests {
         #[derive(Serialize)]
         struct Both {
             #[serde(flatten)]
-            colour: Option<ColourFields>,
+            colour: Option<Labelled<HealthColour>>,
             #[serde(flatten)]
-            tube: TubeKindFields,
+            tube: Labelled<TubeKind>,
         }
         let both = Both {
-            colour: Some(HealthColour::Yellow.into()),
-            tube: TubeKind::Single.into(),
+            colour: Some(Labelled(HealthColour::Yellow)),
+            tube: Labelled(TubeKind::Single),
         };
         assert_eq!(
             serde_json::to_value(both).unwrap(),
@@ -270,7 +265,7 @@ mod tests {
         );
         let none = Both {
             colour: None,
-            tube: TubeKind::Pooled20.into(),
+            tube: Labelled(TubeKind::Pooled20),
         };
         assert_eq!(
             serde_json::to_value(none).unwrap(),

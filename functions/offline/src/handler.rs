@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use kincode_common::adapters::blobs::{download_url_lifetime, BlobStore};
-use kincode_common::answers::{ColourFields, Rfc3339};
+use kincode_common::answers::{Labelled, Rfc3339};
 use kincode_common::codes::keys::KeyRing;
 use kincode_common::domain::code::CodeKind;
+use kincode_common::domain::colour::HealthColour;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::store::OfflineCardRecord;
@@ -40,7 +41,7 @@ struct CardAnswer<'a> {
     download_url: &'a str,
     download_url_expires_at: Rfc3339,
     #[serde(flatten)]
-    colour: Option<ColourFields>,
+    colour: Option<Labelled<HealthColour>>,
 }
 
 impl<'a> CardAnswer<'a> {
@@ -76,7 +77,7 @@ async fn issue(
     )
     .await?;
     let body = CardAnswer {
-        colour: Some(issued.colour.into()),
+        colour: Some(Labelled(issued.colour)),
         ..CardAnswer::new(&issued.card, &issued.url, now)
     };
     Ok(http::json_response(StatusCode::CREATED, &body))

@@ -4,11 +4,11 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use kincode_common::answers::{
-    ColourFields, RelationshipFields, Rfc3339, KIN_CODE, KIN_CODE_LABEL,
-};
+use kincode_common::answers::{Labelled, Rfc3339, KIN_CODE, KIN_CODE_LABEL};
 use kincode_common::codes::keys::KeyRing;
 use kincode_common::domain::code::online_refresh_interval;
+use kincode_common::domain::colour::HealthColour;
+use kincode_common::domain::relationship::Relationship;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::imaging::qr::qr_png;
@@ -36,9 +36,9 @@ struct CodeAnswer<'a> {
     title: String,
     name: &'a str,
     #[serde(flatten)]
-    relationship: RelationshipFields,
+    relationship: Labelled<Relationship>,
     #[serde(flatten)]
-    colour: ColourFields,
+    colour: Labelled<HealthColour>,
     generated_at: Rfc3339,
     expires_at: Rfc3339,
     /// Seconds until the phone should fetch a fresh code.
@@ -72,8 +72,8 @@ async fn render(
             binding.masked_name
         ),
         name: &binding.masked_name,
-        relationship: binding.relationship.into(),
-        colour: code.claims.colour.into(),
+        relationship: Labelled(binding.relationship),
+        colour: Labelled(code.claims.colour),
         generated_at: Rfc3339(code.claims.issued_at),
         expires_at: Rfc3339(code.claims.expires_at),
         refresh_in: online_refresh_interval().num_seconds(),

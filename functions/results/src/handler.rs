@@ -2,8 +2,8 @@
 //! newest first, for the caller's active binding only (else 404).
 
 use chrono::{DateTime, Utc};
-use kincode_common::answers::{Rfc3339, TubeKindFields};
-use kincode_common::domain::nucleic::TestStatus;
+use kincode_common::answers::{Labelled, Rfc3339};
+use kincode_common::domain::nucleic::{TestStatus, TubeKind};
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::store::TestRecord;
@@ -65,7 +65,7 @@ struct TestAnswer<'a> {
     tube_id: &'a str,
     sampling: Sampling,
     #[serde(flatten)]
-    tube_kind: TubeKindFields,
+    tube_kind: Labelled<TubeKind>,
     status: TestStatus,
     status_label: &'static str,
     /// `null` while pending.
@@ -101,7 +101,7 @@ impl<'a> From<&'a TestRecord> for TestAnswer<'a> {
             } else {
                 Sampling::Single
             },
-            tube_kind: t.kind.into(),
+            tube_kind: Labelled(t.kind),
             status: t.status,
             status_label: t.status.label(),
             reported_at: t.reported_at.map(Rfc3339),

@@ -3,9 +3,11 @@
 //! a scan — into a sample tube. Answers the masked name, the tube and its fill.
 
 use chrono::{DateTime, Utc};
-use kincode_common::answers::{RelationshipFields, Rfc3339, TubeKindFields};
+use kincode_common::answers::{Labelled, Rfc3339};
 use kincode_common::codes::keys::VerificationKeys;
 use kincode_common::domain::code::CodeKind;
+use kincode_common::domain::nucleic::TubeKind;
+use kincode_common::domain::relationship::Relationship;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, StaffCall, CHECKPOINT_SCOPE};
 use kincode_common::usecases::nucleic::samples::{self, Checkpoint, SampleRequest};
@@ -49,11 +51,11 @@ async fn register(
     let (sample, holder) = (&registered.sample, &registered.scanned.holder);
     let answer = SampleAnswer {
         tube_id: sample.tube.as_str(),
-        tube_kind: sample.kind.into(),
+        tube_kind: Labelled(sample.kind),
         capacity: sample.kind.capacity(),
         filled: sample.position,
         name: &holder.masked_name,
-        relationship: holder.relationship.into(),
+        relationship: Labelled(holder.relationship),
         code_kind: registered.scanned.claims.kind,
         site_id: site.id(),
         sampled_at: Rfc3339(sample.sampled_at),
@@ -66,13 +68,13 @@ async fn register(
 struct SampleAnswer<'a> {
     tube_id: &'a str,
     #[serde(flatten)]
-    tube_kind: TubeKindFields,
+    tube_kind: Labelled<TubeKind>,
     capacity: u32,
     /// This person's place in the tube (1 for the first).
     filled: u32,
     name: &'a str,
     #[serde(flatten)]
-    relationship: RelationshipFields,
+    relationship: Labelled<Relationship>,
     code_kind: CodeKind,
     site_id: &'a str,
     sampled_at: Rfc3339,

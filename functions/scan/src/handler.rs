@@ -3,12 +3,11 @@
 //! colour now. Kin codes are refused for the "一场两站" arrival declaration.
 
 use chrono::{DateTime, Utc};
-use kincode_common::answers::{
-    ColourFields, RelationshipFields, Rfc3339, KIN_CODE, KIN_CODE_LABEL,
-};
+use kincode_common::answers::{Labelled, Rfc3339, KIN_CODE, KIN_CODE_LABEL};
 use kincode_common::codes::keys::VerificationKeys;
 use kincode_common::domain::code::{CodeKind, ScanPurpose};
 use kincode_common::domain::colour::HealthColour;
+use kincode_common::domain::relationship::Relationship;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, StaffCall, CHECKPOINT_SCOPE};
 use kincode_common::usecases::codes::scan;
@@ -60,8 +59,8 @@ async fn scan_code(
         label: KIN_CODE_LABEL,
         code_kind: scanned.claims.kind,
         name: &scanned.holder.masked_name,
-        relationship: scanned.holder.relationship.into(),
-        colour: scanned.colour.into(),
+        relationship: Labelled(scanned.holder.relationship),
+        colour: Labelled(scanned.colour),
         colour_at_issue: scanned.claims.colour,
         issued_at: Rfc3339(scanned.claims.issued_at),
         valid_until: Rfc3339(scanned.claims.expires_at),
@@ -77,9 +76,9 @@ struct ScanAnswer<'a> {
     code_kind: CodeKind,
     name: &'a str,
     #[serde(flatten)]
-    relationship: RelationshipFields,
+    relationship: Labelled<Relationship>,
     #[serde(flatten)]
-    colour: ColourFields,
+    colour: Labelled<HealthColour>,
     colour_at_issue: HealthColour,
     issued_at: Rfc3339,
     valid_until: Rfc3339,
