@@ -2,9 +2,10 @@
 //! simplified-Chinese message a user reads.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::codes::token::TokenError;
+use crate::domain::nucleic::TubeKind;
 use crate::domain::resident_id::ResidentIdError;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,7 @@ pub enum AppError {
     #[error("tube full")]
     TubeFull { capacity: u32 },
     #[error("tube kind differs from its first registration")]
-    TubeKindMismatch { tube_kind: &'static str },
+    TubeKindMismatch { tube_kind: TubeKind },
     #[error("tube reported or past retention")]
     TubeClosed,
     #[error("tube opened at another testing site")]
@@ -251,40 +252,52 @@ impl AppError {
         }
     }
 
-    /// Extra machine-readable fields. Never personal data.
-    fn details(&self) -> Map<String, Value> {
-        let mut details = Map::new();
+    /// `{"error":{"code","message",…details}}`. Causes of 5xx stay in the logs, not the body.
+    pub fn body(&self) -> ErrorAnswer {
+        let mut error = ErrorFields {
+            code: self.code(),
+            message: self.message(),
+            ..ErrorFields::default()
+        };
         match self {
-            AppError::InvalidResidentId(reason) => {
-                details.insert("reason".into(), reason.as_str().into());
-            }
+            AppError::InvalidResidentId(reason) => error.reason = Some(*reason),
             AppError::UnbindTooEarly { available_at } => {
-                details.insert("unbind_available_at".into(), rfc3339(*available_at).into());
+                error.unbind_available_at = Some(rfc3339(*available_at));
             }
-            AppError::TooManyFaceAttempts { retry_at } => {
-                details.insert("retry_at".into(), rfc3339(*retry_at).into());
-            }
-            AppError::BatchTooLarge { max_rows } => {
-                details.insert("max_rows".into(), (*max_rows).into());
-            }
-            AppError::TubeFull { capacity } => {
-                details.insert("capacity".into(), (*capacity).into());
-            }
-            AppError::TubeKindMismatch { tube_kind } => {
-                details.insert("tube_kind".into(), (*tube_kind).into());
-            }
+            AppError::TooManyFaceAttempts { retry_at } => error.retry_at = Some(rfc3339(*retry_at)),
+            AppError::BatchTooLarge { max_rows } => error.max_rows = Some(*max_rows),
+            AppError::TubeFull { capacity } => error.capacity = Some(*capacity),
+            AppError::TubeKindMismatch { tube_kind } => error.tube_kind = Some(*tube_kind),
             _ => {}
         }
-        details
+        ErrorAnswer { error }
     }
+}
 
-    /// `{"error":{"code","message",…details}}`. Causes of 5xx stay in the logs, not the body.
-    pub fn body(&self) -> Value {
-        let mut error = self.details();
-        error.insert("code".into(), self.code().into());
-        error.insert("message".into(), self.message().into());
-        json!({ "error": error })
-    }
+/// What a refused request answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorAnswer {
+    pub error: ErrorFields,
+}
+
+/// The error's code and message, and the machine-readable details of its kind (never
+/// personal data).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ErrorFields {
+    pub code: &'static str,
+    pub message: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ResidentIdError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unbind_available_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tube_kind: Option<TubeKind>,
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -299,16 +312,59 @@ mod tests {
     fn bodies_carry_code_message_and_details_but_not_causes() {
         let err = AppError::DependencyUnavailable("dispatch failure to 10.0.0.1".into());
         assert_eq!(err.status(), 503);
-        let body = err.body().to_string();
+        let body = serde_json::to_string(&err.body()).unwrap();
         assert!(body.contains("service_unavailable") && body.contains("系统繁忙"));
         assert!(!body.contains("10.0.0.1"));
 
         let at = "2026-11-28T10:00:00Z".parse().unwrap();
-        let body = AppError::UnbindTooEarly { available_at: at }.body();
+        let body =
+            serde_json::to_value(AppError::UnbindTooEarly { available_at: at }.body()).unwrap();
         assert_eq!(body["error"]["unbind_available_at"], "2026-11-28T10:00:00Z");
         assert_eq!(
             body["error"]["message"],
             "绑定亲属码成员24小时后,才能进行解绑操作"
+        );
+    }
+
+    #[test]
+    fn details_are_the_kinds_own_fields_and_nothing_else() {
+        let body = |err: AppError| serde_json::to_value(err.body()).unwrap();
+        assert_eq!(
+            body(AppError::InvalidResidentId(
+                ResidentIdError::WrongCheckCharacter
+            )),
+            serde_json::json!({"error": {
+                "code": "invalid_id_number",
+                "message": "请输入正确的身份证",
+                "reason": "wrong_check_character",
+            }})
+        );
+        assert_eq!(
+            body(AppError::TubeKindMismatch {
+                tube_kind: TubeKind::Pooled10
+            }),
+            serde_json::json!({"error": {
+                "code": "tube_kind_mismatch",
+                "message": "采样方式与该试管首次登记时不一致",
+                "tube_kind": "pooled_10",
+            }})
+        );
+        let retry_at = "2026-11-28T11:00:00.5Z".parse().unwrap();
+        assert_eq!(
+            body(AppError::TooManyFaceAttempts { retry_at })["error"]["retry_at"],
+            "2026-11-28T11:00:00Z"
+        );
+        assert_eq!(
+            body(AppError::BatchTooLarge { max_rows: 500 })["error"]["max_rows"],
+            500
+        );
+        assert_eq!(
+            body(AppError::TubeFull { capacity: 10 })["error"]["capacity"],
+            10
+        );
+        assert_eq!(
+            body(AppError::Conflict),
+            serde_json::json!({"error": {"code": "conflict", "message": "操作过于频繁,请稍后重试"}})
         );
     }
 }

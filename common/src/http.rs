@@ -4,12 +4,11 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use crate::domain::binding::{Binding, BindingId, GuardianId, IdempotencyKey};
+use crate::domain::binding::{BindingId, GuardianId, IdempotencyKey};
 use crate::domain::nucleic::Site;
-use crate::domain::policy::unbind_available_at;
-use crate::error::{rfc3339, AppError};
+use crate::error::AppError;
 
 /// Bodies here are a few hundred bytes; anything near this is not a real client.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -184,8 +183,14 @@ fn json_body_within<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<
     })
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
+/// A JSON answer. Answers are plain data and always serialize; were one not to, the caller
+/// gets a 500 (whose body is plain data too) rather than a broken body.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let text = match serde_json::to_string(body) {
+        Ok(text) => text,
+        Err(e) => return respond(Err(AppError::Internal(format!("serialize answer: {e}")))),
+    };
+    let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -253,24 +258,6 @@ pub fn respond(outcome: Result<Response<Body>, AppError>) -> Response<Body> {
 /// How long a client waits before sending a 503'd request again: a dependency's hiccup (a
 /// throttle, a lost connection) is over within seconds, and the request is safe to repeat.
 pub const RETRY_AFTER: &str = "2";
-
-/// A binding as clients see it: masked personal data, no relative key.
-pub fn binding_json(b: &Binding) -> Value {
-    json!({
-        "id": b.id.as_str(),
-        "name": b.masked_name,
-        "id_number": b.masked_id_number,
-        "relationship": b.relationship.as_str(),
-        "relationship_label": b.relationship.label(),
-        "age_band": b.age_band,
-        "verification_method": b.verification_method,
-        "status": b.status,
-        "kind": "kin_code",
-        "bound_at": rfc3339(b.bound_at),
-        "unbind_available_at": rfc3339(unbind_available_at(b.bound_at)),
-        "verified_at": b.verified_at.map(rfc3339),
-    })
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use kincode_common::adapters::face::LocalFaceSimulator;
-use kincode_common::domain::age::china_date;
 use kincode_common::domain::binding::{
     Binding, BindingStatus, GuardianId, IdempotencyKey, Verification,
 };
+use kincode_common::domain::china_time::china_date;
 use kincode_common::domain::pledge::{PLEDGE_TEXT, PLEDGE_VERSION};
 use kincode_common::domain::policy::VerificationMethod;
 use kincode_common::domain::resident_id::ResidentId;

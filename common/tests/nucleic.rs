@@ -270,7 +270,7 @@ async fn a_registration_takes_the_next_place_in_its_tube_and_refuses_what_the_tu
         matches!(
             mismatch,
             AppError::TubeKindMismatch {
-                tube_kind: "pooled_10"
+                tube_kind: TubeKind::Pooled10
             }
         ),
         "{mismatch:?}"

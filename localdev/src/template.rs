@@ -109,7 +109,9 @@ impl Template {
     pub fn functions(&self) -> Vec<(String, String)> {
         self.resources_of_type("AWS::Serverless::Function")
             .filter_map(|(name, r)| {
-                let binary = r["Properties"]["CodeUri"].as_str()?.strip_prefix("functions/")?;
+                let binary = r["Properties"]["CodeUri"]
+                    .as_str()?
+                    .strip_prefix("functions/")?;
                 Some((name.to_owned(), binary.to_owned()))
             })
             .collect()

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use kincode_common::codes::token::TokenError;
+use kincode_common::domain::nucleic::TubeKind;
 use kincode_common::domain::resident_id::ResidentIdError;
 use kincode_common::error::AppError;
 use kincode_localdev::template::RouteAuth;
@@ -129,7 +130,7 @@ fn every_error() -> Vec<AppError> {
         InvalidTubeKind,
         TubeFull { capacity: 10 },
         TubeKindMismatch {
-            tube_kind: "single",
+            tube_kind: TubeKind::Single,
         },
         TubeClosed,
         TubeAtAnotherSite,
@@ -218,7 +219,7 @@ fn every_error_is_in_the_contract_with_its_status_and_message() {
             "{}",
             error.code()
         );
-        let body = error.body();
+        let body = serde_json::to_value(error.body()).expect("an error body");
         let problems: Vec<String> = jsonschema::validator_for(&error_schema())
             .expect("Error schema compiles")
             .iter_errors(&body)

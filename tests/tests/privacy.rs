@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use kincode_common::adapters::face::alipay::AlipaySettings;
 use kincode_common::adapters::face::AlipayCertify;
+use kincode_common::answers::BindingAnswer;
 use kincode_common::domain::binding::GuardianId;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
@@ -151,12 +152,15 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
         let outcome = match http::json_body::<BindRequest>(&req) {
             Ok(body) => bindings::bind(&services.store, &call.guardian, body, None, call.at(now))
                 .await
-                .map(|b| http::binding_json(&b)),
+                .map(|b| {
+                    http::json_response(
+                        lambda_http::http::StatusCode::CREATED,
+                        &BindingAnswer::from(&b),
+                    )
+                }),
             Err(e) => Err(e),
         };
-        let response = http::respond(
-            outcome.map(|v| http::json_response(lambda_http::http::StatusCode::CREATED, &v)),
-        );
+        let response = http::respond(outcome);
         assert_not_answered(response.body(), &secrets);
     }
     // Malformed JSON that quotes an ID number: the parse error must not echo it.

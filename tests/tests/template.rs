@@ -104,7 +104,10 @@ fn every_function_is_production_staged_and_has_a_binary_and_an_event() {
         // The root Makefile's `build-<Function>` finds the binary from the logical id.
         let from_name = kebab_case(name.strip_suffix("Function").expect("…Function"));
         assert_eq!(*binary, from_name, "{name}: CodeUri");
-        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("makefile"));
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"].as_str(),
+            Some("makefile")
+        );
         assert_eq!(resource["Metadata"]["WorkingDirectory"].as_str(), Some("."));
         let main = repo_root()
             .join("functions")

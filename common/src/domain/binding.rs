@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::{AgeBand, VerificationMethod};
 use super::relationship::Relationship;
+use super::wire::wire_enum;
 
 /// The caller: the `sub` claim of the city platform's token. Opaque, but it becomes part of
 /// storage keys, so only printable ASCII without the key separator is accepted.
@@ -59,12 +60,12 @@ impl IdempotencyKey {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BindingStatus {
-    /// Bound, but not usable until face recognition or the pledge is done.
-    PendingVerification,
-    Active,
+wire_enum! {
+    pub enum BindingStatus {
+        /// Bound, but not usable until face recognition or the pledge is done.
+        PendingVerification = "pending_verification",
+        Active = "active",
+    }
 }
 
 /// How a binding was verified.
@@ -114,6 +115,11 @@ impl Binding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_read_back_their_strings() {
+        crate::domain::wire::assert_wire_strings!(BindingStatus);
+    }
 
     #[test]
     fn guardian_ids_are_printable_ascii_without_separator() {

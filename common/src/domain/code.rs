@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::binding::BindingId;
 use super::colour::HealthColour;
+use super::wire::wire_enum;
 
 /// An online code is shown on the guardian's phone and refreshed; it lives minutes.
 pub fn online_code_lifetime() -> Duration {
@@ -22,22 +23,16 @@ pub fn offline_code_validity() -> Duration {
     Duration::days(7)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CodeKind {
-    /// Shown live on the guardian's phone.
-    KinOnline,
-    /// The printable 7-day card.
-    KinOffline,
+wire_enum! {
+    pub enum CodeKind {
+        /// Shown live on the guardian's phone.
+        KinOnline = "kin_online",
+        /// The printable 7-day card.
+        KinOffline = "kin_offline",
+    }
 }
 
 impl CodeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::KinOnline => "kin_online",
-            Self::KinOffline => "kin_offline",
-        }
-    }
-
     pub fn lifetime(self) -> Duration {
         match self {
             Self::KinOnline => online_code_lifetime(),
@@ -46,32 +41,19 @@ impl CodeKind {
     }
 }
 
-/// Why a checkpoint scans a code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanPurpose {
-    /// Registering a sample at a nucleic-acid testing site.
-    NucleicAcidTest,
-    /// Entering a venue or a residential compound.
-    VenueEntry,
-    /// The "一场两站" arrival declaration (airport and stations): kin codes are refused.
-    Arrival,
+wire_enum! {
+    /// Why a checkpoint scans a code.
+    pub enum ScanPurpose {
+        /// Registering a sample at a nucleic-acid testing site.
+        NucleicAcidTest = "nucleic_acid_test",
+        /// Entering a venue or a residential compound.
+        VenueEntry = "venue_entry",
+        /// The "一场两站" arrival declaration (airport and stations): kin codes are refused.
+        Arrival = "arrival",
+    }
 }
 
 impl ScanPurpose {
-    pub const ALL: [ScanPurpose; 3] = [Self::NucleicAcidTest, Self::VenueEntry, Self::Arrival];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NucleicAcidTest => "nucleic_acid_test",
-            Self::VenueEntry => "venue_entry",
-            Self::Arrival => "arrival",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == raw)
-    }
-
     /// The announcement: a kin code does not serve the arrival declaration (for now).
     pub fn accepts_kin_codes(self) -> bool {
         self != Self::Arrival
@@ -138,7 +120,13 @@ impl CodeClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::wire::assert_wire_strings;
     use chrono::TimeZone;
+
+    #[test]
+    fn kinds_and_purposes_read_back_their_strings() {
+        assert_wire_strings!(CodeKind, ScanPurpose);
+    }
 
     #[test]
     fn offline_codes_last_exactly_seven_days_online_minutes() {

@@ -9,47 +9,22 @@ use serde::{Deserialize, Serialize};
 
 use super::colour::HealthColour;
 use super::nucleic::{tests_colour, TestSignal};
+use super::wire::wire_enum;
 
-/// What the health authority says about a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RiskFlag {
-    Confirmed,
-    Suspected,
-    Asymptomatic,
-    CloseContact,
-    SecondaryContact,
-    RiskAreaArrival,
-    FeverClinic,
+wire_enum! {
+    /// What the health authority says about a person.
+    pub enum RiskFlag {
+        Confirmed = "confirmed",
+        Suspected = "suspected",
+        Asymptomatic = "asymptomatic",
+        CloseContact = "close_contact",
+        SecondaryContact = "secondary_contact",
+        RiskAreaArrival = "risk_area_arrival",
+        FeverClinic = "fever_clinic",
+    }
 }
 
 impl RiskFlag {
-    pub const ALL: [RiskFlag; 7] = [
-        Self::Confirmed,
-        Self::Suspected,
-        Self::Asymptomatic,
-        Self::CloseContact,
-        Self::SecondaryContact,
-        Self::RiskAreaArrival,
-        Self::FeverClinic,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmed => "confirmed",
-            Self::Suspected => "suspected",
-            Self::Asymptomatic => "asymptomatic",
-            Self::CloseContact => "close_contact",
-            Self::SecondaryContact => "secondary_contact",
-            Self::RiskAreaArrival => "risk_area_arrival",
-            Self::FeverClinic => "fever_clinic",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.as_str() == raw)
-    }
-
     /// The rules table (README: "Health colour").
     pub fn colour(self) -> HealthColour {
         match self {
@@ -211,12 +186,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for flag in RiskFlag::ALL {
-            assert_eq!(RiskFlag::parse(flag.as_str()), Some(flag));
-        }
-        for c in HealthColour::ALL {
-            assert_eq!(HealthColour::parse(c.as_str()), Some(c));
-        }
+        crate::domain::wire::assert_wire_strings!(RiskFlag, HealthColour);
         assert_eq!(RiskFlag::parse("Confirmed"), None);
     }
 }

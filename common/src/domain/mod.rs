@@ -12,6 +12,7 @@ pub mod pledge;
 pub mod policy;
 pub mod relationship;
 pub mod resident_id;
+pub mod wire;
 
 /// How many write shards each expiry day of the `by_expiry` index is split into. Everything
 /// written at one moment expires at about the same time, so an unsharded bucket is one index

@@ -1,10 +1,9 @@
 //! Nucleic-acid testing: tubes (one person, or pooled 10-in-1 / 20-in-1), what a lab may report,
 //! what each person's test then says, and how tests colour the code.
 
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
-
 use super::colour::HealthColour;
+use super::wire::wire_enum;
+use chrono::{DateTime, Duration, Utc};
 
 /// Registrations and results are kept this long by default (`KINCODE_RESULT_RETENTION_DAYS`):
 /// the longest observation period, after which a result no longer says anything about today.
@@ -75,33 +74,18 @@ impl Site {
     }
 }
 
-/// How many people a tube holds: fixed by its first registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TubeKind {
-    Single,
-    #[serde(rename = "pooled_10")]
-    Pooled10,
-    #[serde(rename = "pooled_20")]
-    Pooled20,
+wire_enum! {
+    /// How many people a tube holds: fixed by its first registration.
+    pub enum TubeKind {
+        Single = "single",
+        Pooled10 = "pooled_10",
+        Pooled20 = "pooled_20",
+    }
 }
 
 impl TubeKind {
-    pub const ALL: [TubeKind; 3] = [Self::Single, Self::Pooled10, Self::Pooled20];
     /// The most any tube holds: bounds the retries of a contended tube.
     pub const MAX_CAPACITY: u32 = 20;
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Single => "single",
-            Self::Pooled10 => "pooled_10",
-            Self::Pooled20 => "pooled_20",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw)
-    }
 
     pub fn capacity(self) -> u32 {
         match self {
@@ -124,55 +108,29 @@ impl TubeKind {
     }
 }
 
-/// What a lab reports for a tube.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LabResult {
-    Negative,
-    Positive,
-    /// The sample could not be read: the people in it are sampled again.
-    Invalid,
-}
-
-impl LabResult {
-    pub const ALL: [LabResult; 3] = [Self::Negative, Self::Positive, Self::Invalid];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Negative => "negative",
-            Self::Positive => "positive",
-            Self::Invalid => "invalid",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+wire_enum! {
+    /// What a lab reports for a tube.
+    pub enum LabResult {
+        Negative = "negative",
+        Positive = "positive",
+        /// The sample could not be read: the people in it are sampled again.
+        Invalid = "invalid",
     }
 }
 
-/// One person's test, as the guardian reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TestStatus {
-    Pending,
-    Negative,
-    Positive,
-    /// Their pooled tube was positive: each person in it must be re-tested alone.
-    PooledPositive,
-    Invalid,
+wire_enum! {
+    /// One person's test, as the guardian reads it.
+    pub enum TestStatus {
+        Pending = "pending",
+        Negative = "negative",
+        Positive = "positive",
+        /// Their pooled tube was positive: each person in it must be re-tested alone.
+        PooledPositive = "pooled_positive",
+        Invalid = "invalid",
+    }
 }
 
 impl TestStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Negative => "negative",
-            Self::Positive => "positive",
-            Self::PooledPositive => "pooled_positive",
-            Self::Invalid => "invalid",
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             Self::Pending => "待出结果",
@@ -325,6 +283,7 @@ pub fn tests_colour(tests: &[TestSignal]) -> HealthColour {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::wire::assert_wire_strings;
     use chrono::TimeZone;
 
     fn at(hour: i64) -> DateTime<Utc> {
@@ -380,14 +339,12 @@ mod tests {
             TubeKind::ALL.map(TubeKind::capacity),
             [1, 10, TubeKind::MAX_CAPACITY]
         );
-        for kind in TubeKind::ALL {
-            assert_eq!(TubeKind::parse(kind.as_str()), Some(kind));
-            assert_eq!(
-                serde_json::to_value(kind).unwrap(),
-                serde_json::json!(kind.as_str())
-            );
-        }
         assert_eq!(TubeKind::parse("pooled_5"), None);
+    }
+
+    #[test]
+    fn kinds_results_and_statuses_read_back_their_strings() {
+        assert_wire_strings!(TubeKind, LabResult, TestStatus);
     }
 
     #[test]

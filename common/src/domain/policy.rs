@@ -1,9 +1,8 @@
 //! The announcement's rules as plain functions. The clock is always a parameter.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-
 use super::age::completed_years;
+use super::wire::wire_enum;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 pub const MAX_RELATIVES_PER_GUARDIAN: u32 = 8;
 pub const MAX_GUARDIANS_PER_RELATIVE: u32 = 3;
@@ -37,20 +36,20 @@ pub fn face_failure_window() -> Duration {
     Duration::hours(1)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgeBand {
-    /// 0–16
-    Child,
-    /// 60 and over
-    Elder,
+wire_enum! {
+    pub enum AgeBand {
+        /// 0–16
+        Child = "child",
+        /// 60 and over
+        Elder = "elder",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerificationMethod {
-    Face,
-    Pledge,
+wire_enum! {
+    pub enum VerificationMethod {
+        Face = "face",
+        Pledge = "pledge",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +114,11 @@ pub fn may_query_face_session(queries: u32) -> bool {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn bands_and_methods_read_back_their_strings() {
+        crate::domain::wire::assert_wire_strings!(AgeBand, VerificationMethod);
+    }
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()

@@ -1,46 +1,20 @@
 //! How the relative is related to the guardian: a closed list.
 
-use serde::{Deserialize, Serialize};
+use super::wire::wire_enum;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Relationship {
-    Child,
-    Parent,
-    Grandparent,
-    Grandchild,
-    Spouse,
-    Sibling,
-    Other,
+wire_enum! {
+    pub enum Relationship {
+        Child = "child",
+        Parent = "parent",
+        Grandparent = "grandparent",
+        Grandchild = "grandchild",
+        Spouse = "spouse",
+        Sibling = "sibling",
+        Other = "other",
+    }
 }
 
 impl Relationship {
-    pub const ALL: [Relationship; 7] = [
-        Self::Child,
-        Self::Parent,
-        Self::Grandparent,
-        Self::Grandchild,
-        Self::Spouse,
-        Self::Sibling,
-        Self::Other,
-    ];
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == raw)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Child => "child",
-            Self::Parent => "parent",
-            Self::Grandparent => "grandparent",
-            Self::Grandchild => "grandchild",
-            Self::Spouse => "spouse",
-            Self::Sibling => "sibling",
-            Self::Other => "other",
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             Self::Child => "子女",
@@ -57,14 +31,12 @@ impl Relationship {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::wire::assert_wire_strings;
 
     #[test]
     fn round_trips_every_variant() {
-        for r in Relationship::ALL {
-            assert_eq!(Relationship::parse(r.as_str()), Some(r));
-            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
-            assert!(!r.label().is_empty());
-        }
+        assert_wire_strings!(Relationship);
+        assert!(Relationship::ALL.iter().all(|r| !r.label().is_empty()));
     }
 
     #[test]

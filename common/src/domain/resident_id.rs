@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 
 use super::age::completed_years;
+use super::wire::wire_enum;
 
 /// Oldest plausible age: anything older is a typing error, not a person.
 const MAX_PLAUSIBLE_AGE: u32 = 130;
@@ -18,34 +19,20 @@ const PROVINCE_CODES: [u8; 35] = [
     53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
 ];
 
-/// Why a number was refused. Every reason shows the user the same message; the reason is for
-/// the response's details and the logs, and never carries the number itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResidentIdError {
-    /// 15-digit numbers were issued before 1999 and are no longer valid identity documents.
-    LegacyFifteenDigit,
-    WrongLength,
-    /// Anything but ASCII digits (and a final X): full-width digits, inner spaces, letters.
-    InvalidCharacter,
-    UnknownRegion,
-    InvalidBirthDate,
-    BirthDateInFuture,
-    ImplausiblyOld,
-    WrongCheckCharacter,
-}
-
-impl ResidentIdError {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LegacyFifteenDigit => "legacy_15_digit",
-            Self::WrongLength => "wrong_length",
-            Self::InvalidCharacter => "invalid_character",
-            Self::UnknownRegion => "unknown_region",
-            Self::InvalidBirthDate => "invalid_birth_date",
-            Self::BirthDateInFuture => "birth_date_in_future",
-            Self::ImplausiblyOld => "implausibly_old",
-            Self::WrongCheckCharacter => "wrong_check_character",
-        }
+wire_enum! {
+    /// Why a number was refused. Every reason shows the user the same message; the reason is
+    /// for the response's details and the logs, and never carries the number itself.
+    pub enum ResidentIdError {
+        /// 15-digit numbers were issued before 1999 and are no longer valid identity documents.
+        LegacyFifteenDigit = "legacy_15_digit",
+        WrongLength = "wrong_length",
+        /// Anything but ASCII digits (and a final X): full-width digits, inner spaces, letters.
+        InvalidCharacter = "invalid_character",
+        UnknownRegion = "unknown_region",
+        InvalidBirthDate = "invalid_birth_date",
+        BirthDateInFuture = "birth_date_in_future",
+        ImplausiblyOld = "implausibly_old",
+        WrongCheckCharacter = "wrong_check_character",
     }
 }
 
@@ -143,6 +130,11 @@ pub fn mask_resident_id(number: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_read_back_their_strings() {
+        crate::domain::wire::assert_wire_strings!(ResidentIdError);
+    }
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()

@@ -336,7 +336,10 @@ impl Store {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":version", n(binding.version))
-            .expression_attribute_values(":pending", s("pending_verification"));
+            .expression_attribute_values(
+                ":pending",
+                s(BindingStatus::PendingVerification.as_str()),
+            );
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
@@ -450,7 +453,10 @@ impl Store {
             .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending_verification"));
+            .expression_attribute_values(
+                ":pending",
+                s(BindingStatus::PendingVerification.as_str()),
+            );
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
@@ -543,7 +549,7 @@ impl Store {
         self.update_pending(
             &binding,
             "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
-            vec![(":active", s("active")), (":at", verified_at), (":verification", encoded)],
+            vec![(":active", s(BindingStatus::Active.as_str())), (":at", verified_at), (":verification", encoded)],
             AuditAction::Verified,
             vec![(Role::Anchor, self.anchor_put(&binding)?)],
             ctx,
@@ -675,7 +681,7 @@ impl Store {
             .expression_attribute_names("#action", "action")
             .expression_attribute_values(":pk", s(guardian_pk(guardian)))
             .expression_attribute_values(":prefix", s(audit_prefix(id)))
-            .expression_attribute_values(":unbound", s("unbound"))
+            .expression_attribute_values(":unbound", s(AuditAction::Unbound.as_str()))
             .consistent_read(true)
             .send()
             .await

@@ -13,11 +13,12 @@ use super::{
     AuditSubject, Due, SortKeyOrder, Store,
 };
 use crate::crypto::SealContext;
-use crate::domain::binding::{Binding, BindingId, GuardianId};
+use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::domain::china_time::china_date;
 use crate::domain::code::{offline_code_validity, CodeSerial};
 use crate::domain::policy::OFFLINE_CARDS_PER_DAY;
 use crate::domain::relationship::Relationship;
+use crate::domain::wire::wire_enum;
 use crate::error::AppError;
 
 const ANCHOR_SK: &str = "ANCHOR";
@@ -41,11 +42,11 @@ fn image_in_flight_window() -> Duration {
     Duration::hours(1)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum AnchorStatus {
-    Active,
-    Revoked,
+wire_enum! {
+    enum AnchorStatus {
+        Active = "active",
+        Revoked = "revoked",
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -184,7 +185,7 @@ impl Store {
             )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":revoked", s("revoked"))
+            .expression_attribute_values(":revoked", s(AnchorStatus::Revoked.as_str()))
             .expression_attribute_values(":at", s(crate::error::rfc3339(at)))
             .expression_attribute_values(":ttl", n((until + ttl_slack()).timestamp()))
             .expression_attribute_values(":bucket", s(due.expiry_bucket))
@@ -204,7 +205,7 @@ impl Store {
             ConditionCheck::builder()
                 .condition_expression("#status = :active")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":active", s("active")),
+                .expression_attribute_values(":active", s(AnchorStatus::Active.as_str())),
         )
     }
 
@@ -418,7 +419,7 @@ impl Store {
             .condition_expression("#status = :active")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":active", s(BindingStatus::Active.as_str()))
             .build()
             .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
         let (marker_pk, marker_sk) = image_in_flight_key(&binding.id, &card.object_key);

@@ -59,6 +59,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::Keys;
 use crate::domain::binding::{BindingId, GuardianId};
 use crate::domain::nucleic::DEFAULT_RESULT_RETENTION_DAYS;
+use crate::domain::wire::wire_enum;
 use crate::domain::{expiry_bucket, EXPIRY_SHARDS};
 use crate::error::AppError;
 
@@ -116,43 +117,23 @@ fn expiry_shard(pk: &str, sk: &str) -> u32 {
     (u64::from_be_bytes(head) % u64::from(EXPIRY_SHARDS)) as u32
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditAction {
-    Bound,
-    FaceStarted,
-    FaceFailed,
-    /// A face provider's answer failed its signature check: refused, never believed.
-    FaceResponseRejected,
-    Verified,
-    Unbound,
-    /// The cleanup removed a binding never verified in time.
-    PendingExpired,
-    OfflineCodeIssued,
-    RiskFlagSet,
-    RiskFlagCleared,
-    SampleRegistered,
-    ResultReported,
-    ResultsViewed,
-}
-
-impl AuditAction {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Bound => "bound",
-            Self::FaceStarted => "face_started",
-            Self::FaceFailed => "face_failed",
-            Self::FaceResponseRejected => "face_response_rejected",
-            Self::Verified => "verified",
-            Self::Unbound => "unbound",
-            Self::PendingExpired => "pending_expired",
-            Self::OfflineCodeIssued => "offline_code_issued",
-            Self::RiskFlagSet => "risk_flag_set",
-            Self::RiskFlagCleared => "risk_flag_cleared",
-            Self::SampleRegistered => "sample_registered",
-            Self::ResultReported => "result_reported",
-            Self::ResultsViewed => "results_viewed",
-        }
+wire_enum! {
+    pub enum AuditAction {
+        Bound = "bound",
+        FaceStarted = "face_started",
+        FaceFailed = "face_failed",
+        /// A face provider's answer failed its signature check: refused, never believed.
+        FaceResponseRejected = "face_response_rejected",
+        Verified = "verified",
+        Unbound = "unbound",
+        /// The cleanup removed a binding never verified in time.
+        PendingExpired = "pending_expired",
+        OfflineCodeIssued = "offline_code_issued",
+        RiskFlagSet = "risk_flag_set",
+        RiskFlagCleared = "risk_flag_cleared",
+        SampleRegistered = "sample_registered",
+        ResultReported = "result_reported",
+        ResultsViewed = "results_viewed",
     }
 }
 
@@ -518,6 +499,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_actions_read_back_their_strings() {
+        crate::domain::wire::assert_wire_strings!(AuditAction);
+    }
+
     #[test]
     fn items_expiring_at_the_same_moment_spread_evenly_over_the_write_shards() {
         let at = DateTime::parse_from_rfc3339("2026-12-05T10:00:00Z")

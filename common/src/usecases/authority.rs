@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::usecases::batch::{self, row_json, RowAnswer, RowRefusal};
+use crate::answers::{self, RowAnswer};
+use crate::usecases::batch::{self, IntoRowAnswer, RowRefusal};
 
 use crate::domain::china_time::china_date;
 use crate::domain::health::{RiskFlag, RiskSignal};
@@ -68,17 +69,15 @@ pub enum RowOutcome {
     Rejected(RowError),
 }
 
-impl RowAnswer for RowOutcome {
-    fn json(self, index: usize) -> Value {
-        row_json(
-            index,
-            match self {
-                Self::Applied(FlagWriteOutcome::Stored) => Ok("stored"),
-                Self::Applied(FlagWriteOutcome::Cleared) => Ok("cleared"),
-                Self::Applied(FlagWriteOutcome::Unchanged) => Ok("unchanged"),
-                Self::Rejected(error) => Err(error),
-            },
-        )
+impl IntoRowAnswer for RowOutcome {
+    fn row_answer(self, index: usize) -> RowAnswer {
+        let done = match self {
+            Self::Applied(FlagWriteOutcome::Stored) => answers::RowOutcome::Stored,
+            Self::Applied(FlagWriteOutcome::Cleared) => answers::RowOutcome::Cleared,
+            Self::Applied(FlagWriteOutcome::Unchanged) => answers::RowOutcome::Unchanged,
+            Self::Rejected(error) => return error.rejected(index),
+        };
+        RowAnswer::done(index, done)
     }
 }
 

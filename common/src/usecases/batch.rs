@@ -1,14 +1,20 @@
 //! Batches from staff systems (the authority's flags, the labs' results): bounded, each row
 //! judged on its own, each row's outcome answered in order.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::answers::{BatchAnswer, RowAnswer};
 use crate::error::AppError;
 
 /// Why a row was refused: a stable code and what the operator reads.
 pub trait RowRefusal: Copy {
     fn code(self) -> &'static str;
     fn message(self) -> &'static str;
+
+    /// The row's answer: `outcome: "rejected"` with this refusal.
+    fn rejected(self, index: usize) -> RowAnswer {
+        RowAnswer::rejected(index, self.code(), self.message())
+    }
 }
 
 /// The rows of a batch body, refused whole when missing or over `max_rows`.
@@ -21,28 +27,16 @@ pub fn rows(rows: Option<Vec<Value>>, max_rows: usize) -> Result<Vec<Value>, App
 }
 
 /// A row's outcome as the batch's answer lists it.
-pub trait RowAnswer: Copy {
-    fn json(self, index: usize) -> Value;
+pub trait IntoRowAnswer: Copy {
+    fn row_answer(self, index: usize) -> RowAnswer;
 }
 
 /// A batch's answer: `{"results": [...]}`, each row's outcome in the order given.
-pub fn answer<R: RowAnswer>(outcomes: &[R]) -> Value {
-    let results: Vec<Value> = outcomes
+pub fn answer<R: IntoRowAnswer>(outcomes: &[R]) -> BatchAnswer {
+    let results = outcomes
         .iter()
         .enumerate()
-        .map(|(index, outcome)| outcome.json(index))
+        .map(|(index, outcome)| outcome.row_answer(index))
         .collect();
-    json!({ "results": results })
-}
-
-/// One row's answer: `{"index","outcome"}`, or `outcome: "rejected"` with the error.
-pub fn row_json<R: RowRefusal>(index: usize, outcome: Result<&'static str, R>) -> Value {
-    match outcome {
-        Ok(done) => json!({ "index": index, "outcome": done }),
-        Err(refusal) => json!({
-            "index": index,
-            "outcome": "rejected",
-            "error": { "code": refusal.code(), "message": refusal.message() },
-        }),
-    }
+    BatchAnswer { results }
 }

@@ -1,6 +1,7 @@
 //! `POST /relatives`: bind a relative.
 
 use chrono::{DateTime, Utc};
+use kincode_common::answers::BindingAnswer;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::usecases::bindings;
@@ -34,7 +35,7 @@ async fn bind(
     .await?;
     Ok(http::json_response(
         StatusCode::CREATED,
-        &http::binding_json(&binding),
+        &BindingAnswer::from(&binding),
     ))
 }
 

@@ -1,13 +1,14 @@
 //! `GET /relatives`: the caller's relatives, newest first.
 
 use chrono::{DateTime, Utc};
+use kincode_common::answers::BindingAnswer;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::usecases::bindings;
 use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde_json::json;
+use serde::Serialize;
 
 pub async fn handle(
     services: &Services,
@@ -20,11 +21,16 @@ pub async fn handle(
 async fn list(services: &Services, req: &Request) -> Result<Response<Body>, AppError> {
     let call = Call::from_request(req)?;
     let bindings = bindings::list(&services.store, &call.guardian).await?;
-    let relatives: Vec<_> = bindings.iter().map(http::binding_json).collect();
+    let relatives = bindings.iter().map(BindingAnswer::from).collect();
     Ok(http::json_response(
         StatusCode::OK,
-        &json!({ "relatives": relatives }),
+        &ListAnswer { relatives },
     ))
+}
+
+#[derive(Serialize)]
+struct ListAnswer<'a> {
+    relatives: Vec<BindingAnswer<'a>>,
 }
 
 #[cfg(test)]

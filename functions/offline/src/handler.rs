@@ -4,15 +4,18 @@
 
 use chrono::{DateTime, Utc};
 use kincode_common::adapters::blobs::{download_url_lifetime, BlobStore};
+use kincode_common::answers::{Labelled, Rfc3339};
 use kincode_common::codes::keys::KeyRing;
-use kincode_common::error::{rfc3339, AppError};
+use kincode_common::domain::code::CodeKind;
+use kincode_common::domain::colour::HealthColour;
+use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::store::OfflineCardRecord;
 use kincode_common::usecases::codes::show;
 use kincode_common::wiring::services::Services;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 pub async fn handle(
     services: &Services,
@@ -28,15 +31,31 @@ pub async fn handle(
     }))
 }
 
-fn card_json(card: &OfflineCardRecord, url: &str, now: DateTime<Utc>) -> Value {
-    json!({
-        "binding_id": card.binding_id,
-        "kind": "kin_offline",
-        "generated_at": rfc3339(card.generated_at),
-        "valid_until": rfc3339(card.valid_until),
-        "download_url": url,
-        "download_url_expires_at": rfc3339(now + download_url_lifetime()),
-    })
+/// A card and its download link; a new card also says the colour it was printed with.
+#[derive(Serialize)]
+struct CardAnswer<'a> {
+    binding_id: &'a str,
+    kind: CodeKind,
+    generated_at: Rfc3339,
+    valid_until: Rfc3339,
+    download_url: &'a str,
+    download_url_expires_at: Rfc3339,
+    #[serde(flatten)]
+    colour: Option<Labelled<HealthColour>>,
+}
+
+impl<'a> CardAnswer<'a> {
+    fn new(card: &'a OfflineCardRecord, url: &'a str, now: DateTime<Utc>) -> Self {
+        Self {
+            binding_id: &card.binding_id,
+            kind: CodeKind::KinOffline,
+            generated_at: Rfc3339(card.generated_at),
+            valid_until: Rfc3339(card.valid_until),
+            download_url: url,
+            download_url_expires_at: Rfc3339(now + download_url_lifetime()),
+            colour: None,
+        }
+    }
 }
 
 async fn issue(
@@ -57,9 +76,10 @@ async fn issue(
         call.at(now),
     )
     .await?;
-    let mut body = card_json(&issued.card, &issued.url, now);
-    body["colour"] = issued.colour.as_str().into();
-    body["colour_label"] = issued.colour.label().into();
+    let body = CardAnswer {
+        colour: Some(Labelled(issued.colour)),
+        ..CardAnswer::new(&issued.card, &issued.url, now)
+    };
     Ok(http::json_response(StatusCode::CREATED, &body))
 }
 
@@ -75,7 +95,7 @@ async fn latest(
         show::latest_offline_card(&services.store, blobs, &call.guardian, &id, now).await?;
     Ok(http::json_response(
         StatusCode::OK,
-        &card_json(&card, &url, now),
+        &CardAnswer::new(&card, &url, now),
     ))
 }
 
@@ -83,7 +103,9 @@ async fn latest(
 mod tests {
     use super::*;
     use chrono::Duration;
+    use kincode_common::error::rfc3339;
     use kincode_tests::*;
+    use serde_json::Value;
 
     async fn call(
         services: &Services,

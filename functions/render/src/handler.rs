@@ -4,16 +4,19 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use kincode_common::answers::{Labelled, Rfc3339, KIN_CODE, KIN_CODE_LABEL};
 use kincode_common::codes::keys::KeyRing;
 use kincode_common::domain::code::online_refresh_interval;
-use kincode_common::error::{rfc3339, AppError};
+use kincode_common::domain::colour::HealthColour;
+use kincode_common::domain::relationship::Relationship;
+use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::imaging::qr::qr_png;
 use kincode_common::usecases::codes::show;
 use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde_json::json;
+use serde::Serialize;
 
 pub async fn handle(
     services: &Services,
@@ -22,6 +25,26 @@ pub async fn handle(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, Error> {
     Ok(http::respond(render(services, keys, &req, now).await))
+}
+
+/// The code to show, with what the page around it says.
+#[derive(Serialize)]
+struct CodeAnswer<'a> {
+    binding_id: &'a str,
+    kind: &'static str,
+    label: &'static str,
+    title: String,
+    name: &'a str,
+    #[serde(flatten)]
+    relationship: Labelled<Relationship>,
+    #[serde(flatten)]
+    colour: Labelled<HealthColour>,
+    generated_at: Rfc3339,
+    expires_at: Rfc3339,
+    /// Seconds until the phone should fetch a fresh code.
+    refresh_in: i64,
+    code: &'a str,
+    qr_png_base64: String,
 }
 
 async fn render(
@@ -39,26 +62,25 @@ async fn render(
         return Ok(http::png_response(png));
     }
     let binding = &code.binding;
-    let colour = code.claims.colour;
-    let mut response = http::json_response(
-        StatusCode::OK,
-        &json!({
-            "binding_id": binding.id.as_str(),
-            "kind": "kin_code",
-            "label": "亲属码",
-            "title": format!("亲属码·{}·{}", binding.relationship.label(), binding.masked_name),
-            "name": binding.masked_name,
-            "relationship": binding.relationship.as_str(),
-            "relationship_label": binding.relationship.label(),
-            "colour": colour.as_str(),
-            "colour_label": colour.label(),
-            "generated_at": rfc3339(code.claims.issued_at),
-            "expires_at": rfc3339(code.claims.expires_at),
-            "refresh_in": online_refresh_interval().num_seconds(),
-            "code": code.token,
-            "qr_png_base64": B64.encode(png),
-        }),
-    );
+    let body = CodeAnswer {
+        binding_id: binding.id.as_str(),
+        kind: KIN_CODE,
+        label: KIN_CODE_LABEL,
+        title: format!(
+            "{KIN_CODE_LABEL}·{}·{}",
+            binding.relationship.label(),
+            binding.masked_name
+        ),
+        name: &binding.masked_name,
+        relationship: Labelled(binding.relationship),
+        colour: Labelled(code.claims.colour),
+        generated_at: Rfc3339(code.claims.issued_at),
+        expires_at: Rfc3339(code.claims.expires_at),
+        refresh_in: online_refresh_interval().num_seconds(),
+        code: &code.token,
+        qr_png_base64: B64.encode(png),
+    };
+    let mut response = http::json_response(StatusCode::OK, &body);
     response.headers_mut().insert(
         lambda_http::http::header::CACHE_CONTROL,
         lambda_http::http::HeaderValue::from_static("no-store"),

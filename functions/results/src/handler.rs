@@ -2,13 +2,16 @@
 //! newest first, for the caller's active binding only (else 404).
 
 use chrono::{DateTime, Utc};
-use kincode_common::error::{rfc3339, AppError};
+use kincode_common::answers::{Labelled, Rfc3339};
+use kincode_common::domain::nucleic::{TestStatus, TubeKind};
+use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
+use kincode_common::store::TestRecord;
 use kincode_common::usecases::nucleic::results;
 use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde_json::json;
+use serde::Serialize;
 
 pub async fn handle(
     services: &Services,
@@ -36,32 +39,74 @@ async fn query(
         call.at(now),
     )
     .await?;
-    let tests: Vec<_> = page
-        .tests
-        .iter()
-        .map(|t| {
-            json!({
-                "sampled_at": rfc3339(t.sampled_at),
-                "site": { "id": t.site_id, "name": t.site_name },
-                "tube_id": t.tube_id,
-                "sampling": if t.kind.is_pooled() { "pooled" } else { "single" },
-                "tube_kind": t.kind.as_str(),
-                "tube_kind_label": t.kind.label(),
-                "status": t.status.as_str(),
-                "status_label": t.status.label(),
-                "reported_at": t.reported_at.map(rfc3339),
-            })
-        })
-        .collect();
-    Ok(http::json_response(
-        StatusCode::OK,
-        &json!({
-            "binding_id": page.binding.id.as_str(),
-            "name": page.binding.masked_name,
-            "results": tests,
-            "next_cursor": page.next_cursor,
-        }),
-    ))
+    let answer = ResultsAnswer {
+        binding_id: page.binding.id.as_str(),
+        name: &page.binding.masked_name,
+        results: page.tests.iter().map(TestAnswer::from).collect(),
+        next_cursor: page.next_cursor.as_deref(),
+    };
+    Ok(http::json_response(StatusCode::OK, &answer))
+}
+
+/// A page of the relative's tests, newest first.
+#[derive(Serialize)]
+struct ResultsAnswer<'a> {
+    binding_id: &'a str,
+    name: &'a str,
+    results: Vec<TestAnswer<'a>>,
+    /// `null` on the last page.
+    next_cursor: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TestAnswer<'a> {
+    sampled_at: Rfc3339,
+    site: SiteAnswer<'a>,
+    tube_id: &'a str,
+    sampling: Sampling,
+    #[serde(flatten)]
+    tube_kind: Labelled<TubeKind>,
+    status: TestStatus,
+    status_label: &'static str,
+    /// `null` while pending.
+    reported_at: Option<Rfc3339>,
+}
+
+#[derive(Serialize)]
+struct SiteAnswer<'a> {
+    id: &'a str,
+    /// `null` when the site's token had no name.
+    name: Option<&'a str>,
+}
+
+/// Alone in the tube, or pooled with others.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Sampling {
+    Single,
+    Pooled,
+}
+
+impl<'a> From<&'a TestRecord> for TestAnswer<'a> {
+    fn from(t: &'a TestRecord) -> Self {
+        Self {
+            sampled_at: Rfc3339(t.sampled_at),
+            site: SiteAnswer {
+                id: &t.site_id,
+                name: t.site_name.as_deref(),
+            },
+            tube_id: &t.tube_id,
+            sampling: if t.kind.is_pooled() {
+                Sampling::Pooled
+            } else {
+                Sampling::Single
+            },
+            tube_kind: Labelled(t.kind),
+            status: t.status,
+            status_label: t.status.label(),
+            reported_at: t.reported_at.map(Rfc3339),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -69,7 +114,9 @@ mod tests {
     use super::*;
     use chrono::Duration;
     use kincode_common::domain::binding::Binding;
+    use kincode_common::error::rfc3339;
     use kincode_tests::*;
+    use serde_json::json;
     use serde_json::Value;
 
     async fn call(services: &Services, event: Value, now: DateTime<Utc>) -> (u16, Value) {

@@ -3,14 +3,18 @@
 //! a scan — into a sample tube. Answers the masked name, the tube and its fill.
 
 use chrono::{DateTime, Utc};
+use kincode_common::answers::{Labelled, Rfc3339};
 use kincode_common::codes::keys::VerificationKeys;
-use kincode_common::error::{rfc3339, AppError};
+use kincode_common::domain::code::CodeKind;
+use kincode_common::domain::nucleic::TubeKind;
+use kincode_common::domain::relationship::Relationship;
+use kincode_common::error::AppError;
 use kincode_common::http::{self, StaffCall, CHECKPOINT_SCOPE};
 use kincode_common::usecases::nucleic::samples::{self, Checkpoint, SampleRequest};
 use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde_json::json;
+use serde::Serialize;
 
 pub async fn handle(
     services: &Services,
@@ -45,22 +49,35 @@ async fn register(
     )
     .await?;
     let (sample, holder) = (&registered.sample, &registered.scanned.holder);
-    Ok(http::json_response(
-        StatusCode::CREATED,
-        &json!({
-            "tube_id": sample.tube.as_str(),
-            "tube_kind": sample.kind.as_str(),
-            "tube_kind_label": sample.kind.label(),
-            "capacity": sample.kind.capacity(),
-            "filled": sample.position,
-            "name": holder.masked_name,
-            "relationship": holder.relationship.as_str(),
-            "relationship_label": holder.relationship.label(),
-            "code_kind": registered.scanned.claims.kind.as_str(),
-            "site_id": site.id(),
-            "sampled_at": rfc3339(sample.sampled_at),
-        }),
-    ))
+    let answer = SampleAnswer {
+        tube_id: sample.tube.as_str(),
+        tube_kind: Labelled(sample.kind),
+        capacity: sample.kind.capacity(),
+        filled: sample.position,
+        name: &holder.masked_name,
+        relationship: Labelled(holder.relationship),
+        code_kind: registered.scanned.claims.kind,
+        site_id: site.id(),
+        sampled_at: Rfc3339(sample.sampled_at),
+    };
+    Ok(http::json_response(StatusCode::CREATED, &answer))
+}
+
+/// The person registered, the tube and how full it is now.
+#[derive(Serialize)]
+struct SampleAnswer<'a> {
+    tube_id: &'a str,
+    #[serde(flatten)]
+    tube_kind: Labelled<TubeKind>,
+    capacity: u32,
+    /// This person's place in the tube (1 for the first).
+    filled: u32,
+    name: &'a str,
+    #[serde(flatten)]
+    relationship: Labelled<Relationship>,
+    code_kind: CodeKind,
+    site_id: &'a str,
+    sampled_at: Rfc3339,
 }
 
 #[cfg(test)]
@@ -71,6 +88,7 @@ mod tests {
     use kincode_common::domain::binding::Binding;
     use kincode_common::usecases::codes::show;
     use kincode_tests::*;
+    use serde_json::json;
     use serde_json::Value;
 
     async fn call(

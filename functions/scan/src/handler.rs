@@ -3,16 +3,18 @@
 //! colour now. Kin codes are refused for the "一场两站" arrival declaration.
 
 use chrono::{DateTime, Utc};
+use kincode_common::answers::{Labelled, Rfc3339, KIN_CODE, KIN_CODE_LABEL};
 use kincode_common::codes::keys::VerificationKeys;
-use kincode_common::domain::code::ScanPurpose;
-use kincode_common::error::{rfc3339, AppError};
+use kincode_common::domain::code::{CodeKind, ScanPurpose};
+use kincode_common::domain::colour::HealthColour;
+use kincode_common::domain::relationship::Relationship;
+use kincode_common::error::AppError;
 use kincode_common::http::{self, StaffCall, CHECKPOINT_SCOPE};
 use kincode_common::usecases::codes::scan;
 use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
 struct ScanRequest {
@@ -52,22 +54,34 @@ async fn scan_code(
         serial = scanned.claims.serial.to_hex(),
         "scanned"
     );
-    Ok(http::json_response(
-        StatusCode::OK,
-        &json!({
-            "kind": "kin_code",
-            "label": "亲属码",
-            "code_kind": scanned.claims.kind.as_str(),
-            "name": scanned.holder.masked_name,
-            "relationship": scanned.holder.relationship.as_str(),
-            "relationship_label": scanned.holder.relationship.label(),
-            "colour": scanned.colour.as_str(),
-            "colour_label": scanned.colour.label(),
-            "colour_at_issue": scanned.claims.colour.as_str(),
-            "issued_at": rfc3339(scanned.claims.issued_at),
-            "valid_until": rfc3339(scanned.claims.expires_at),
-        }),
-    ))
+    let answer = ScanAnswer {
+        kind: KIN_CODE,
+        label: KIN_CODE_LABEL,
+        code_kind: scanned.claims.kind,
+        name: &scanned.holder.masked_name,
+        relationship: Labelled(scanned.holder.relationship),
+        colour: Labelled(scanned.colour),
+        colour_at_issue: scanned.claims.colour,
+        issued_at: Rfc3339(scanned.claims.issued_at),
+        valid_until: Rfc3339(scanned.claims.expires_at),
+    };
+    Ok(http::json_response(StatusCode::OK, &answer))
+}
+
+/// Whose code it is and their colour now (the colour it was issued with beside it).
+#[derive(Serialize)]
+struct ScanAnswer<'a> {
+    kind: &'static str,
+    label: &'static str,
+    code_kind: CodeKind,
+    name: &'a str,
+    #[serde(flatten)]
+    relationship: Labelled<Relationship>,
+    #[serde(flatten)]
+    colour: Labelled<HealthColour>,
+    colour_at_issue: HealthColour,
+    issued_at: Rfc3339,
+    valid_until: Rfc3339,
 }
 
 #[cfg(test)]
@@ -78,6 +92,7 @@ mod tests {
     use kincode_common::domain::binding::GuardianId;
     use kincode_common::usecases::codes::show;
     use kincode_tests::*;
+    use serde_json::json;
     use serde_json::Value;
 
     async fn call(

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use kincode_common::adapters::face::FaceVerifier;
+use kincode_common::answers::BindingAnswer;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::usecases::bindings::{self, VerificationStart};
@@ -10,7 +11,7 @@ use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use serde_json::json;
+use serde::Serialize;
 
 pub const COMPLETE_ROUTE: &str = "POST /relatives/{binding_id}/verification/complete";
 
@@ -31,6 +32,26 @@ pub async fn handle(
     }))
 }
 
+/// How verification goes on: the face session to open, or the pledge to sign.
+#[derive(Serialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+enum StartAnswer<'a> {
+    Face {
+        certify_id: &'a str,
+        /// `null` when the provider gives no page.
+        certify_url: Option<&'a str>,
+    },
+    Pledge {
+        pledge: Pledge<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct Pledge<'a> {
+    version: &'a str,
+    text: &'a str,
+}
+
 async fn start(
     services: &Services,
     face: &impl FaceVerifier,
@@ -42,16 +63,17 @@ async fn start(
     let started =
         bindings::start_verification(&services.store, face, &call.guardian, &id, call.at(now))
             .await?;
-    let body = match started {
+    let body = match &started {
         VerificationStart::Face {
             certify_id,
             certify_url,
-        } => {
-            json!({ "method": "face", "certify_id": certify_id, "certify_url": certify_url })
-        }
-        VerificationStart::Pledge { version, text } => {
-            json!({ "method": "pledge", "pledge": { "version": version, "text": text } })
-        }
+        } => StartAnswer::Face {
+            certify_id,
+            certify_url: certify_url.as_deref(),
+        },
+        VerificationStart::Pledge { version, text } => StartAnswer::Pledge {
+            pledge: Pledge { version, text },
+        },
     };
     Ok(http::json_response(StatusCode::OK, &body))
 }
@@ -76,7 +98,7 @@ async fn complete(
     .await?;
     Ok(http::json_response(
         StatusCode::OK,
-        &http::binding_json(&binding),
+        &BindingAnswer::from(&binding),
     ))
 }
 

@@ -7,13 +7,14 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::answers::{self, RowAnswer};
 use crate::domain::nucleic::{
     judge_result, reported_since_opening, reporting_clock_skew, LabResult, ResultChange, TubeId,
     TubeKind,
 };
 use crate::error::AppError;
 use crate::store::{ActionContext, Store};
-use crate::usecases::batch::{self, row_json, RowAnswer, RowRefusal};
+use crate::usecases::batch::{self, IntoRowAnswer, RowRefusal};
 
 /// Rows per request: 500 tubes hold up to 10,000 people and answer well within the
 /// function's time limit.
@@ -78,21 +79,17 @@ pub enum RowOutcome {
     Rejected(RowError),
 }
 
-impl RowAnswer for RowOutcome {
-    fn json(self, index: usize) -> Value {
-        let mut json = row_json(
-            index,
-            match self {
-                Self::Stored { .. } => Ok("stored"),
-                Self::Unchanged => Ok("unchanged"),
-                Self::Rejected(error) => Err(error),
+impl IntoRowAnswer for RowOutcome {
+    fn row_answer(self, index: usize) -> RowAnswer {
+        match self {
+            Self::Stored { kind, people } => RowAnswer {
+                tube_kind: Some(kind),
+                people: Some(people),
+                ..RowAnswer::done(index, answers::RowOutcome::Stored)
             },
-        );
-        if let Self::Stored { kind, people } = self {
-            json["tube_kind"] = kind.as_str().into();
-            json["people"] = people.into();
+            Self::Unchanged => RowAnswer::done(index, answers::RowOutcome::Unchanged),
+            Self::Rejected(error) => error.rejected(index),
         }
-        json
     }
 }
 

@@ -37,9 +37,7 @@ pub struct Checkpoint<'a> {
 fn refusal(refusal: TubeRefusal) -> AppError {
     match refusal {
         TubeRefusal::Full { capacity } => AppError::TubeFull { capacity },
-        TubeRefusal::KindMismatch { kind } => AppError::TubeKindMismatch {
-            tube_kind: kind.as_str(),
-        },
+        TubeRefusal::KindMismatch { kind } => AppError::TubeKindMismatch { tube_kind: kind },
         TubeRefusal::Closed => AppError::TubeClosed,
         TubeRefusal::AtAnotherSite => AppError::TubeAtAnotherSite,
         TubeRefusal::PoolingNotAllowed => AppError::PoolingNotAllowed,

@@ -1,0 +1,275 @@
+//! The answers' shapes that more than one function gives: a binding as guardians see it, a
+//! relationship, colour or tube kind with the label a person reads, a batch's rows, and how
+//! times are written. A shape only one function gives is a type in its handler.
+
+use chrono::{DateTime, Utc};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::domain::binding::{Binding, BindingStatus};
+use crate::domain::colour::HealthColour;
+use crate::domain::nucleic::TubeKind;
+use crate::domain::policy::{unbind_available_at, AgeBand, VerificationMethod};
+use crate::domain::relationship::Relationship;
+use crate::domain::wire::wire_enum;
+use crate::error::rfc3339;
+
+/// `kind` of every answer about the kin code itself (as opposed to one of its tokens, a
+/// [`crate::domain::code::CodeKind`]).
+pub const KIN_CODE: &str = "kin_code";
+/// What the person reads for it.
+pub const KIN_CODE_LABEL: &str = "亲属码";
+
+/// A time as answers write it: RFC 3339 in UTC, whole seconds (`2026-11-28T10:00:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub DateTime<Utc>);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&rfc3339(self.0))
+    }
+}
+
+/// A value beside the label a person reads for it, flattened into an answer:
+/// `"colour": "red", "colour_label": "红码"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Labelled<T>(pub T);
+
+/// A value [`Labelled`] answers: its field's name, its label's, and the label.
+pub trait Label: Serialize + Copy {
+    const FIELDS: (&'static str, &'static str);
+    fn label(self) -> &'static str;
+}
+
+impl<T: Label> Serialize for Labelled<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (field, label_field) = T::FIELDS;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(field, &self.0)?;
+        map.serialize_entry(label_field, self.0.label())?;
+        map.end()
+    }
+}
+
+impl Label for Relationship {
+    const FIELDS: (&'static str, &'static str) = ("relationship", "relationship_label");
+    fn label(self) -> &'static str {
+        Relationship::label(self)
+    }
+}
+
+impl Label for HealthColour {
+    const FIELDS: (&'static str, &'static str) = ("colour", "colour_label");
+    fn label(self) -> &'static str {
+        HealthColour::label(self)
+    }
+}
+
+impl Label for TubeKind {
+    const FIELDS: (&'static str, &'static str) = ("tube_kind", "tube_kind_label");
+    fn label(self) -> &'static str {
+        TubeKind::label(self)
+    }
+}
+
+/// A binding as guardians see it (bind, verify, list): masked personal data, no relative key.
+#[derive(Debug, Clone, Serialize)]
+pub struct BindingAnswer<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub id_number: &'a str,
+    #[serde(flatten)]
+    pub relationship: Labelled<Relationship>,
+    pub age_band: AgeBand,
+    pub verification_method: VerificationMethod,
+    pub status: BindingStatus,
+    pub kind: &'static str,
+    pub bound_at: Rfc3339,
+    pub unbind_available_at: Rfc3339,
+    /// `null` until verified.
+    pub verified_at: Option<Rfc3339>,
+}
+
+impl<'a> From<&'a Binding> for BindingAnswer<'a> {
+    fn from(b: &'a Binding) -> Self {
+        Self {
+            id: b.id.as_str(),
+            name: &b.masked_name,
+            id_number: &b.masked_id_number,
+            relationship: Labelled(b.relationship),
+            age_band: b.age_band,
+            verification_method: b.verification_method,
+            status: b.status,
+            kind: KIN_CODE,
+            bound_at: Rfc3339(b.bound_at),
+            unbind_available_at: Rfc3339(unbind_available_at(b.bound_at)),
+            verified_at: b.verified_at.map(Rfc3339),
+        }
+    }
+}
+
+/// A staff batch's answer (lab results, risk flags): each row's outcome in the order given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchAnswer {
+    pub results: Vec<RowAnswer>,
+}
+
+wire_enum! {
+    /// What became of a batch row.
+    pub enum RowOutcome {
+        Stored = "stored",
+        Cleared = "cleared",
+        Unchanged = "unchanged",
+        Rejected = "rejected",
+    }
+}
+
+/// One row's outcome; a refused row carries why, a stored lab result its tube's kind and how
+/// many people it reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowAnswer {
+    pub index: usize,
+    pub outcome: RowOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RowRefusal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tube_kind: Option<TubeKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub people: Option<u32>,
+}
+
+impl RowAnswer {
+    /// A row done (`stored`, `cleared`, `unchanged`).
+    pub fn done(index: usize, outcome: RowOutcome) -> Self {
+        Self {
+            index,
+            outcome,
+            error: None,
+            tube_kind: None,
+            people: None,
+        }
+    }
+
+    /// A row refused: `rejected`, with the refusal's code and the message the operator reads.
+    pub fn rejected(index: usize, code: &'static str, message: &'static str) -> Self {
+        Self {
+            error: Some(RowRefusal { code, message }),
+            ..Self::done(index, RowOutcome::Rejected)
+        }
+    }
+}
+
+/// Why a row was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RowRefusal {
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::binding::{BindingId, GuardianId};
+    use serde_json::json;
+
+    fn binding(verified_at: Option<DateTime<Utc>>) -> Binding {
+        Binding {
+            id: BindingId::parse("3f6d2b1e-8c4a-4f0e-9b7d-2a5c8e1f4d90").unwrap(),
+            guardian: GuardianId::parse("user-1").unwrap(),
+            relative_key: "rk-secret".into(),
+            masked_name: "**明".into(),
+            masked_id_number: "61************2174".into(),
+            relationship: Relationship::Grandparent,
+            age_band: AgeBand::Elder,
+            verification_method: VerificationMethod::Face,
+            status: BindingStatus::PendingVerification,
+            bound_at: "2026-11-28T10:00:00.250Z".parse().unwrap(),
+            verified_at,
+            verification: None,
+            pending_certify_id: None,
+            pending_face_attempt: None,
+            face_queries: 0,
+            face_failures: Vec::new(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn a_binding_answers_every_field_and_null_until_verified() {
+        let pending = binding(None);
+        assert_eq!(
+            serde_json::to_value(BindingAnswer::from(&pending)).unwrap(),
+            json!({
+                "id": "3f6d2b1e-8c4a-4f0e-9b7d-2a5c8e1f4d90",
+                "name": "**明",
+                "id_number": "61************2174",
+                "relationship": "grandparent",
+                "relationship_label": "祖父母/外祖父母",
+                "age_band": "elder",
+                "verification_method": "face",
+                "status": "pending_verification",
+                "kind": "kin_code",
+                "bound_at": "2026-11-28T10:00:00Z",
+                "unbind_available_at": "2026-11-29T10:00:00Z",
+                "verified_at": null,
+            })
+        );
+        let verified = binding(Some("2026-11-28T10:05:00Z".parse().unwrap()));
+        let answer = serde_json::to_value(BindingAnswer::from(&verified)).unwrap();
+        assert_eq!(answer["verified_at"], "2026-11-28T10:05:00Z");
+    }
+
+    #[test]
+    fn rows_answer_only_what_their_outcome_has() {
+        let stored = RowAnswer {
+            tube_kind: Some(TubeKind::Pooled10),
+            people: Some(7),
+            ..RowAnswer::done(0, RowOutcome::Stored)
+        };
+        let answer = BatchAnswer {
+            results: vec![
+                stored,
+                RowAnswer::done(1, RowOutcome::Cleared),
+                RowAnswer::rejected(2, "invalid_flag", "风险类别不正确"),
+            ],
+        };
+        assert_eq!(
+            serde_json::to_value(answer).unwrap(),
+            json!({"results": [
+                {"index": 0, "outcome": "stored", "tube_kind": "pooled_10", "people": 7},
+                {"index": 1, "outcome": "cleared"},
+                {"index": 2, "outcome": "rejected",
+                 "error": {"code": "invalid_flag", "message": "风险类别不正确"}},
+            ]})
+        );
+        crate::domain::wire::assert_wire_strings!(RowOutcome);
+    }
+
+    #[test]
+    fn labelled_fields_flatten_beside_the_value() {
+        #[derive(Serialize)]
+        struct Both {
+            #[serde(flatten)]
+            colour: Option<Labelled<HealthColour>>,
+            #[serde(flatten)]
+            tube: Labelled<TubeKind>,
+        }
+        let both = Both {
+            colour: Some(Labelled(HealthColour::Yellow)),
+            tube: Labelled(TubeKind::Single),
+        };
+        assert_eq!(
+            serde_json::to_value(both).unwrap(),
+            json!({"colour": "yellow", "colour_label": "黄码",
+                   "tube_kind": "single", "tube_kind_label": "单人单管"})
+        );
+        let none = Both {
+            colour: None,
+            tube: Labelled(TubeKind::Pooled20),
+        };
+        assert_eq!(
+            serde_json::to_value(none).unwrap(),
+            json!({"tube_kind": "pooled_20", "tube_kind_label": "20人混采"})
+        );
+    }
+}
