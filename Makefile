@@ -1,10 +1,11 @@
 # `sam build` runs `make build-<Function>` here (BuildMethod: makefile, template.yaml) once per
-# function. The first builds every function's release bootstrap in ONE cargo invocation: the
-# dependencies are compiled once for all, with one set of features (one cargo-lambda build per
-# function recompiled them for each function's own feature set). The others find cargo's
-# output up to date and only copy their bootstrap, so what is deployed is what `scripts/test`
-# tested and `scripts/bench` measured. A function's binary is its directory under functions/,
-# named after its logical id (LabResultsFunction → functions/lab-results, tests/tests/template.rs).
+# function. The first builds every function's release bootstrap in ONE cargo invocation (the
+# dependencies compiled once, with one set of features, the links run side by side); the others
+# find cargo's output up to date and only copy their bootstrap. So `scripts/test` can build the
+# bootstraps beside its other work (`make release`) and `sam build` then only packages them:
+# what is deployed is what the tests ran and `scripts/bench` measured. A function's binary is
+# its directory under functions/, named after its logical id (LabResultsFunction →
+# functions/lab-results; tests/tests/template.rs holds the template to it).
 
 BINARIES := $(notdir $(wildcard functions/*))
 
