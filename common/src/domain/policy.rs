@@ -83,14 +83,12 @@ pub fn may_unbind(bound_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     now >= unbind_available_at(bound_at)
 }
 
-/// Failures that still count against the caller at `now`.
+/// Failures that still count against the caller at `now`. One stamped after `now` counts too:
+/// a simultaneous request that began later (or an instance whose clock is ahead) wrote it, and
+/// the caller rewrites the list from this one: dropping it would lose a counted attempt.
 pub fn recent_face_failures(failures: &[DateTime<Utc>], now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let since = now - face_failure_window();
-    failures
-        .iter()
-        .copied()
-        .filter(|t| *t > since && *t <= now)
-        .collect()
+    failures.iter().copied().filter(|t| *t > since).collect()
 }
 
 /// `Some(time)` when face recognition is locked until `time`.
@@ -194,6 +192,23 @@ mod tests {
         assert!(may_query_face_session(0));
         assert!(may_query_face_session(FACE_QUERIES_PER_SESSION - 1));
         assert!(!may_query_face_session(FACE_QUERIES_PER_SESSION));
+    }
+
+    #[test]
+    fn a_failure_stamped_after_now_by_a_simultaneous_request_still_counts() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+        let failures = [
+            now - Duration::minutes(61),
+            now - Duration::minutes(5),
+            now + Duration::milliseconds(300),
+        ];
+        assert_eq!(
+            recent_face_failures(&failures, now),
+            [
+                now - Duration::minutes(5),
+                now + Duration::milliseconds(300)
+            ]
+        );
     }
 
     #[test]
