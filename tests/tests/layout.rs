@@ -172,3 +172,43 @@ fn the_reader_finds_a_cycle_and_a_path_inside_a_line() {
     assert_eq!(units, ["domain::nucleic", "store"]);
     assert!(paths_after("mycrate::x", "crate::").is_empty());
 }
+
+/// The README's layout table names paths that exist, and every module directory of
+/// `common/src` and every workspace member has its row.
+#[test]
+fn the_readme_layout_table_matches_the_tree() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Layout section");
+    let paths: Vec<&str> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    assert!(paths.len() > 10, "{paths:?}");
+    for path in &paths {
+        let existing = path.split("<").next().unwrap_or(path);
+        assert!(
+            repo_root().join(existing).exists(),
+            "the layout table names {path}, which is not in the tree"
+        );
+    }
+    let mut expected: Vec<String> = std::fs::read_dir(repo_root().join("common/src"))
+        .expect("common/src")
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.is_dir())
+        .map(|path| {
+            format!(
+                "common/src/{}/",
+                path.file_name().unwrap().to_string_lossy()
+            )
+        })
+        .collect();
+    expected.extend(["functions/<op>/", "localdev/", "tests/", "tools/"].map(String::from));
+    for row in expected {
+        assert!(paths.contains(&row.as_str()), "no layout row for {row}");
+    }
+}
