@@ -111,6 +111,14 @@ impl Keys {
         uuid::Builder::from_random_bytes(id).into_uuid().to_string()
     }
 
+    /// How a guardian of a relative appears to the relative's other guardians and in its
+    /// access log: stable for the pair, unlinkable across relatives, never the platform id.
+    /// 72 bits: collisions among a relative's few guardians are out of reach.
+    pub fn guardian_handle(&self, relative_key: &str, guardian: &str) -> String {
+        let mac = self.mac("kincode/guardian-handle/v1", &[relative_key, guardian]);
+        format!("g-{}", &mac[..12])
+    }
+
     /// The key of a registration's replay record: the caller's Idempotency-Key, keyed so the
     /// stored key says nothing and one caller's key never meets another's.
     pub fn replay_key(&self, actor: &str, idempotency_key: &str) -> String {
@@ -190,6 +198,17 @@ mod tests {
         assert_ne!(a, k.binding_id_for_retry("guardian-2", "key-1"));
         assert_ne!(a, k.binding_id_for_retry("guardian-1", "key-2"));
         assert!(uuid::Uuid::parse_str(&a).is_ok());
+    }
+
+    #[test]
+    fn guardian_handles_are_stable_per_relative_and_unlinkable_across_relatives() {
+        let k = keys();
+        let handle = k.guardian_handle("relative-a", "guardian-1");
+        assert_eq!(handle, k.guardian_handle("relative-a", "guardian-1"));
+        assert_ne!(handle, k.guardian_handle("relative-b", "guardian-1"));
+        assert_ne!(handle, k.guardian_handle("relative-a", "guardian-2"));
+        assert!(handle.starts_with("g-") && handle.len() == 14);
+        assert!(!handle.contains("guardian"));
     }
 
     #[test]
