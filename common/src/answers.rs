@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::domain::access_log::AccessKind;
 use crate::domain::binding::{Binding, BindingStatus};
+use crate::domain::code::ScanPurpose;
 use crate::domain::colour::HealthColour;
 use crate::domain::nucleic::TubeKind;
 use crate::domain::policy::{unbind_available_at, AgeBand, VerificationMethod};
@@ -69,6 +71,20 @@ impl Label for TubeKind {
     const FIELDS: (&'static str, &'static str) = ("tube_kind", "tube_kind_label");
     fn label(self) -> &'static str {
         TubeKind::label(self)
+    }
+}
+
+impl Label for AccessKind {
+    const FIELDS: (&'static str, &'static str) = ("kind", "kind_label");
+    fn label(self) -> &'static str {
+        AccessKind::label(self)
+    }
+}
+
+impl Label for ScanPurpose {
+    const FIELDS: (&'static str, &'static str) = ("purpose", "purpose_label");
+    fn label(self) -> &'static str {
+        ScanPurpose::label(self)
     }
 }
 
@@ -190,6 +206,7 @@ mod tests {
             pending_face_attempt: None,
             face_queries: 0,
             face_failures: Vec::new(),
+            code_shown_hour: None,
             version: 1,
         }
     }

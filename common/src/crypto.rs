@@ -56,6 +56,10 @@ pub enum SealContext<'a> {
     ResultsCursor {
         binding_id: &'a str,
     },
+    /// Where the next page of a relative's access log starts, for one binding.
+    AccessLogCursor {
+        binding_id: &'a str,
+    },
 }
 
 impl SealContext<'_> {
@@ -65,6 +69,9 @@ impl SealContext<'_> {
             Self::RelativeIdNumber { binding_id } => format!("kincode/id/{binding_id}"),
             Self::CodeHolderName { binding_id } => format!("kincode/code-holder/{binding_id}"),
             Self::ResultsCursor { binding_id } => format!("kincode/results-cursor/{binding_id}"),
+            Self::AccessLogCursor { binding_id } => {
+                format!("kincode/access-log-cursor/{binding_id}")
+            }
         }
     }
 }

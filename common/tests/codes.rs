@@ -44,10 +44,15 @@ async fn a_lost_answer_after_the_card_landed_answers_the_card_and_keeps_its_imag
         .find(|i| text(i, "sk").starts_with("OQ#"))
         .and_then(|i| i["generated"].as_n().ok()?.parse::<u32>().ok());
     assert_eq!(quota, Some(1), "one card counted once");
-    let (latest, _) =
-        show::latest_offline_card(&services.store, blobs, &binding.guardian, &binding.id, now)
-            .await
-            .expect("the card is linked");
+    let (latest, _) = show::latest_offline_card(
+        &services.store,
+        blobs,
+        &binding.guardian,
+        &binding.id,
+        request_at(now),
+    )
+    .await
+    .expect("the card is linked");
     assert_eq!(latest.serial, issued.card.serial);
 }
 
@@ -98,9 +103,15 @@ async fn an_online_code_is_signed_for_an_active_binding_in_the_persons_colour_no
     let keys = test_key_ring();
     let now = Utc::now();
     let binding = active_relative(&services, "user-show", now - Duration::hours(1)).await;
-    let code = show::online_code(&services.store, &keys, &binding.guardian, &binding.id, now)
-        .await
-        .unwrap();
+    let code = show::online_code(
+        &services.store,
+        &keys,
+        &binding.guardian,
+        &binding.id,
+        request_at(now),
+    )
+    .await
+    .unwrap();
     let claims = token::decode(&code.token, &keys, now).expect("the code verifies");
     assert_eq!(claims.binding, binding.id);
     assert_eq!(
@@ -121,7 +132,7 @@ async fn an_online_code_is_signed_for_an_active_binding_in_the_persons_colour_no
         &keys,
         &binding.guardian,
         &binding.id,
-        later,
+        request_at(later),
     )
     .await
     .unwrap();
@@ -134,14 +145,27 @@ async fn an_online_code_is_signed_for_an_active_binding_in_the_persons_colour_no
     let pending = bind_relative(&services, "user-show", &distinct_resident_id(70, now), now)
         .await
         .unwrap();
-    let refused =
-        show::online_code(&services.store, &keys, &pending.guardian, &pending.id, now).await;
+    let refused = show::online_code(
+        &services.store,
+        &keys,
+        &pending.guardian,
+        &pending.id,
+        request_at(now),
+    )
+    .await;
     assert!(
         matches!(refused, Err(AppError::VerificationRequired)),
         "{refused:?}"
     );
     let stranger = GuardianId::parse("user-stranger").unwrap();
-    let refused = show::online_code(&services.store, &keys, &stranger, &binding.id, now).await;
+    let refused = show::online_code(
+        &services.store,
+        &keys,
+        &stranger,
+        &binding.id,
+        request_at(now),
+    )
+    .await;
     assert!(
         matches!(refused, Err(AppError::BindingNotFound)),
         "{refused:?}"
@@ -157,7 +181,9 @@ async fn the_latest_offline_card_is_the_newest_still_valid_with_a_working_link()
     let (guardian, id) = (&binding.guardian, &binding.id);
     let latest = |at: DateTime<Utc>| {
         let (services, blobs) = (&services, &blobs);
-        async move { show::latest_offline_card(&services.store, blobs, guardian, id, at).await }
+        async move {
+            show::latest_offline_card(&services.store, blobs, guardian, id, request_at(at)).await
+        }
     };
     let none = latest(t0).await;
     assert!(
@@ -196,10 +222,16 @@ async fn a_scan_answers_the_holder_in_their_colour_now_and_refuses_what_is_no_li
     let keys = test_key_ring();
     let now = Utc::now();
     let binding = binding_unbindable_at(&services, "user-scanned", now).await;
-    let code = show::online_code(&services.store, &keys, &binding.guardian, &binding.id, now)
-        .await
-        .unwrap()
-        .token;
+    let code = show::online_code(
+        &services.store,
+        &keys,
+        &binding.guardian,
+        &binding.id,
+        request_at(now),
+    )
+    .await
+    .unwrap()
+    .token;
     let scan = |code: &str, purpose: ScanPurpose, at: DateTime<Utc>| {
         let (services, keys, code) = (&services, &keys, code.to_owned());
         async move { scan::scan(&services.store, keys, &code, purpose, at).await }

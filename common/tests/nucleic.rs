@@ -14,6 +14,7 @@ use kincode_common::usecases::codes::show;
 use kincode_common::usecases::nucleic::lab::{self, RowError, RowOutcome};
 use kincode_common::usecases::nucleic::results;
 use kincode_common::usecases::nucleic::samples::{self, Checkpoint, Registered, SampleRequest};
+use kincode_common::usecases::paging;
 use kincode_common::wiring::services::Services;
 use kincode_tests::*;
 use serde_json::{json, Value};
@@ -102,7 +103,7 @@ async fn two_sites_registering_into_one_tube_at_once_never_share_it() {
             &keys,
             &person.guardian,
             &person.id,
-            now,
+            request_at(now),
         )
         .await
         .unwrap();
@@ -147,7 +148,11 @@ async fn two_sites_registering_into_one_tube_at_once_never_share_it() {
         .filter(|i| i.get("tube_id").is_some_and(|t| t.as_s().unwrap() == &tube))
         .map(|i| i["site_id"].as_s().unwrap().as_str())
         .collect();
-    assert_eq!(tube_sites.len(), 9, "the tube and 8 tests");
+    assert_eq!(
+        tube_sites.len(),
+        17,
+        "the tube, 8 tests and their 8 access-log entries"
+    );
     assert!(tube_sites.iter().all(|s| *s == opener), "{tube_sites:?}");
 }
 
@@ -208,7 +213,14 @@ async fn register(
     let Some(key) = key else {
         return register_sample_at(services, keys, binding, tube, kind, at).await;
     };
-    let code = show::online_code(&services.store, keys, &binding.guardian, &binding.id, at).await?;
+    let code = show::online_code(
+        &services.store,
+        keys,
+        &binding.guardian,
+        &binding.id,
+        request_at(at),
+    )
+    .await?;
     let site = test_site();
     let checkpoint = Checkpoint {
         actor: "site-test",
@@ -335,10 +347,16 @@ async fn a_registration_takes_the_next_place_in_its_tube_and_refuses_what_the_tu
     register(&services, &keys, a, &fresh_tube(), None, None, later)
         .await
         .expect("alone");
-    let code = show::online_code(&services.store, &keys, &c.guardian, &c.id, later)
-        .await
-        .unwrap()
-        .token;
+    let code = show::online_code(
+        &services.store,
+        &keys,
+        &c.guardian,
+        &c.id,
+        request_at(later),
+    )
+    .await
+    .unwrap()
+    .token;
     unbind_relative(&services, c.guardian.as_str(), c, later).await;
     let revoked = refused(
         register_sample_with_code(&services, &keys, &code, &fresh_tube(), None, later).await,
@@ -381,7 +399,7 @@ async fn tests_of(
         &services.store,
         &binding.guardian,
         &binding.id,
-        results::MAX_PAGE_SIZE,
+        paging::MAX_PAGE_SIZE,
         None,
         ctx,
     )
@@ -599,13 +617,10 @@ async fn results_are_read_newest_first_a_page_at_a_time_and_every_read_is_audite
     let trail = audit_trail(&services, &binding.relative_key, "results_viewed").await;
     assert_eq!(trail.len(), 2, "the two pages read, nothing refused");
 
-    assert_eq!(
-        results::page_size(None).unwrap(),
-        results::DEFAULT_PAGE_SIZE
-    );
-    assert_eq!(results::page_size(Some("50")).unwrap(), 50);
+    assert_eq!(paging::page_size(None).unwrap(), paging::DEFAULT_PAGE_SIZE);
+    assert_eq!(paging::page_size(Some("50")).unwrap(), 50);
     for bad in ["0", "51", "ten", ""] {
-        let refused = results::page_size(Some(bad));
+        let refused = paging::page_size(Some(bad));
         assert!(
             matches!(refused, Err(AppError::MalformedRequest(_))),
             "{bad}: {refused:?}"

@@ -392,6 +392,17 @@ pub async fn bind_relative(
     kincode_common::usecases::bindings::bind(&services.store, &guardian, request, None, ctx).await
 }
 
+/// An action at `at` under a request id of its own (as every real request has one: records
+/// keyed by it never meet another request's).
+pub fn request_at(
+    at: chrono::DateTime<chrono::Utc>,
+) -> kincode_common::store::ActionContext<'static> {
+    kincode_common::store::ActionContext {
+        request_id: Box::leak(uuid::Uuid::new_v4().to_string().into_boxed_str()),
+        at,
+    }
+}
+
 /// Services whose DynamoDB endpoint refuses connections: the dependency is down.
 pub async fn unreachable_services() -> Services {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -760,7 +771,7 @@ pub async fn register_sample_at(
         keys,
         &binding.guardian,
         &binding.id,
-        at,
+        request_at(at),
     )
     .await?;
     register_sample_with_code(services, keys, &code.token, tube, kind, at).await

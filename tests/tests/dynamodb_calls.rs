@@ -91,10 +91,22 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     let keys = test_key_ring();
     let blobs = fresh_bucket(&services).await;
     calls.take();
-    let code = show::online_code(store, &keys, &guardian, &binding.id, now)
+    let code = show::online_code(store, &keys, &guardian, &binding.id, ctx)
         .await
         .unwrap();
-    assert_eq!(calls.take(), ["GetItem", "Query"], "render");
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "Query", "TransactWriteItems"],
+        "render, the first time this hour: the access log"
+    );
+    show::online_code(store, &keys, &guardian, &binding.id, ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "Query"],
+        "render again within the hour"
+    );
     show::issue_offline_card(store, &blobs, &keys, &guardian, &binding.id, ctx)
         .await
         .unwrap();
@@ -103,14 +115,25 @@ async fn each_operation_makes_the_documented_number_of_calls() {
         ["GetItem", "Query", "PutItem", "TransactWriteItems"],
         "offline card"
     );
-    show::latest_offline_card(store, &blobs, &guardian, &binding.id, now)
+    show::latest_offline_card(store, &blobs, &guardian, &binding.id, ctx)
         .await
         .unwrap();
-    assert_eq!(calls.take(), ["GetItem", "Query"], "fetch offline card");
-    scan::scan(store, &keys, &code.token, ScanPurpose::VenueEntry, now)
-        .await
-        .unwrap();
-    assert_eq!(calls.take(), ["GetItem", "Query"], "scan");
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "Query", "PutItem"],
+        "fetch offline card"
+    );
+    scan::scan_at_checkpoint(
+        store,
+        &keys,
+        &code.token,
+        ScanPurpose::VenueEntry,
+        Some(&test_site()),
+        ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(calls.take(), ["GetItem", "Query", "PutItem"], "scan");
     publish::published_keys(store, &keys, now).await.unwrap();
     assert_eq!(calls.take(), ["Query"], "published keys");
     let row =
@@ -159,8 +182,8 @@ async fn each_operation_makes_the_documented_number_of_calls() {
     .unwrap();
     assert_eq!(
         calls.take(),
-        ["GetItem", "Query", "PutItem"],
-        "a page of results"
+        ["GetItem", "Query", "TransactWriteItems"],
+        "a page of results (the audit record and the access log, together)"
     );
 
     let later = ActionContext {

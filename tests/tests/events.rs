@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// Event file → documented status, in the order they run.
 /// `cleanup.json` is the scheduler's raw input, not an HTTP event: its "status" is 200 when
 /// the function answers its counts.
-const DOCUMENTED: [(&str, u16); 17] = [
+const DOCUMENTED: [(&str, u16); 18] = [
     ("bind.json", 201),
     ("bind-adult.json", 422),
     ("bind-invalid-id.json", 400),
@@ -28,6 +28,7 @@ const DOCUMENTED: [(&str, u16); 17] = [
     ("samples.json", 201),
     ("lab-results.json", 200),
     ("results.json", 200),
+    ("access-log.json", 200),
     ("keys.json", 200),
     ("risk-flags.json", 200),
     ("cleanup.json", 200),
@@ -141,6 +142,29 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
             "results.json" => {
                 assert_eq!(body["results"][0]["status"], "negative", "{body}");
                 assert_eq!(body["results"][0]["sampling"], "pooled", "{body}");
+            }
+            "access-log.json" => {
+                let kinds: Vec<&str> = body["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["kind"].as_str().unwrap())
+                    .collect();
+                assert_eq!(
+                    kinds,
+                    [
+                        "results_read",
+                        "result_reported",
+                        "sample_registered",
+                        "code_scanned",
+                        "offline_card_downloaded",
+                        "offline_card_issued",
+                        "code_shown",
+                        "verified",
+                        "bound",
+                    ],
+                    "{body}"
+                );
             }
             _ => {}
         }

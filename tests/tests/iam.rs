@@ -9,6 +9,7 @@ use kincode_common::adapters::face::LocalFaceSimulator;
 use kincode_common::domain::binding::GuardianId;
 use kincode_common::domain::code::ScanPurpose;
 use kincode_common::store::{ActionContext, CleanupBudget};
+use kincode_common::usecases::access_log;
 use kincode_common::usecases::authority;
 use kincode_common::usecases::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
 use kincode_common::usecases::cleanup;
@@ -91,7 +92,7 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     bindings::list(store, &guardian).await.unwrap();
     used.insert("ListFunction", calls.take_actions());
 
-    let code = show::online_code(store, &keys, &guardian, &binding.id, t0)
+    let code = show::online_code(store, &keys, &guardian, &binding.id, at(t0))
         .await
         .unwrap();
     used.insert("RenderFunction", calls.take_actions());
@@ -99,14 +100,22 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     show::issue_offline_card(store, &blobs, &keys, &guardian, &binding.id, at(t0))
         .await
         .unwrap();
-    show::latest_offline_card(store, &blobs, &guardian, &binding.id, t0)
+    show::latest_offline_card(store, &blobs, &guardian, &binding.id, at(t0))
         .await
         .unwrap();
     used.insert("OfflineFunction", calls.take_actions());
 
-    scan::scan(store, &keys, &code.token, ScanPurpose::VenueEntry, t0)
-        .await
-        .unwrap();
+    let site = test_site();
+    scan::scan_at_checkpoint(
+        store,
+        &keys,
+        &code.token,
+        ScanPurpose::VenueEntry,
+        Some(&site),
+        at(t0),
+    )
+    .await
+    .unwrap();
     used.insert("ScanFunction", calls.take_actions());
 
     publish::published_keys(store, &keys, t0).await.unwrap();
@@ -129,11 +138,10 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     // testing: a registration, a retry of it, a lab row, a page of results
     use kincode_common::usecases::nucleic::{lab, results, samples};
     let tube = fresh_tube();
-    let site = test_site();
     let sample_key =
         kincode_common::domain::binding::IdempotencyKey::parse("iam-sample-1").unwrap();
     for _ in 0..2 {
-        let code = show::online_code(store, &keys, &guardian, &binding.id, t0)
+        let code = show::online_code(store, &keys, &guardian, &binding.id, at(t0))
             .await
             .unwrap();
         calls.take_actions();
@@ -167,6 +175,10 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         .await
         .unwrap();
     used.insert("ResultsFunction", calls.take_actions());
+    access_log::access_log(store, &guardian, &binding.id, 20, None, at(t0))
+        .await
+        .unwrap();
+    used.insert("AccessLogFunction", calls.take_actions());
 
     // unbind an active binding with a card, then repeat it
     let later = t0 + Duration::hours(25);

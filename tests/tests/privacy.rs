@@ -328,7 +328,7 @@ async fn the_testing_routes_keep_personal_data_out_of_items_and_logs() {
         &keys,
         &child_binding.guardian,
         &child_binding.id,
-        later,
+        request_at(later),
     )
     .await
     .unwrap();

@@ -375,9 +375,15 @@ async fn a_rotation_signs_with_the_new_key_and_retires_the_old_one() {
     let guardian = GuardianId::parse("user-rotation").unwrap();
     let now = Utc::now();
     let binding = active_relative(&services, guardian.as_str(), now).await;
-    let code = show::online_code(&services.store, &ring, &guardian, &binding.id, now)
-        .await
-        .unwrap();
+    let code = show::online_code(
+        &services.store,
+        &ring,
+        &guardian,
+        &binding.id,
+        request_at(now),
+    )
+    .await
+    .unwrap();
     let (_, verifiers) = cold_start().await;
     assert!(token::decode(&code.token, &verifiers, now).is_ok());
 }

@@ -65,6 +65,8 @@ pub struct Mix {
     pub lists: f64,
     /// Checkpoint devices refreshing the published keys, per person tested.
     pub key_fetches: f64,
+    /// Access-log pages read by a guardian, per person tested.
+    pub access_log_reads: f64,
 }
 
 impl Mix {
@@ -81,6 +83,7 @@ impl Mix {
             new_bindings: 0.02,
             lists: 1.0,
             key_fetches: 0.01,
+            access_log_reads: 0.2,
         }
     }
 
@@ -253,6 +256,12 @@ fn routes(inputs: &Inputs, mix: &Mix) -> Vec<RouteLoad> {
     let per_person = u("lab row (a pooled tube holding 2 people)").plus(single.scaled(-1.0));
     let lab_row = single.plus(per_person.scaled(mix.people_per_tube - 1.0));
     let verify = u("verify: start").plus(u("verify: complete"));
+    // A person's shows fall within one hour (the queue, the table): the first writes the
+    // access-log entry, the others find the hour recorded.
+    let first_shows = (1.0 / mix.renders).min(1.0);
+    let render = u("render (the first show of the hour: the access log)")
+        .scaled(first_shows)
+        .plus(u("render (again within the hour)").scaled(1.0 - first_shows));
     let route = |route, function, per_person, units, s3_puts, s3_gets| RouteLoad {
         route,
         function,
@@ -267,7 +276,7 @@ fn routes(inputs: &Inputs, mix: &Mix) -> Vec<RouteLoad> {
             "GET /relatives/{binding_id}/code",
             "RenderFunction",
             mix.renders,
-            u("render"),
+            render,
             0.0,
             0.0,
         ),
@@ -300,6 +309,14 @@ fn routes(inputs: &Inputs, mix: &Mix) -> Vec<RouteLoad> {
             "ResultsFunction",
             mix.result_polls,
             u("results page"),
+            0.0,
+            0.0,
+        ),
+        route(
+            "GET /relatives/{binding_id}/access-log",
+            "AccessLogFunction",
+            mix.access_log_reads,
+            u("access log page"),
             0.0,
             0.0,
         ),
@@ -432,7 +449,8 @@ fn scenario_report(out: &mut String, inputs: &Inputs, s: &Scenario, shards: f64)
         out,
         "{} people in {} h, the peak hour at {}× the mean rate: **{} people tested a second** \
          at the peak.{displays} Per person tested: renders {}, scans {}, registrations {} (tubes \
-         of {}), result polls {}, lists {}, offline cards {}, new bindings {}.\n",
+         of {}), result polls {}, lists {}, offline cards {}, new bindings {}, access-log pages {}; \
+         a person's renders fall within one hour, so one of them writes the access log.\n",
         fmt(s.people),
         s.hours,
         s.peak_factor,
@@ -445,6 +463,7 @@ fn scenario_report(out: &mut String, inputs: &Inputs, s: &Scenario, shards: f64)
         m.lists,
         m.offline_cards,
         m.new_bindings,
+        m.access_log_reads,
     );
     let _ = writeln!(
         out,

@@ -102,9 +102,18 @@ pub struct Binding {
     pub face_failures: Vec<DateTime<Utc>>,
     /// Optimistic-concurrency version of the stored item.
     pub version: u64,
+    /// The hour of the guardian's last "code shown" entry in the access log.
+    pub code_shown_hour: Option<DateTime<Utc>>,
 }
 
 impl Binding {
+    /// What was recorded about the relative (results, the access log) is shown to this
+    /// guardian from the moment the binding became usable: before it was verified, anyone
+    /// who knew the ID number could have made it.
+    pub fn visible_since(&self) -> DateTime<Utc> {
+        self.verified_at.unwrap_or(self.bound_at)
+    }
+
     /// A face attempt is open (reserved, or its session started): a new start abandons it.
     /// A session recorded before attempts were reserved has no attempt, only its id.
     pub fn face_attempt_open(&self) -> bool {

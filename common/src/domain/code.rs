@@ -54,6 +54,14 @@ wire_enum! {
 }
 
 impl ScanPurpose {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NucleicAcidTest => "核酸检测",
+            Self::VenueEntry => "场所通行",
+            Self::Arrival => "一场两站",
+        }
+    }
+
     /// The announcement: a kin code does not serve the arrival declaration (for now).
     pub fn accepts_kin_codes(self) -> bool {
         self != Self::Arrival

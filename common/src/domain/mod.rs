@@ -1,5 +1,6 @@
 //! The pure domain: no AWS, no Lambda types, no clock (`now` is always a parameter).
 
+pub mod access_log;
 pub mod age;
 pub mod binding;
 pub mod china_time;

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::adapters::face::RelativeIdentity;
 use crate::crypto::SealContext;
+use crate::domain::access_log::{AccessActor, AccessEntry, AccessKind};
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId, Verification};
 use crate::domain::name::{mask_name, PersonName};
 use crate::domain::policy::{
@@ -59,6 +60,10 @@ pub(super) struct BindingRecord {
     #[serde(default)]
     face_failures: Vec<DateTime<Utc>>,
     version: u64,
+    /// The hour of the guardian's last "code shown" entry (epoch seconds): see
+    /// `record_code_shown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code_shown_hour: Option<i64>,
     /// Only while pending: when the cleanup removes it if still unverified.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub(super) due: Option<Due>,
@@ -155,6 +160,7 @@ impl Store {
             face_queries: 0,
             face_failures: Vec::new(),
             version: 1,
+            code_shown_hour: None,
             due: Some(due),
         };
         let link = LinkRecord {
@@ -196,7 +202,19 @@ impl Store {
                     ctx,
                 )?,
             )
-            .with(Role::AnchorCheck, self.anchor_absent_check(new.id)?);
+            .with(Role::AnchorCheck, self.anchor_absent_check(new.id)?)
+            .with(
+                Role::AccessLog,
+                self.access_put(
+                    new.relative_key,
+                    AccessEntry::new(
+                        AccessKind::Bound,
+                        self.guardian_actor(new.relative_key, new.guardian.as_str()),
+                        ctx.at,
+                    ),
+                    ctx,
+                )?,
+            );
         match self.transact("bind", transaction).await {
             Ok(()) => {
                 log_recorded(AuditAction::Bound, new.id.as_str(), ctx);
@@ -259,6 +277,9 @@ impl Store {
             face_queries: r.face_queries,
             face_failures: r.face_failures,
             version: r.version,
+            code_shown_hour: r
+                .code_shown_hour
+                .and_then(|at| DateTime::from_timestamp(at, 0)),
         })
     }
 
@@ -551,7 +572,21 @@ impl Store {
             "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
             vec![(":active", s(BindingStatus::Active.as_str())), (":at", verified_at), (":verification", encoded)],
             AuditAction::Verified,
-            vec![(Role::Anchor, self.anchor_put(&binding)?)],
+            vec![
+                (Role::Anchor, self.anchor_put(&binding)?),
+                (
+                    Role::AccessLog,
+                    self.access_put(
+                        &binding.relative_key,
+                        AccessEntry::new(
+                            AccessKind::Verified,
+                            self.binding_actor(&binding),
+                            ctx.at,
+                        ),
+                        ctx,
+                    )?,
+                ),
+            ],
             ctx,
         )
         .await?;
@@ -583,10 +618,12 @@ impl Store {
                 extra.push((Role::Revocation, self.revocation_put(card)?));
             }
         }
+        let entry = AccessEntry::new(AccessKind::Unbound, self.binding_actor(binding), ctx.at);
         self.release_binding(
             binding,
             binding_subject(binding),
             AuditAction::Unbound,
+            entry,
             extra,
             ctx,
         )
@@ -606,10 +643,12 @@ impl Store {
             binding: &binding.id,
             relative_key: &binding.relative_key,
         };
+        let entry = AccessEntry::new(AccessKind::BindingExpired, AccessActor::System, ctx.at);
         self.release_binding(
             binding,
             subject,
             AuditAction::PendingExpired,
+            entry,
             Vec::new(),
             ctx,
         )
@@ -621,6 +660,7 @@ impl Store {
         binding: &Binding,
         subject: AuditSubject<'_>,
         action: AuditAction,
+        entry: AccessEntry,
         extra: Vec<(Role, TransactWriteItem)>,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
@@ -654,7 +694,11 @@ impl Store {
                 Role::RelativeCount,
                 self.counter_update(relative_pk(&binding.relative_key), "guardians", -1, 0)?,
             )
-            .with(Role::Audit, self.audit_put(subject, action, ctx)?);
+            .with(Role::Audit, self.audit_put(subject, action, ctx)?)
+            .with(
+                Role::AccessLog,
+                self.access_put(&binding.relative_key, entry, ctx)?,
+            );
         transaction.extend(extra);
         match self.transact(action.as_str(), transaction).await {
             Ok(()) => {

@@ -13,6 +13,7 @@ use super::{
     AuditSubject, Due, SortKeyOrder, Store,
 };
 use crate::crypto::SealContext;
+use crate::domain::access_log::{AccessEntry, AccessKind};
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::domain::china_time::china_date;
 use crate::domain::code::{offline_code_validity, CodeSerial};
@@ -452,6 +453,18 @@ impl Store {
                         relative_key: &binding.relative_key,
                     },
                     AuditAction::OfflineCodeIssued,
+                    ctx,
+                )?,
+            )
+            .with(
+                Role::AccessLog,
+                self.access_put(
+                    &binding.relative_key,
+                    AccessEntry::new(
+                        AccessKind::OfflineCardIssued,
+                        self.binding_actor(binding),
+                        ctx.at,
+                    ),
                     ctx,
                 )?,
             ))

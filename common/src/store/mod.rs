@@ -31,6 +31,7 @@
 //! seconds): the `by_expiry` index.
 //! Items DynamoDB may also drop by itself carry the TTL attribute `expires_at`.
 
+mod access_log;
 mod bindings;
 mod cleanup;
 mod codes;
@@ -39,6 +40,7 @@ mod health;
 mod nucleic;
 mod transaction;
 
+pub use access_log::AccessLogPage;
 pub use bindings::{CreateBindingError, NewBinding};
 pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
 pub use codes::{CardRecordError, OfflineCardRecord, ScannedAnchor};
@@ -79,6 +81,11 @@ fn relative_pk(relative_key: &str) -> String {
 }
 fn audit_prefix(id: &BindingId) -> String {
     format!("A#{}#", id.as_str())
+}
+
+/// A time in a sort key: fixed width, so keys sort as their times do.
+fn stamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -318,12 +325,7 @@ impl Store {
         ctx: ActionContext<'_>,
     ) -> Result<HashMap<String, AttributeValue>, AppError> {
         let expires = ctx.at + audit_retention();
-        let stamp = format!(
-            "{}#{}#{}",
-            ctx.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
-            action.as_str(),
-            ctx.request_id
-        );
+        let stamp = format!("{}#{}#{}", stamp(ctx.at), action.as_str(), ctx.request_id);
         let (pk, sk, actor, binding_id, relative_key, target) = match subject {
             AuditSubject::Binding {
                 actor,
@@ -440,6 +442,52 @@ impl Store {
                 return Ok(items);
             }
         }
+    }
+
+    /// One page of the items of partition `pk` whose sort keys start with `prefix` and sort
+    /// at or after `from` (a key under `prefix` that starts with a time), newest first,
+    /// starting after the sort key `after` (the last key of the previous page); decoded, with
+    /// the last key of this page if there is a next one. One query.
+    async fn newest_first_page<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        prefix: &str,
+        from: &str,
+        after: Option<&str>,
+        limit: usize,
+        operation: &'static str,
+    ) -> Result<(Vec<T>, Option<String>), AppError> {
+        // A cursor from before `from`, or from elsewhere, starts no page.
+        if after.is_some_and(|a| a <= from || !a.starts_with(prefix)) {
+            return Ok((Vec::new(), None));
+        }
+        let start = after.map(|sk| Self::key(pk.clone(), sk.to_owned()));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(from))
+            // `~` sorts after every character a key under `prefix` holds.
+            .expression_attribute_values(":to", s(format!("{prefix}~")))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            // One more than the page: whether there is a next page, without an empty one.
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error(operation, e))?;
+        let mut items = out.items.unwrap_or_default();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_after = more
+            .then(|| items.last().and_then(|i| i.get("sk")?.as_s().ok().cloned()))
+            .flatten();
+        let decoded = serde_dynamo::from_items(items)
+            .map_err(|e| AppError::Internal(format!("{operation}: decode: {e}")))?;
+        Ok((decoded, next_after))
     }
 
     /// A put of `record` that holds only if its item is not there yet.

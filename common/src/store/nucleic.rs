@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::transaction::{Role, Transaction};
 use super::{
-    dynamodb_error, log_recorded, n, relative_pk, s, ActionContext, AuditAction, AuditSubject, Due,
+    log_recorded, n, relative_pk, s, stamp, ActionContext, AuditAction, AuditSubject, Due,
     SortKeyOrder, Store,
 };
-use crate::domain::binding::BindingId;
+use crate::domain::access_log::{AccessActor, AccessEntry, AccessKind};
+use crate::domain::binding::{Binding, BindingId};
 use crate::domain::nucleic::{
     person_status, Admission, LabResult, Site, TestStatus, TubeId, TubeKind, TubeState,
 };
@@ -31,10 +32,6 @@ fn tube_pk(tube: &TubeId) -> String {
 }
 
 /// Fixed width, so sort keys order by time.
-fn stamp(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
 fn test_sk(sampled_at: DateTime<Utc>, tube: &TubeId) -> String {
     format!("{TEST_PREFIX}{}#{}", stamp(sampled_at), tube.as_str())
 }
@@ -304,6 +301,22 @@ impl Store {
                     AuditAction::SampleRegistered,
                     ctx,
                 )?,
+            )
+            .with(
+                Role::AccessLog,
+                self.access_put(
+                    reg.relative_key,
+                    AccessEntry::new(
+                        AccessKind::SampleRegistered,
+                        AccessActor::Site {
+                            id: Some(reg.site.id().into()),
+                            name: reg.site.name().map(str::to_owned),
+                        },
+                        now,
+                    )
+                    .with_tube(reg.tube.as_str()),
+                    ctx,
+                )?,
             );
         if let Some(key) = reg.idempotency_key {
             let pk = self.replay_pk(reg.actor, key);
@@ -479,6 +492,15 @@ impl Store {
                     ctx,
                 )?,
             );
+            transaction.push(
+                Role::AccessLog,
+                self.access_put(
+                    relative_key,
+                    AccessEntry::new(AccessKind::ResultReported, AccessActor::Lab, ctx.at)
+                        .with_tube(tube.as_str()),
+                    ctx,
+                )?,
+            );
         }
         match self.transact("record result", transaction).await {
             Ok(()) => {
@@ -504,36 +526,16 @@ impl Store {
             "{TEST_PREFIX}{}",
             stamp(since.max(self.retained_since(now)))
         );
-        // Descending: `after` is the last key of the previous page; the range's top end
-        // sorts after every test key.
-        if after.is_some_and(|a| a <= from.as_str() || !a.starts_with(TEST_PREFIX)) {
-            return Ok(TestPage {
-                tests: Vec::new(),
-                next_after: None,
-            });
-        }
-        let start = after.map(|sk| Self::key(relative_pk(relative_key), sk.to_owned()));
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(relative_pk(relative_key)))
-            .expression_attribute_values(":from", s(from))
-            .expression_attribute_values(":to", s(format!("{TEST_PREFIX}~")))
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            // One more than the page: whether there is a next page, without an empty one.
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| dynamodb_error("query tests", e))?;
-        let mut items: Vec<TestItem> = serde_dynamo::from_items(out.items.unwrap_or_default())
-            .map_err(|e| AppError::Internal(format!("decode tests: {e}")))?;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next_after = more.then(|| items.last().map(|t| t.sk.clone())).flatten();
+        let (items, next_after): (Vec<TestItem>, _) = self
+            .newest_first_page(
+                relative_pk(relative_key),
+                TEST_PREFIX,
+                &from,
+                after,
+                limit,
+                "query tests",
+            )
+            .await?;
         Ok(TestPage {
             tests: items
                 .into_iter()
@@ -551,21 +553,33 @@ impl Store {
         })
     }
 
-    /// Records that a guardian read a relative's results, in the relative's audit trail.
+    /// Records that a guardian read a relative's results: in the relative's audit trail and
+    /// its access log, together.
     pub async fn record_results_viewed(
         &self,
-        actor: &str,
-        relative_key: &str,
-        binding: &BindingId,
+        binding: &Binding,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
         let subject = AuditSubject::Relative {
-            actor,
-            relative_key,
-            binding: Some(binding),
+            actor: binding.guardian.as_str(),
+            relative_key: &binding.relative_key,
+            binding: Some(&binding.id),
             target: None,
         };
-        self.record_alone(subject, AuditAction::ResultsViewed, binding.as_str(), ctx)
+        let entry = AccessEntry::new(AccessKind::ResultsRead, self.binding_actor(binding), ctx.at);
+        let transaction = Transaction::new()
+            .with(
+                Role::Audit,
+                self.audit_put(subject, AuditAction::ResultsViewed, ctx)?,
+            )
+            .with(
+                Role::AccessLog,
+                self.access_put(&binding.relative_key, entry, ctx)?,
+            );
+        self.transact("record results viewed", transaction)
             .await
+            .map_err(|refusal| refusal.into_error())?;
+        log_recorded(AuditAction::ResultsViewed, binding.id.as_str(), ctx);
+        Ok(())
     }
 }

@@ -51,6 +51,8 @@ pub(super) enum Role {
     RiskFlag,
     /// An audit record.
     Audit,
+    /// `R#<relative key>` / `AL#…`: an entry of the relative's access log.
+    AccessLog,
 }
 
 /// A transaction's items, each under its role, in the order they were built.

@@ -360,9 +360,15 @@ mod tests {
         register_sample_at(&services, &keys, &binding, &tube, None, now)
             .await
             .unwrap();
-        let before = show::online_code(&services.store, &keys, &binding.guardian, &binding.id, now)
-            .await
-            .unwrap();
+        let before = show::online_code(
+            &services.store,
+            &keys,
+            &binding.guardian,
+            &binding.id,
+            request_at(now),
+        )
+        .await
+        .unwrap();
         assert_eq!(before.claims.colour, HealthColour::Green);
         let (_, body) = call(
             &services,
@@ -371,9 +377,15 @@ mod tests {
         )
         .await;
         assert_eq!(row_outcomes(&body), ["stored"]);
-        let after = show::online_code(&services.store, &keys, &binding.guardian, &binding.id, now)
-            .await
-            .unwrap();
+        let after = show::online_code(
+            &services.store,
+            &keys,
+            &binding.guardian,
+            &binding.id,
+            request_at(now),
+        )
+        .await
+        .unwrap();
         assert_eq!(after.claims.colour, HealthColour::Red);
         let scanned = scan::scan(
             &services.store,

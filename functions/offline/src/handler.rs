@@ -92,7 +92,8 @@ async fn latest(
     let call = Call::from_request(req)?;
     let id = http::binding_id(req)?;
     let (card, url) =
-        show::latest_offline_card(&services.store, blobs, &call.guardian, &id, now).await?;
+        show::latest_offline_card(&services.store, blobs, &call.guardian, &id, call.at(now))
+            .await?;
     Ok(http::json_response(
         StatusCode::OK,
         &CardAnswer::new(&card, &url, now),

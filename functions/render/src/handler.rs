@@ -55,7 +55,7 @@ async fn render(
 ) -> Result<Response<Body>, AppError> {
     let call = Call::from_request(req)?;
     let id = http::binding_id(req)?;
-    let code = show::online_code(&services.store, keys, &call.guardian, &id, now).await?;
+    let code = show::online_code(&services.store, keys, &call.guardian, &id, call.at(now)).await?;
     let png = qr_png(&code.token, code.claims.colour)
         .map_err(|e| AppError::Internal(format!("draw QR: {e}")))?;
     if http::wants_png(req) {

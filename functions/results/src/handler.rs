@@ -8,6 +8,7 @@ use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::store::TestRecord;
 use kincode_common::usecases::nucleic::results;
+use kincode_common::usecases::paging;
 use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
@@ -28,7 +29,7 @@ async fn query(
 ) -> Result<Response<Body>, AppError> {
     let call = Call::from_request(req)?;
     let id = http::binding_id(req)?;
-    let limit = results::page_size(http::query_param(req, "limit"))?;
+    let limit = paging::page_size(http::query_param(req, "limit"))?;
     let cursor = http::query_param(req, "cursor");
     let page = results::results(
         &services.store,
@@ -366,8 +367,8 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(
             calls.take(),
-            ["GetItem", "Query", "PutItem"],
-            "one Query per page"
+            ["GetItem", "Query", "TransactWriteItems"],
+            "one Query per page; the audit record and the access log together"
         );
         let trail = audit_trail(&services, &binding.relative_key, "results_viewed").await;
         assert_eq!(trail.len(), 1);

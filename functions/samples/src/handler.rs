@@ -121,7 +121,7 @@ mod tests {
         b: &Binding,
         now: DateTime<Utc>,
     ) -> String {
-        show::online_code(&services.store, keys, &b.guardian, &b.id, now)
+        show::online_code(&services.store, keys, &b.guardian, &b.id, request_at(now))
             .await
             .unwrap()
             .token
@@ -191,6 +191,7 @@ mod tests {
             .find(|i| {
                 i.get("tube_id").is_some_and(|t| t.as_s().unwrap() == &tube)
                     && i["pk"] == record["pk"]
+                    && i["sk"].as_s().unwrap().starts_with("H#T#")
             })
             .expect("the relative's test");
         assert_eq!(
@@ -374,8 +375,8 @@ mod tests {
 
         // Another site's staff scan someone else into the same barcode: refused, nothing
         // written (no place, no test, no audit record, the tube still holds one).
-        let items = all_items(&services).await.len();
         let token = online(&services, &keys, &b, now).await;
+        let items = all_items(&services).await.len();
         let elsewhere = sample_event(&token, &tube, None)
             .with_claim("site_id", Some("XA-BL-0001"))
             .with_claim("site_name", Some("碑林区南院门街道核酸采样点"));

@@ -45,7 +45,17 @@ async fn scan_code(
         .and_then(ScanPurpose::parse)
         .ok_or(AppError::InvalidPurpose)?;
     let code = request.code.unwrap_or_default();
-    let scanned = scan::scan(&services.store, keys, code.trim(), purpose, now).await?;
+    // The site, where the token names one; a scan needs none (a sample does).
+    let site = http::site(req).ok();
+    let scanned = scan::scan_at_checkpoint(
+        &services.store,
+        keys,
+        code.trim(),
+        purpose,
+        site.as_ref(),
+        call.at(now),
+    )
+    .await?;
     tracing::info!(
         checkpoint = call.actor,
         request_id = call.request_id,
@@ -120,9 +130,15 @@ mod tests {
     ) -> (String, kincode_common::domain::binding::Binding) {
         let binding = active_relative(services, EVENT_GUARDIAN, now).await;
         let guardian = GuardianId::parse(EVENT_GUARDIAN).unwrap();
-        let code = show::online_code(&services.store, keys, &guardian, &binding.id, now)
-            .await
-            .unwrap();
+        let code = show::online_code(
+            &services.store,
+            keys,
+            &guardian,
+            &binding.id,
+            request_at(now),
+        )
+        .await
+        .unwrap();
         (code.token, binding)
     }
 

@@ -221,14 +221,15 @@ impl Requests<'_> {
                     events.push(self.event("DELETE", &path, &[("sub", &guardian)], None));
                 }
             }
-            "RenderFunction" | "ResultsFunction" => {
+            "RenderFunction" | "ResultsFunction" | "AccessLogFunction" => {
                 let binding = self.active(&guardian, now).await;
-                let suffix = if function == "RenderFunction" {
-                    "code"
-                } else {
-                    "results"
+                let suffix = match function {
+                    "RenderFunction" => "code",
+                    "ResultsFunction" => "results",
+                    _ => "access-log",
                 };
-                if function == "ResultsFunction" {
+                // Results read (and an access log with a page of entries) as in life.
+                if function != "RenderFunction" {
                     for _ in 0..3 {
                         let tube = fresh_tube();
                         register_sample_at(self.services, self.keys, &binding, &tube, None, now)
@@ -272,7 +273,7 @@ impl Requests<'_> {
                             self.keys,
                             &binding.guardian,
                             &binding.id,
-                            now,
+                            kincode_tests::request_at(now),
                         )
                         .await
                         .expect("code")

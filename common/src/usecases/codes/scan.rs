@@ -1,15 +1,17 @@
 //! A checkpoint scans a code: signature, expiry, revocation, the binding still active, then
-//! the person's colour now.
+//! the person's colour now; the scan goes into the person's access log.
 
 use chrono::{DateTime, Utc};
 
 use super::current_colour;
 use crate::codes::keys::VerificationKeys;
 use crate::codes::token;
+use crate::domain::access_log::{AccessActor, AccessEntry, AccessKind};
 use crate::domain::code::{CodeClaims, ScanPurpose};
 use crate::domain::colour::HealthColour;
+use crate::domain::nucleic::Site;
 use crate::error::AppError;
-use crate::store::{ScannedAnchor, Store};
+use crate::store::{ActionContext, ScannedAnchor, Store};
 
 #[derive(Debug, Clone)]
 pub struct ScanResult {
@@ -42,4 +44,26 @@ pub async fn scan(
         holder,
         colour,
     })
+}
+
+/// A checkpoint's scan: the code checked, and the scan recorded in the person's access log
+/// under the checkpoint's site (a token may name none) before the colour is answered.
+pub async fn scan_at_checkpoint(
+    store: &Store,
+    keys: &VerificationKeys,
+    code: &str,
+    purpose: ScanPurpose,
+    site: Option<&Site>,
+    ctx: ActionContext<'_>,
+) -> Result<ScanResult, AppError> {
+    let scanned = scan(store, keys, code, purpose, ctx.at).await?;
+    let actor = AccessActor::Site {
+        id: site.map(|s| s.id().to_owned()),
+        name: site.and_then(Site::name).map(str::to_owned),
+    };
+    let entry = AccessEntry::new(AccessKind::CodeScanned, actor, ctx.at).with_purpose(purpose);
+    store
+        .record_access(&scanned.holder.relative_key, entry, ctx)
+        .await?;
+    Ok(scanned)
 }

@@ -6,6 +6,7 @@ use super::{active_binding, current_colour};
 use crate::adapters::blobs::BlobStore;
 use crate::codes::keys::KeyRing;
 use crate::codes::token;
+use crate::domain::access_log::{AccessEntry, AccessKind};
 use crate::domain::binding::{Binding, BindingId, GuardianId};
 use crate::domain::code::{CodeClaims, CodeKind};
 use crate::error::AppError;
@@ -39,15 +40,18 @@ async fn sign_code(
     })
 }
 
-/// The online code: lives minutes, the phone refreshes it.
+/// The online code: lives minutes, the phone refreshes it. Showing it is recorded in the
+/// relative's access log (once an hour per guardian) before it is answered.
 pub async fn online_code(
     store: &Store,
     keys: &KeyRing,
     guardian: &GuardianId,
     id: &BindingId,
-    now: DateTime<Utc>,
+    ctx: ActionContext<'_>,
 ) -> Result<SignedCode, AppError> {
-    sign_code(store, keys, guardian, id, CodeKind::KinOnline, now).await
+    let code = sign_code(store, keys, guardian, id, CodeKind::KinOnline, ctx.at).await?;
+    store.record_code_shown(&code.binding, ctx).await?;
+    Ok(code)
 }
 
 /// An offline card and a link to download it.
@@ -127,14 +131,16 @@ async fn take_back_image(store: &Store, blobs: &BlobStore, id: &BindingId, objec
     }
 }
 
-/// The newest offline card still valid at `now`, with a fresh link.
+/// The newest offline card still valid at `now`, with a fresh link; the download is recorded
+/// in the relative's access log.
 pub async fn latest_offline_card(
     store: &Store,
     blobs: &BlobStore,
     guardian: &GuardianId,
     id: &BindingId,
-    now: DateTime<Utc>,
+    ctx: ActionContext<'_>,
 ) -> Result<(OfflineCardRecord, String), AppError> {
+    let now = ctx.at;
     let binding = active_binding(store, guardian, id).await?;
     let card = store
         .offline_cards(&binding.id)
@@ -143,5 +149,13 @@ pub async fn latest_offline_card(
         .find(|c| c.generated_at <= now && now < c.valid_until)
         .ok_or(AppError::OfflineCodeNotFound)?;
     let url = blobs.download_url(&card.object_key).await?;
+    let entry = AccessEntry::new(
+        AccessKind::OfflineCardDownloaded,
+        store.guardian_actor(&binding.relative_key, guardian.as_str()),
+        now,
+    );
+    store
+        .record_access(&binding.relative_key, entry, ctx)
+        .await?;
     Ok((card, url))
 }

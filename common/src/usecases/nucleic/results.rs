@@ -1,15 +1,11 @@
 //! A guardian reads a relative's tests: newest first, a page at a time behind a sealed cursor,
 //! only what was sampled since the guardian's binding was verified, and every read audited.
 
-use chrono::{DateTime, Utc};
-
 use crate::crypto::SealContext;
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::error::AppError;
 use crate::store::{ActionContext, Store, TestRecord};
-
-pub const DEFAULT_PAGE_SIZE: usize = 20;
-pub const MAX_PAGE_SIZE: usize = 50;
+use crate::usecases::paging::{open_cursor, seal_cursor};
 
 /// One page of a relative's results.
 #[derive(Debug, Clone)]
@@ -18,24 +14,6 @@ pub struct ResultsPage {
     pub tests: Vec<TestRecord>,
     /// Opaque; give it back as `cursor` for the next page.
     pub next_cursor: Option<String>,
-}
-
-/// Parses `limit` (1–50, default 20).
-pub fn page_size(raw: Option<&str>) -> Result<usize, AppError> {
-    match raw {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(raw) => raw
-            .parse()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| AppError::MalformedRequest("limit must be 1 to 50".into())),
-    }
-}
-
-/// Results are shown from the moment the guardian's binding became usable: before it was
-/// verified, anyone who knew the ID number could have made it.
-fn visible_since(binding: &Binding) -> DateTime<Utc> {
-    binding.verified_at.unwrap_or(binding.bound_at)
 }
 
 pub async fn results(
@@ -54,28 +32,19 @@ pub async fn results(
     let context = SealContext::ResultsCursor {
         binding_id: binding.id.as_str(),
     };
-    let after = cursor
-        .map(|c| {
-            store
-                .keys()
-                .open(c, context)
-                .map_err(|_| AppError::InvalidCursor)
-        })
-        .transpose()?;
+    let after = open_cursor(store.keys(), cursor, context)?;
     let page = store
         .tests_page(
             &binding.relative_key,
-            visible_since(&binding),
+            binding.visible_since(),
             after.as_deref(),
             limit,
             ctx.at,
         )
         .await?;
     // Nothing is shown that was not recorded as seen.
-    store
-        .record_results_viewed(guardian.as_str(), &binding.relative_key, &binding.id, ctx)
-        .await?;
-    let next_cursor = page.next_after.map(|sk| store.keys().seal(&sk, context));
+    store.record_results_viewed(&binding, ctx).await?;
+    let next_cursor = seal_cursor(store.keys(), page.next_after, context);
     Ok(ResultsPage {
         binding,
         tests: page.tests,
