@@ -6,15 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::domain::access_log::AccessKind;
+use crate::domain::access_log::{AccessActor, AccessEntry, AccessKind};
 use crate::domain::binding::{Binding, BindingStatus};
 use crate::domain::code::ScanPurpose;
 use crate::domain::colour::HealthColour;
-use crate::domain::nucleic::TubeKind;
+use crate::domain::nucleic::{TestStatus, TubeKind};
 use crate::domain::policy::{unbind_available_at, AgeBand, VerificationMethod};
 use crate::domain::relationship::Relationship;
 use crate::domain::wire::wire_enum;
 use crate::error::rfc3339;
+use crate::store::TestRecord;
 
 /// `kind` of every answer about the kin code itself (as opposed to one of its tokens, a
 /// [`crate::domain::code::CodeKind`]).
@@ -120,6 +121,129 @@ impl<'a> From<&'a Binding> for BindingAnswer<'a> {
             bound_at: Rfc3339(b.bound_at),
             unbind_available_at: Rfc3339(unbind_available_at(b.bound_at)),
             verified_at: b.verified_at.map(Rfc3339),
+        }
+    }
+}
+
+/// A nucleic-acid test as guardians see it (results, export).
+#[derive(Serialize)]
+pub struct TestAnswer<'a> {
+    pub sampled_at: Rfc3339,
+    pub site: SiteAnswer<'a>,
+    pub tube_id: &'a str,
+    pub sampling: Sampling,
+    #[serde(flatten)]
+    pub tube_kind: Labelled<TubeKind>,
+    pub status: TestStatus,
+    pub status_label: &'static str,
+    /// `null` while pending.
+    pub reported_at: Option<Rfc3339>,
+}
+
+#[derive(Serialize)]
+pub struct SiteAnswer<'a> {
+    pub id: &'a str,
+    /// `null` when the site's token had no name.
+    pub name: Option<&'a str>,
+}
+
+/// Alone in the tube, or pooled with others.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    Single,
+    Pooled,
+}
+
+impl<'a> From<&'a TestRecord> for TestAnswer<'a> {
+    fn from(t: &'a TestRecord) -> Self {
+        Self {
+            sampled_at: Rfc3339(t.sampled_at),
+            site: SiteAnswer {
+                id: &t.site_id,
+                name: t.site_name.as_deref(),
+            },
+            tube_id: &t.tube_id,
+            sampling: if t.kind.is_pooled() {
+                Sampling::Pooled
+            } else {
+                Sampling::Single
+            },
+            tube_kind: Labelled(t.kind),
+            status: t.status,
+            status_label: t.status.label(),
+            reported_at: t.reported_at.map(Rfc3339),
+        }
+    }
+}
+
+/// An access-log entry as guardians see it (the access log, export).
+#[derive(Serialize)]
+pub struct AccessEntryAnswer<'a> {
+    pub at: Rfc3339,
+    #[serde(flatten)]
+    pub kind: Labelled<AccessKind>,
+    pub actor: ActorAnswer<'a>,
+    /// A scan's purpose: `purpose` and `purpose_label`, present on scans only.
+    #[serde(flatten)]
+    pub purpose: Option<Labelled<ScanPurpose>>,
+    /// The sample tube, on registrations and results only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tube_id: Option<&'a str>,
+}
+
+/// Who did it: a guardian by handle, staff by site, never a person's name or platform id.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ActorAnswer<'a> {
+    Guardian {
+        handle: &'a str,
+        /// The caller themself.
+        you: bool,
+        label: &'static str,
+    },
+    Site {
+        /// `null` when the checkpoint's token named no site.
+        site_id: Option<&'a str>,
+        site_name: Option<&'a str>,
+        label: &'static str,
+    },
+    Lab {
+        label: &'static str,
+    },
+    System {
+        label: &'static str,
+    },
+}
+
+impl<'a> AccessEntryAnswer<'a> {
+    /// `own_handle`: the reader's handle, whose entries say `you`.
+    pub fn new(entry: &'a AccessEntry, own_handle: &str) -> Self {
+        let actor = match &entry.actor {
+            AccessActor::Guardian { handle } => {
+                let you = entry.is_by(own_handle);
+                ActorAnswer::Guardian {
+                    handle,
+                    you,
+                    label: if you { "我" } else { "其他监护人" },
+                }
+            }
+            AccessActor::Site { id, name } => ActorAnswer::Site {
+                site_id: id.as_deref(),
+                site_name: name.as_deref(),
+                label: "核验点",
+            },
+            AccessActor::Lab => ActorAnswer::Lab {
+                label: "检测机构"
+            },
+            AccessActor::System => ActorAnswer::System { label: "系统" },
+        };
+        Self {
+            at: Rfc3339(entry.at),
+            kind: Labelled(entry.kind),
+            actor,
+            purpose: entry.purpose.map(Labelled),
+            tube_id: entry.tube_id.as_deref(),
         }
     }
 }

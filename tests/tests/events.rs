@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// Event file → documented status, in the order they run.
 /// `cleanup.json` is the scheduler's raw input, not an HTTP event: its "status" is 200 when
 /// the function answers its counts.
-const DOCUMENTED: [(&str, u16); 18] = [
+const DOCUMENTED: [(&str, u16); 19] = [
     ("bind.json", 201),
     ("bind-adult.json", 422),
     ("bind-invalid-id.json", 400),
@@ -29,6 +29,7 @@ const DOCUMENTED: [(&str, u16); 18] = [
     ("lab-results.json", 200),
     ("results.json", 200),
     ("access-log.json", 200),
+    ("export.json", 200),
     ("keys.json", 200),
     ("risk-flags.json", 200),
     ("cleanup.json", 200),
@@ -142,6 +143,11 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
             "results.json" => {
                 assert_eq!(body["results"][0]["status"], "negative", "{body}");
                 assert_eq!(body["results"][0]["sampling"], "pooled", "{body}");
+            }
+            "export.json" => {
+                assert_eq!(body["relative"]["name"], "王小明", "{body}");
+                assert_eq!(body["tests"][0]["status"], "negative", "{body}");
+                assert_eq!(body["access_log"][0]["kind"], "data_exported", "{body}");
             }
             "access-log.json" => {
                 let kinds: Vec<&str> = body["entries"]

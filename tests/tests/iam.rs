@@ -14,6 +14,7 @@ use kincode_common::usecases::authority;
 use kincode_common::usecases::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
 use kincode_common::usecases::cleanup;
 use kincode_common::usecases::codes::{publish, scan, show};
+use kincode_common::usecases::export;
 use kincode_tests::*;
 use serde_json::json;
 
@@ -179,6 +180,10 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         .await
         .unwrap();
     used.insert("AccessLogFunction", calls.take_actions());
+    export::export(store, &guardian, &binding.id, at(t0))
+        .await
+        .unwrap();
+    used.insert("ExportFunction", calls.take_actions());
 
     // unbind an active binding with a card, then repeat it
     let later = t0 + Duration::hours(25);

@@ -30,6 +30,8 @@ wire_enum! {
         Unbound = "unbound",
         /// The cleanup removed a binding never verified in time.
         BindingExpired = "binding_expired",
+        /// A guardian downloaded everything held about the relative.
+        DataExported = "data_exported",
     }
 }
 
@@ -47,6 +49,7 @@ impl AccessKind {
             Self::Verified => "完成认证",
             Self::Unbound => "解除绑定",
             Self::BindingExpired => "绑定超时未认证,已失效",
+            Self::DataExported => "导出个人信息",
         }
     }
 }
@@ -96,6 +99,11 @@ impl AccessEntry {
             purpose: Some(purpose),
             ..self
         }
+    }
+
+    /// Whether the guardian with this handle did it.
+    pub fn is_by(&self, handle: &str) -> bool {
+        matches!(&self.actor, AccessActor::Guardian { handle: by } if by == handle)
     }
 
     pub fn with_tube(self, tube_id: impl Into<String>) -> Self {

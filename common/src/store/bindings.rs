@@ -113,7 +113,7 @@ fn failures_value(failures: &[DateTime<Utc>]) -> Result<AttributeValue, AppError
 }
 
 /// The audit subject of a guardian's own action on a binding.
-fn binding_subject(binding: &Binding) -> AuditSubject<'_> {
+pub(super) fn binding_subject(binding: &Binding) -> AuditSubject<'_> {
     AuditSubject::Binding {
         actor: binding.guardian.as_str(),
         guardian: &binding.guardian,

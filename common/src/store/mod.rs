@@ -35,6 +35,7 @@ mod access_log;
 mod bindings;
 mod cleanup;
 mod codes;
+mod export;
 mod flags;
 mod health;
 mod nucleic;
@@ -141,7 +142,16 @@ wire_enum! {
         SampleRegistered = "sample_registered",
         ResultReported = "result_reported",
         ResultsViewed = "results_viewed",
+        /// A guardian took out everything held about the relative (PIPL art. 45).
+        DataExported = "data_exported",
     }
+}
+
+/// One line of a binding's audit trail, as its guardian may read it back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuditLine {
+    pub at: DateTime<Utc>,
+    pub action: AuditAction,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! number and a pledge reads nothing about the relative's past.
 
 use crate::crypto::SealContext;
-use crate::domain::access_log::{AccessActor, AccessEntry};
+use crate::domain::access_log::AccessEntry;
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::error::AppError;
 use crate::store::{ActionContext, Store};
@@ -24,7 +24,7 @@ pub struct AccessLogView {
 impl AccessLogView {
     /// Whether the caller did this.
     pub fn by_caller(&self, entry: &AccessEntry) -> bool {
-        matches!(&entry.actor, AccessActor::Guardian { handle } if *handle == self.own_handle)
+        entry.is_by(&self.own_handle)
     }
 }
 

@@ -7,5 +7,6 @@ pub mod batch;
 pub mod bindings;
 pub mod cleanup;
 pub mod codes;
+pub mod export;
 pub mod nucleic;
 pub mod paging;

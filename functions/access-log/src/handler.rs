@@ -3,14 +3,11 @@
 //! for every guardian of the relative, for the caller's active binding only (else 404).
 
 use chrono::{DateTime, Utc};
-use kincode_common::answers::{Labelled, Rfc3339};
-use kincode_common::domain::access_log::{
-    AccessActor, AccessEntry, AccessKind, ACCESS_LOG_RETENTION_DAYS,
-};
-use kincode_common::domain::code::ScanPurpose;
+use kincode_common::answers::AccessEntryAnswer;
+use kincode_common::domain::access_log::ACCESS_LOG_RETENTION_DAYS;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
-use kincode_common::usecases::access_log::{self, AccessLogView};
+use kincode_common::usecases::access_log;
 use kincode_common::usecases::paging;
 use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
@@ -50,7 +47,7 @@ async fn read(
         entries: view
             .entries
             .iter()
-            .map(|entry| EntryAnswer::new(entry, &view))
+            .map(|entry| AccessEntryAnswer::new(entry, &view.own_handle))
             .collect(),
         next_cursor: view.next_cursor.as_deref(),
     };
@@ -64,78 +61,9 @@ struct AccessLogAnswer<'a> {
     name: &'a str,
     /// How long entries are kept.
     retention_days: i64,
-    entries: Vec<EntryAnswer<'a>>,
+    entries: Vec<AccessEntryAnswer<'a>>,
     /// `null` on the last page.
     next_cursor: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct EntryAnswer<'a> {
-    at: Rfc3339,
-    #[serde(flatten)]
-    kind: Labelled<AccessKind>,
-    actor: ActorAnswer<'a>,
-    /// A scan's purpose: `purpose` and `purpose_label`, present on scans only.
-    #[serde(flatten)]
-    purpose: Option<Labelled<ScanPurpose>>,
-    /// The sample tube, on registrations and results only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tube_id: Option<&'a str>,
-}
-
-/// Who did it: a guardian by handle, staff by site, never a person's name or platform id.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ActorAnswer<'a> {
-    Guardian {
-        handle: &'a str,
-        /// The caller themself.
-        you: bool,
-        label: &'static str,
-    },
-    Site {
-        /// `null` when the checkpoint's token named no site.
-        site_id: Option<&'a str>,
-        site_name: Option<&'a str>,
-        label: &'static str,
-    },
-    Lab {
-        label: &'static str,
-    },
-    System {
-        label: &'static str,
-    },
-}
-
-impl<'a> EntryAnswer<'a> {
-    fn new(entry: &'a AccessEntry, view: &AccessLogView) -> Self {
-        let actor = match &entry.actor {
-            AccessActor::Guardian { handle } => {
-                let you = view.by_caller(entry);
-                ActorAnswer::Guardian {
-                    handle,
-                    you,
-                    label: if you { "我" } else { "其他监护人" },
-                }
-            }
-            AccessActor::Site { id, name } => ActorAnswer::Site {
-                site_id: id.as_deref(),
-                site_name: name.as_deref(),
-                label: "核验点",
-            },
-            AccessActor::Lab => ActorAnswer::Lab {
-                label: "检测机构"
-            },
-            AccessActor::System => ActorAnswer::System { label: "系统" },
-        };
-        Self {
-            at: Rfc3339(entry.at),
-            kind: Labelled(entry.kind),
-            actor,
-            purpose: entry.purpose.map(Labelled),
-            tube_id: entry.tube_id.as_deref(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,9 @@
 //! newest first, for the caller's active binding only (else 404).
 
 use chrono::{DateTime, Utc};
-use kincode_common::answers::{Labelled, Rfc3339};
-use kincode_common::domain::nucleic::{TestStatus, TubeKind};
+use kincode_common::answers::TestAnswer;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
-use kincode_common::store::TestRecord;
 use kincode_common::usecases::nucleic::results;
 use kincode_common::usecases::paging;
 use kincode_common::wiring::services::Services;
@@ -57,57 +55,6 @@ struct ResultsAnswer<'a> {
     results: Vec<TestAnswer<'a>>,
     /// `null` on the last page.
     next_cursor: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct TestAnswer<'a> {
-    sampled_at: Rfc3339,
-    site: SiteAnswer<'a>,
-    tube_id: &'a str,
-    sampling: Sampling,
-    #[serde(flatten)]
-    tube_kind: Labelled<TubeKind>,
-    status: TestStatus,
-    status_label: &'static str,
-    /// `null` while pending.
-    reported_at: Option<Rfc3339>,
-}
-
-#[derive(Serialize)]
-struct SiteAnswer<'a> {
-    id: &'a str,
-    /// `null` when the site's token had no name.
-    name: Option<&'a str>,
-}
-
-/// Alone in the tube, or pooled with others.
-#[derive(Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Sampling {
-    Single,
-    Pooled,
-}
-
-impl<'a> From<&'a TestRecord> for TestAnswer<'a> {
-    fn from(t: &'a TestRecord) -> Self {
-        Self {
-            sampled_at: Rfc3339(t.sampled_at),
-            site: SiteAnswer {
-                id: &t.site_id,
-                name: t.site_name.as_deref(),
-            },
-            tube_id: &t.tube_id,
-            sampling: if t.kind.is_pooled() {
-                Sampling::Pooled
-            } else {
-                Sampling::Single
-            },
-            tube_kind: Labelled(t.kind),
-            status: t.status,
-            status_label: t.status.label(),
-            reported_at: t.reported_at.map(Rfc3339),
-        }
-    }
 }
 
 #[cfg(test)]

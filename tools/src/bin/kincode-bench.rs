@@ -221,12 +221,13 @@ impl Requests<'_> {
                     events.push(self.event("DELETE", &path, &[("sub", &guardian)], None));
                 }
             }
-            "RenderFunction" | "ResultsFunction" | "AccessLogFunction" => {
+            "RenderFunction" | "ResultsFunction" | "AccessLogFunction" | "ExportFunction" => {
                 let binding = self.active(&guardian, now).await;
                 let suffix = match function {
                     "RenderFunction" => "code",
                     "ResultsFunction" => "results",
-                    _ => "access-log",
+                    "AccessLogFunction" => "access-log",
+                    _ => "export",
                 };
                 // Results read (and an access log with a page of entries) as in life.
                 if function != "RenderFunction" {
