@@ -211,6 +211,11 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         report.pending_bindings_released == 1 && report.offline_cards_deleted == 1,
         "{report:?}"
     );
+    // and, 30 days after the unbind, the person nobody holds any more
+    let report = cleanup::run(store, &blobs, budget, at(later + Duration::days(31)))
+        .await
+        .unwrap();
+    assert!(report.people_erased >= 1, "{report:?}");
     used.insert("CleanupFunction", calls.take_actions());
 
     let template = Template::load(&repo_root().join("template.yaml")).unwrap();

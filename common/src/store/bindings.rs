@@ -203,6 +203,7 @@ impl Store {
                 )?,
             )
             .with(Role::AnchorCheck, self.anchor_absent_check(new.id)?)
+            .with(Role::Erasure, self.erasure_absent_check(new.relative_key)?)
             .with(
                 Role::AccessLog,
                 self.access_put(
@@ -231,6 +232,9 @@ impl Store {
                 CreateBindingError::RelativeFull
             } else if refusal.refused(Role::AnchorCheck) {
                 CreateBindingError::IdRetired
+            } else if refusal.refused(Role::Erasure) {
+                // The person is being erased this moment: a retry succeeds once it is done.
+                CreateBindingError::Failed(AppError::Conflict)
             } else {
                 CreateBindingError::Failed(refusal.into_error())
             }),
@@ -698,7 +702,8 @@ impl Store {
             .with(
                 Role::AccessLog,
                 self.access_put(&binding.relative_key, entry, ctx)?,
-            );
+            )
+            .with(Role::Erasure, self.erasure_schedule(binding, ctx.at)?);
         transaction.extend(extra);
         match self.transact(action.as_str(), transaction).await {
             Ok(()) => {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::bindings::BindingRecord;
 use super::codes::{OfflineCardRecord, IMAGE_IN_FLIGHT_PREFIX};
+use super::erasure::ERASE_SK;
 use super::{dynamodb_error, n, s, ActionContext, Store};
 use crate::domain::binding::BindingStatus;
 use crate::error::AppError;
@@ -28,6 +29,8 @@ pub enum DueItem {
     /// An image whose card was never recorded (its transaction clears the mark): the object
     /// goes first, then the mark.
     ImageInFlight { pk: String, sk: String },
+    /// A person no guardian has held for the erasure window: erased, unless held again.
+    Erasure { relative_key: String },
     /// Anything else that simply goes: revoked anchors, published revocations, audit
     /// records past retention, daily quotas.
     Plain { pk: String, sk: String },
@@ -41,6 +44,10 @@ impl DueItem {
             Self::ImageInFlight { pk, sk }
         } else if pk.starts_with("K#") && sk.starts_with("O#") {
             Self::OfflineCard { pk, sk }
+        } else if let (Some(relative_key), ERASE_SK) = (pk.strip_prefix("R#"), sk.as_str()) {
+            Self::Erasure {
+                relative_key: relative_key.to_owned(),
+            }
         } else {
             Self::Plain { pk, sk }
         }
@@ -69,6 +76,8 @@ pub struct CleanupReport {
     /// Images of cards that were never recorded.
     pub orphan_images_deleted: u32,
     pub items_deleted: u32,
+    /// People no guardian held any more, erased.
+    pub people_erased: u32,
     /// Items that changed since they were found (e.g. a binding verified meanwhile).
     pub skipped: u32,
     /// `false` when the budget ran out before every due item was handled.

@@ -35,6 +35,7 @@ mod access_log;
 mod bindings;
 mod cleanup;
 mod codes;
+mod erasure;
 mod export;
 mod flags;
 mod health;
@@ -45,6 +46,7 @@ pub use access_log::AccessLogPage;
 pub use bindings::{CreateBindingError, NewBinding};
 pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
 pub use codes::{CardRecordError, OfflineCardRecord, ScannedAnchor};
+pub use erasure::ErasureStart;
 pub use flags::{FlagWrite, FlagWriteOutcome};
 pub use nucleic::{
     RegisterError, RegisteredSample, SampleRegistration, TestPage, TestRecord, TubeRecord,
@@ -144,6 +146,8 @@ wire_enum! {
         ResultsViewed = "results_viewed",
         /// A guardian took out everything held about the relative (PIPL art. 45).
         DataExported = "data_exported",
+        /// The cleanup erased a person no guardian held any more (PIPL art. 47).
+        PersonErased = "person_erased",
     }
 }
 
@@ -163,7 +167,9 @@ struct AuditRecord {
     actor: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     binding_id: Option<String>,
-    relative_key: String,
+    /// The person, until they are erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    relative_key: Option<String>,
     /// What the action was on, when not the binding itself (a tube).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     target: Option<String>,
@@ -211,6 +217,8 @@ enum AuditSubject<'a> {
         /// same person through several tubes.
         target: Option<&'a str>,
     },
+    /// An erased person: recorded under the erasure's own id, never the relative key.
+    Erased { erasure_id: &'a str },
 }
 
 /// Maps an SDK failure: transport trouble and throttling are a dependency outage (503);
@@ -347,7 +355,7 @@ impl Store {
                 format!("{}{stamp}", audit_prefix(binding)),
                 actor,
                 Some(binding.as_str().to_owned()),
-                relative_key,
+                Some(relative_key),
                 None,
             ),
             AuditSubject::Relative {
@@ -363,15 +371,23 @@ impl Store {
                 },
                 actor,
                 binding.map(|b| b.as_str().to_owned()),
-                relative_key,
+                Some(relative_key),
                 target.map(str::to_owned),
+            ),
+            AuditSubject::Erased { erasure_id } => (
+                format!("E#{erasure_id}"),
+                format!("A#{stamp}"),
+                "cleanup",
+                None,
+                None,
+                None,
             ),
         };
         Self::to_item(&AuditRecord {
             action,
             actor: actor.into(),
             binding_id,
-            relative_key: relative_key.into(),
+            relative_key: relative_key.map(str::to_owned),
             target,
             request_id: ctx.request_id.into(),
             at: ctx.at,

@@ -53,6 +53,9 @@ pub(super) enum Role {
     Audit,
     /// `R#<relative key>` / `AL#…`: an entry of the relative's access log.
     AccessLog,
+    /// `R#<relative key>` / `ERASE`: the person's erasure, scheduled or under way; or an item
+    /// an erasure removes.
+    Erasure,
 }
 
 /// A transaction's items, each under its role, in the order they were built.

@@ -11,6 +11,7 @@ use crate::adapters::blobs::BlobStore;
 use crate::domain::expiry_buckets_of_day;
 use crate::error::AppError;
 use crate::store::{ActionContext, CleanupBudget, CleanupReport, DueItem, Store};
+use crate::usecases::erasure::{self, Erasure};
 
 /// Where the very first run starts: the longest-lived item that only the cleanup removes
 /// (an offline card, 7 days) plus a day. Older leftovers are DynamoDB TTL's and S3
@@ -121,6 +122,15 @@ async fn handle(
             }
             None => false,
         },
+        DueItem::Erasure { relative_key } => {
+            match erasure::erase(store, relative_key, ctx).await? {
+                Erasure::Erased { .. } => {
+                    report.people_erased += 1;
+                    true
+                }
+                Erasure::Held | Erasure::Gone => false,
+            }
+        }
         DueItem::Plain { pk, sk } => {
             let deleted = store.delete_due(pk, sk, ctx.at).await?;
             report.items_deleted += u32::from(deleted);
