@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// Event file → documented status, in the order they run.
 /// `cleanup.json` is the scheduler's raw input, not an HTTP event: its "status" is 200 when
 /// the function answers its counts.
-const DOCUMENTED: [(&str, u16); 19] = [
+const DOCUMENTED: [(&str, u16); 20] = [
     ("bind.json", 201),
     ("bind-adult.json", 422),
     ("bind-invalid-id.json", 400),
@@ -34,6 +34,7 @@ const DOCUMENTED: [(&str, u16); 19] = [
     ("risk-flags.json", 200),
     ("cleanup.json", 200),
     ("unbind.json", 409),
+    ("unbind-close-account.json", 409),
 ];
 
 #[tokio::test]

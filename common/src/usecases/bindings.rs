@@ -284,6 +284,36 @@ pub async fn unbind(
     }
 }
 
+/// Closes the caller's kincode account: every binding of theirs ends, as an unbind each (codes
+/// revoked, counters released, audited, the person's erasure scheduled). The 24-hour rule
+/// holds per binding, so while any binding is younger the closure is refused as a whole with
+/// the moment it becomes possible, and nothing ends: a half-closed account would surprise its
+/// owner. A binding made while the closure runs is not ended by it. Returns how many ended.
+pub async fn close_account(
+    store: &Store,
+    guardian: &GuardianId,
+    ctx: ActionContext<'_>,
+) -> Result<usize, AppError> {
+    let bindings = store.bindings(guardian).await?;
+    let youngest = bindings
+        .iter()
+        .filter(|b| !may_unbind(b.bound_at, ctx.at))
+        .map(|b| unbind_available_at(b.bound_at))
+        .max();
+    if let Some(available_at) = youngest {
+        return Err(AppError::UnbindTooEarly { available_at });
+    }
+    for binding in &bindings {
+        unbind(store, guardian, &binding.id, ctx).await?;
+    }
+    tracing::info!(
+        bindings = bindings.len(),
+        request_id = ctx.request_id,
+        "account closed"
+    );
+    Ok(bindings.len())
+}
+
 async fn unbind_once(
     store: &Store,
     guardian: &GuardianId,

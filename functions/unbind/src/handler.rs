@@ -1,18 +1,55 @@
 //! `DELETE /relatives/{binding_id}`: unbind, 24 hours after binding at the earliest.
+//! `DELETE /account`: close the caller's account, every binding unbound.
 
 use chrono::{DateTime, Utc};
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
 use kincode_common::usecases::bindings;
 use kincode_common::wiring::services::Services;
-use lambda_http::{Body, Error, Request, Response};
+use lambda_http::http::StatusCode;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde::Serialize;
+
+pub const CLOSE_ACCOUNT_ROUTE: &str = "DELETE /account";
 
 pub async fn handle(
     services: &Services,
     req: Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, Error> {
-    Ok(http::respond(unbind(services, &req, now).await))
+    let closes = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.route_key.as_deref() == Some(CLOSE_ACCOUNT_ROUTE)
+        }
+        _ => false,
+    };
+    Ok(http::respond(if closes {
+        close_account(services, &req, now).await
+    } else {
+        unbind(services, &req, now).await
+    }))
+}
+
+/// What a closed account ended.
+#[derive(Serialize)]
+struct ClosedAnswer {
+    bindings_ended: usize,
+}
+
+async fn close_account(
+    services: &Services,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, AppError> {
+    let call = Call::from_request(req)?;
+    let ended = bindings::close_account(&services.store, &call.guardian, call.at(now)).await?;
+    Ok(http::json_response(
+        StatusCode::OK,
+        &ClosedAnswer {
+            bindings_ended: ended,
+        },
+    ))
 }
 
 async fn unbind(
@@ -40,6 +77,84 @@ mod tests {
             .expect("handler never errs");
         conforms(&route, &response);
         status_and_json(&response)
+    }
+
+    #[tokio::test]
+    async fn closing_an_account_waits_for_its_youngest_binding_then_ends_them_all() {
+        let services = fresh_services().await;
+        let t0 = Utc::now() - Duration::days(3);
+        let active = active_relative(&services, EVENT_GUARDIAN, t0).await;
+        let younger_at = t0 + Duration::hours(10);
+        let pending = bind_relative(
+            &services,
+            EVENT_GUARDIAN,
+            &distinct_resident_id(70, t0),
+            younger_at,
+        )
+        .await
+        .unwrap();
+        let close = || event("unbind-close-account.json").with_caller(EVENT_GUARDIAN);
+
+        let early = t0 + Duration::hours(30);
+        let (status, body) = call(&services, close(), early).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("unbind_too_early")),
+            "{body}"
+        );
+        let available: DateTime<Utc> = body["error"]["unbind_available_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            available.timestamp(),
+            (younger_at + Duration::hours(24)).timestamp(),
+            "the youngest binding decides"
+        );
+        assert_eq!(
+            counter(&services, &format!("G#{EVENT_GUARDIAN}"), "bound").await,
+            2
+        );
+
+        // (The answer's time is whole seconds.)
+        let available = available + Duration::seconds(1);
+        let (status, body) = call(&services, close(), available).await;
+        assert_eq!(
+            (status, body["bindings_ended"].as_u64()),
+            (200, Some(2)),
+            "{body}"
+        );
+        assert_eq!(
+            counter(&services, &format!("G#{EVENT_GUARDIAN}"), "bound").await,
+            0
+        );
+        for binding in [&active, &pending] {
+            assert_eq!(
+                counter(
+                    &services,
+                    &format!("R#{}", binding.relative_key),
+                    "guardians"
+                )
+                .await,
+                0
+            );
+            let erasure = all_items(&services).await.into_iter().find(|i| {
+                i["pk"].as_s().unwrap() == &format!("R#{}", binding.relative_key)
+                    && i["sk"].as_s().unwrap() == "ERASE"
+            });
+            assert!(erasure.is_some(), "the person's erasure is scheduled");
+        }
+        let anchor = services.store.anchor(&active.id).await.unwrap().unwrap();
+        assert!(anchor.revoked_at.is_some(), "its codes are revoked");
+
+        // Closed twice: nothing left to end.
+        let (status, body) = call(&services, close(), available).await;
+        assert_eq!(
+            (status, body["bindings_ended"].as_u64()),
+            (200, Some(0)),
+            "{body}"
+        );
     }
 
     fn unbind_event(binding: &str) -> Value {
