@@ -1,4 +1,4 @@
-//! The QR images and offline cards decode with an independent reader: `zbarimg` (Debian
+//! The QR images, the phone's kin code images and the offline cards decode with an independent reader: `zbarimg` (Debian
 //! `zbar-tools`, ZBar's own QR decoder), not the crates that drew them.
 //!
 //! Set `KINCODE_IMAGES_DIR` to keep the images there for a look; otherwise they are written to a
@@ -11,6 +11,7 @@ use chrono::{Duration, TimeZone, Utc};
 use kincode_common::domain::colour::HealthColour;
 use kincode_common::domain::relationship::Relationship;
 use kincode_common::imaging::card::{offline_card_png, OfflineCard};
+use kincode_common::imaging::kin_code::{kin_code_png, KinCodeImage};
 use kincode_common::imaging::qr::qr_png;
 
 /// `KC1:` then base45 characters, `chars` in all: 180 as in DESIGN.md, 222 as a real signed token.
@@ -109,6 +110,27 @@ fn every_offline_card_decodes_with_zbarimg() {
             })
             .expect("card PNG");
             let file = dir.write(&format!("card-{}-{chars}.png", colour.as_str()), &png);
+            assert_eq!(zbarimg(&file), vec![token.clone()], "{}", file.display());
+        }
+    }
+}
+
+#[test]
+fn every_kin_code_image_decodes_with_zbarimg() {
+    let dir = ImageDir::new();
+    let drawn_at = Utc.with_ymd_and_hms(2026, 11, 28, 17, 30, 9).unwrap();
+    for chars in [180, 222] {
+        let token = token(chars);
+        for colour in HealthColour::ALL {
+            let png = kin_code_png(&KinCodeImage {
+                colour,
+                token: &token,
+                masked_name: "**明",
+                relationship_label: Relationship::Child.label(),
+                drawn_at,
+            })
+            .expect("kin code PNG");
+            let file = dir.write(&format!("kin-code-{}-{chars}.png", colour.as_str()), &png);
             assert_eq!(zbarimg(&file), vec![token.clone()], "{}", file.display());
         }
     }

@@ -1,10 +1,14 @@
-//! What a person sees: the QR code as a PNG, and the printable offline card.
+//! What a person sees: the bare QR code as a PNG, the kin code as the phone shows it, and the
+//! printable offline card.
 //!
-//! Both are indexed-colour PNGs drawn into our own pixel buffers: a handful of palette entries
-//! describe everything on them, so the files are small and fast to encode, and no image
-//! library or system font is needed at run time (Lambda has none).
+//! All are indexed-colour PNGs drawn into our own pixel buffers (`draw`: the embedded font,
+//! palettes, text): a handful of palette entries describe everything on them, so the files are
+//! small and fast to encode, and no image library or system font is needed at run time
+//! (Lambda has none).
 
 pub mod card;
+mod draw;
+pub mod kin_code;
 pub mod qr;
 
 #[derive(Debug, thiserror::Error)]
