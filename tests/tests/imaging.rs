@@ -1,6 +1,9 @@
 //! The QR images, the phone's kin code images and the offline cards decode with an independent reader: `zbarimg` (Debian
 //! `zbar-tools`, ZBar's own QR decoder), not the crates that drew them.
 //!
+//! The household sheet's PDF is rendered at 300 dpi by `pdftoppm` (Debian `poppler-utils`), as a
+//! printer would, and every card's QR read back from the pages.
+//!
 //! Set `KINCODE_IMAGES_DIR` to keep the images there for a look; otherwise they are written to a
 //! temporary directory and removed.
 
@@ -13,6 +16,7 @@ use kincode_common::domain::relationship::Relationship;
 use kincode_common::imaging::card::{offline_card_png, OfflineCard};
 use kincode_common::imaging::kin_code::{kin_code_png, KinCodeImage};
 use kincode_common::imaging::qr::qr_png;
+use kincode_common::imaging::sheet::household_sheet;
 
 /// `KC1:` then base45 characters, `chars` in all: 180 as in DESIGN.md, 222 as a real signed token.
 fn token(chars: usize) -> String {
@@ -42,9 +46,9 @@ impl ImageDir {
         Self { path, keep }
     }
 
-    fn write(&self, name: &str, png: &[u8]) -> PathBuf {
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let path = self.path.join(name);
-        std::fs::write(&path, png).expect("write the PNG");
+        std::fs::write(&path, bytes).expect("write the file");
         path
     }
 }
@@ -134,4 +138,90 @@ fn every_kin_code_image_decodes_with_zbarimg() {
             assert_eq!(zbarimg(&file), vec![token.clone()], "{}", file.display());
         }
     }
+}
+
+/// The pages of `pdf` as PNGs at `dpi`, by poppler's `pdftoppm`. Fails, never skips, without it.
+fn pdftoppm(pdf: &Path, dpi: u32) -> Vec<PathBuf> {
+    let stem = pdf.with_file_name(format!(
+        "{}-page",
+        pdf.file_stem().unwrap().to_string_lossy()
+    ));
+    let output = Command::new("pdftoppm")
+        .args(["-r", &dpi.to_string(), "-png"])
+        .arg(pdf)
+        .arg(&stem)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run pdftoppm ({e}); install it with: scripts/ensure-apt.sh poppler-utils"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "pdftoppm failed on {}: {}",
+        pdf.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let prefix = stem.file_name().unwrap().to_string_lossy().into_owned();
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(stem.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&format!("{prefix}-")) && name.ends_with(".png")
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+#[test]
+fn every_card_on_a_household_sheet_decodes_from_the_pdf_printed_at_300_dpi() {
+    let dir = ImageDir::new();
+    let generated_at = Utc.with_ymd_and_hms(2026, 11, 28, 17, 30, 0).unwrap();
+    // Five relatives (two pages), every colour, real-length tokens, each its own.
+    let relatives = [
+        (HealthColour::Green, "**明", Relationship::Child),
+        (HealthColour::Yellow, "**华", Relationship::Parent),
+        (HealthColour::Red, "*强", Relationship::Grandparent),
+        (HealthColour::Green, "**丽", Relationship::Spouse),
+        (HealthColour::Yellow, "*芳", Relationship::Grandchild),
+    ];
+    let tokens: Vec<String> = (0..relatives.len())
+        .map(|i| {
+            let t = token(222);
+            format!("{}{}", &t[..t.len() - 1], i)
+        })
+        .collect();
+    let cards: Vec<Vec<u8>> = relatives
+        .iter()
+        .zip(&tokens)
+        .map(|(&(colour, name, relationship), token)| {
+            offline_card_png(&OfflineCard {
+                colour,
+                token,
+                masked_name: name,
+                relationship_label: relationship.label(),
+                generated_at,
+                valid_until: generated_at + Duration::days(7),
+            })
+            .expect("card PNG")
+        })
+        .collect();
+    let all: Vec<&[u8]> = cards.iter().map(Vec::as_slice).collect();
+    let sheet = household_sheet(&all).expect("sheet");
+    assert_eq!(sheet.pages, 2);
+    dir.write("household-sheet-preview.png", &sheet.preview_png);
+    let pdf = dir.write("household-sheet.pdf", &sheet.pdf);
+
+    let pages = pdftoppm(&pdf, 300);
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    let mut found: Vec<String> = pages.iter().flat_map(|page| zbarimg(page)).collect();
+    found.sort();
+    let mut expected = tokens.clone();
+    expected.sort();
+    assert_eq!(found, expected, "every card's QR, once");
+    // Four on the first page, the fifth alone on the second.
+    assert_eq!(zbarimg(&pages[0]).len(), 4);
+    assert_eq!(zbarimg(&pages[1]), vec![tokens[4].clone()]);
 }
