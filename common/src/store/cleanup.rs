@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::bindings::BindingRecord;
 use super::codes::{OfflineCardRecord, IMAGE_IN_FLIGHT_PREFIX};
+use super::sheets::{SHEET_PK_PREFIX, SHEET_SK};
 use super::{dynamodb_error, n, s, ActionContext, Store};
 use crate::domain::binding::BindingStatus;
 use crate::error::AppError;
@@ -25,9 +26,11 @@ pub enum DueItem {
     PendingBinding { pk: String, sk: String },
     /// An offline card: its S3 object goes first, then the record.
     OfflineCard { pk: String, sk: String },
-    /// An image whose card was never recorded (its transaction clears the mark): the object
-    /// goes first, then the mark.
+    /// An image whose card (or a file whose household sheet) was never recorded (the record's
+    /// transaction clears the mark): the object goes first, then the mark.
     ImageInFlight { pk: String, sk: String },
+    /// A household sheet: its PDF and preview go first, then the record.
+    HouseholdSheet { pk: String, sk: String },
     /// Anything else that simply goes: revoked anchors, published revocations, audit
     /// records past retention, daily quotas.
     Plain { pk: String, sk: String },
@@ -37,8 +40,12 @@ impl DueItem {
     fn classify(pk: String, sk: String) -> Self {
         if pk.starts_with("G#") && sk.starts_with("B#") {
             Self::PendingBinding { pk, sk }
-        } else if pk.starts_with("K#") && sk.starts_with(IMAGE_IN_FLIGHT_PREFIX) {
+        } else if (pk.starts_with("K#") || pk.starts_with(SHEET_PK_PREFIX))
+            && sk.starts_with(IMAGE_IN_FLIGHT_PREFIX)
+        {
             Self::ImageInFlight { pk, sk }
+        } else if pk.starts_with(SHEET_PK_PREFIX) && sk == SHEET_SK {
+            Self::HouseholdSheet { pk, sk }
         } else if pk.starts_with("K#") && sk.starts_with("O#") {
             Self::OfflineCard { pk, sk }
         } else {
@@ -68,6 +75,8 @@ pub struct CleanupReport {
     pub offline_cards_deleted: u32,
     /// Images of cards that were never recorded.
     pub orphan_images_deleted: u32,
+    /// Household sheets whose cards expired: their PDF and preview, then the record.
+    pub household_sheets_deleted: u32,
     pub items_deleted: u32,
     /// Items that changed since they were found (e.g. a binding verified meanwhile).
     pub skipped: u32,
