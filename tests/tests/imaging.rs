@@ -7,8 +7,7 @@
 //! Set `KINCODE_IMAGES_DIR` to keep the images there for a look; otherwise they are written to a
 //! temporary directory and removed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use chrono::{Duration, TimeZone, Utc};
 use kincode_common::domain::colour::HealthColour;
@@ -17,6 +16,7 @@ use kincode_common::imaging::card::{offline_card_png, OfflineCard};
 use kincode_common::imaging::kin_code::{kin_code_png, KinCodeImage};
 use kincode_common::imaging::qr::qr_png;
 use kincode_common::imaging::sheet::household_sheet;
+use kincode_tests::{pdftoppm, zbarimg};
 
 /// `KC1:` then base45 characters, `chars` in all: 180 as in DESIGN.md, 222 as a real signed token.
 fn token(chars: usize) -> String {
@@ -59,29 +59,6 @@ impl Drop for ImageDir {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
-}
-
-/// Every symbol zbarimg finds in `file`, one per line. Fails, never skips, without zbarimg.
-fn zbarimg(file: &Path) -> Vec<String> {
-    let output = Command::new("zbarimg")
-        .args(["--raw", "-q"])
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run zbarimg ({e}); install it with: scripts/ensure-apt.sh zbar-tools")
-        });
-    assert!(
-        output.status.success(),
-        "zbarimg found no code in {} (exit {}): {}",
-        file.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("zbarimg output is UTF-8")
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]
@@ -138,41 +115,6 @@ fn every_kin_code_image_decodes_with_zbarimg() {
             assert_eq!(zbarimg(&file), vec![token.clone()], "{}", file.display());
         }
     }
-}
-
-/// The pages of `pdf` as PNGs at `dpi`, by poppler's `pdftoppm`. Fails, never skips, without it.
-fn pdftoppm(pdf: &Path, dpi: u32) -> Vec<PathBuf> {
-    let stem = pdf.with_file_name(format!(
-        "{}-page",
-        pdf.file_stem().unwrap().to_string_lossy()
-    ));
-    let output = Command::new("pdftoppm")
-        .args(["-r", &dpi.to_string(), "-png"])
-        .arg(pdf)
-        .arg(&stem)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run pdftoppm ({e}); install it with: scripts/ensure-apt.sh poppler-utils"
-            )
-        });
-    assert!(
-        output.status.success(),
-        "pdftoppm failed on {}: {}",
-        pdf.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let prefix = stem.file_name().unwrap().to_string_lossy().into_owned();
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(stem.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with(&format!("{prefix}-")) && name.ends_with(".png")
-        })
-        .collect();
-    pages.sort();
-    pages
 }
 
 #[test]

@@ -313,6 +313,114 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_household_sheet_links_its_pdf_names_its_cards_and_who_is_left_out() {
+        let services = fresh_services().await;
+        let blobs = fresh_bucket(&services).await;
+        let now = Utc::now();
+        let spent = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let printed = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let create = || event("offline-create.json").with_path_binding(spent.id.as_str());
+        for _ in 0..3 {
+            assert_eq!(call(&services, &blobs, create(), now).await.0, 201);
+        }
+        let (status, body) = call(
+            &services,
+            &blobs,
+            event("offline-household-sheet.json"),
+            now,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["kind"], "household_sheet");
+        assert_eq!(body["pages"], 1);
+        assert_eq!(body["cards"].as_array().unwrap().len(), 1);
+        assert_eq!(body["cards"][0]["binding_id"], printed.id.as_str());
+        assert_eq!(body["cards"][0]["name"], "**明");
+        assert_eq!(body["cards"][0]["colour_label"], "绿码");
+        assert_eq!(body["left_out"][0]["binding_id"], spent.id.as_str());
+        assert_eq!(
+            body["left_out"][0]["error"]["code"],
+            "offline_code_limit_reached"
+        );
+        assert_eq!(
+            body["notice"],
+            "**明(子女)未列入本次家庭离线码:今日离线码生成次数已达上限,请明天再试"
+        );
+        let pdf_url = body["download_url"].as_str().unwrap();
+        assert!(
+            pdf_url.contains("/household/") && pdf_url.contains(".pdf?"),
+            "{pdf_url}"
+        );
+        assert!(
+            pdf_url.contains("response-content-type=application%2Fpdf"),
+            "{pdf_url}"
+        );
+        assert!(pdf_url.contains("X-Amz-Expires=300"), "{pdf_url}");
+        let preview = body["preview_url"].as_str().unwrap();
+        assert!(preview.contains(".png?"), "{preview}");
+
+        // The files are stored encrypted, under keys that say nothing of the family.
+        let objects = bucket_objects(&services, &blobs).await;
+        let sheet_files: Vec<_> = objects
+            .iter()
+            .filter(|o| o.key.starts_with("household/"))
+            .collect();
+        assert_eq!(sheet_files.len(), 2);
+        for object in sheet_files {
+            assert_eq!(object.server_side_encryption.as_deref(), Some("AES256"));
+            assert!(object.metadata.is_empty());
+            for id in [spent.id.as_str(), printed.id.as_str(), EVENT_GUARDIAN] {
+                assert!(!object.key.contains(id), "{}", object.key);
+            }
+        }
+
+        // The event file carries an Idempotency-Key: sent again, the same sheet, no new card.
+        let (status, again) = call(
+            &services,
+            &blobs,
+            event("offline-household-sheet.json"),
+            now,
+        )
+        .await;
+        assert_eq!(status, 201, "{again}");
+        let path = |url: &str| url.split('?').next().unwrap().to_owned();
+        assert_eq!(path(again["download_url"].as_str().unwrap()), path(pdf_url));
+        assert_eq!(bucket_objects(&services, &blobs).await.len(), objects.len());
+    }
+
+    #[tokio::test]
+    async fn a_household_sheet_with_nobody_to_print_a_bad_key_or_no_caller_is_refused() {
+        let services = fresh_services().await;
+        let blobs = fresh_bucket(&services).await;
+        let now = Utc::now();
+        let sheet = || event("offline-household-sheet.json");
+        let (status, body) = call(&services, &blobs, sheet(), now).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("no_verified_relatives"))
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "暂无已完成认证的亲属,无法生成家庭离线码"
+        );
+        let bad_key = sheet().with_header("idempotency-key", "short");
+        assert_eq!(call(&services, &blobs, bad_key, now).await.0, 400);
+        assert_eq!(
+            call(&services, &blobs, sheet().without_caller(), now)
+                .await
+                .0,
+            401
+        );
+        // S3 down: 503 before any card is recorded (the first card's image fails): no quota used.
+        let active = active_relative(&services, EVENT_GUARDIAN, now).await;
+        let no_s3 = unreachable_bucket(&services).await;
+        assert_eq!(call(&services, &no_s3, sheet(), now).await.0, 503);
+        assert!(bucket_objects(&services, &blobs).await.is_empty());
+        let fetch = event("offline-get.json").with_path_binding(active.id.as_str());
+        assert_eq!(call(&services, &blobs, fetch, now).await.0, 404);
+    }
+
+    #[tokio::test]
     async fn pending_strangers_and_outages() {
         let services = fresh_services().await;
         let blobs = fresh_bucket(&services).await;
