@@ -11,8 +11,8 @@
 #     list is not available offline on these machines, and GB 2312 level 1 covers nearly all of it
 #     (a name character outside the subset is drawn as '*' by the card anyway);
 #   - printable ASCII;
-#   - every character of the card's fixed text (kept in step by a unit test in
-#     common/src/imaging/card.rs that checks the font has a glyph for each).
+#   - every character of the pictures' fixed text (kept in step by unit tests in
+#     common/src/imaging/{card,kin_code,draw}.rs that check the font has a glyph for each).
 # The family is renamed (SIL OFL 1.1 asks modified versions not to present themselves under the
 # original name). Hinting and the OpenType layout tables are dropped: ab_glyph uses neither.
 #
@@ -29,10 +29,11 @@ source_ttc=/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 source_sha256=b76b0433203017ca80401b2ee0dd69350349871c4b19d504c34dbdd80541690a
 sc_face=2 # 0 JP, 1 KR, 2 SC, 3 TC, 4 HK, then the Mono faces
 
-# The card's fixed text (common/src/imaging/card.rs), the colour labels (domain/health.rs) and the
+# The fixed text of the card (common/src/imaging/card.rs) and of the phone's kin code
+# (kin_code.rs), the clock's name (draw.rs), the colour labels (domain/colour.rs), the
 # relationship labels (domain/relationship.rs), and the '*' drawn for a missing name character.
 # Most are in GB 2312 level 1 already; '·', '“' and '”' are not.
-card_text='亲属码·离线码 绿码 黄码 红码 姓名 关系 生成时间 有效期至 亲属码现阶段不适用于“一场两站”
+card_text='亲属码·离线码 绿码 黄码 红码 姓名 关系 生成时间 有效期至 亲属码现阶段不适用于“一场两站” 北京时间
 子女 父母 祖父母/外祖父母 孙子女/外孙子女 配偶 兄弟姐妹 其他亲属 *'
 
 "$script_dir/ensure-apt.sh" fonts-noto-cjk fonttools

@@ -1,5 +1,6 @@
-//! The cost of what a person sees: the phone's QR image (budget: under 1 ms with the token
-//! signing) and the printable offline card (budget: 20 ms, 64 MB peak RSS).
+//! The cost of what a person sees: the phone's bare QR image (budget: under 1 ms with the token
+//! signing), the kin code drawn whole for `Accept: image/png` (QR, mark, colour, name, time),
+//! and the printable offline card (budget: 20 ms, 64 MB peak RSS).
 //! `cargo bench -p kincode-common --bench imaging`.
 
 use std::hint::black_box;
@@ -13,6 +14,7 @@ use kincode_common::domain::code::{CodeClaims, CodeKind};
 use kincode_common::domain::colour::HealthColour;
 use kincode_common::domain::relationship::Relationship;
 use kincode_common::imaging::card::{offline_card_png, OfflineCard};
+use kincode_common::imaging::kin_code::{kin_code_png, KinCodeImage};
 use kincode_common::imaging::qr::qr_png;
 
 fn imaging_benches(c: &mut Criterion) {
@@ -34,6 +36,17 @@ fn imaging_benches(c: &mut Criterion) {
             let text = token::encode(black_box(&claims), keys.signer(chrono::Utc::now()));
             qr_png(&text, HealthColour::Yellow).unwrap()
         })
+    });
+
+    let image = KinCodeImage {
+        colour: HealthColour::Yellow,
+        token: &text,
+        masked_name: "**明",
+        relationship_label: Relationship::Child.label(),
+        drawn_at: now,
+    };
+    c.bench_function("imaging/kin_code_png", |b| {
+        b.iter(|| kin_code_png(black_box(&image)).unwrap())
     });
 
     let card = OfflineCard {

@@ -118,6 +118,19 @@ impl Keys {
         uuid::Builder::from_random_bytes(id).into_uuid().to_string()
     }
 
+    /// A household sheet's id derived from the caller's idempotency key, so a retried request
+    /// meets the sheet its first attempt recorded. 128 bits, as hex (a random id's form).
+    pub fn sheet_id_for_retry(&self, guardian: &str, idempotency_key: &str) -> String {
+        let mac = self.mac("kincode/sheet-id/v1", &[guardian, idempotency_key]);
+        let bytes = B64.decode(mac).expect("own encoding");
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&bytes[..16]);
+        uuid::Builder::from_random_bytes(id)
+            .into_uuid()
+            .simple()
+            .to_string()
+    }
+
     /// How a guardian of a relative appears to the relative's other guardians and in its
     /// access log: stable for the pair, unlinkable across relatives, never the platform id.
     /// 72 bits: collisions among a relative's few guardians are out of reach.
@@ -205,6 +218,20 @@ mod tests {
         assert_ne!(a, k.binding_id_for_retry("guardian-2", "key-1"));
         assert_ne!(a, k.binding_id_for_retry("guardian-1", "key-2"));
         assert!(uuid::Uuid::parse_str(&a).is_ok());
+    }
+
+    #[test]
+    fn retry_sheet_ids_depend_on_guardian_and_key_and_differ_from_binding_ids() {
+        let k = keys();
+        let a = k.sheet_id_for_retry("guardian-1", "key-1");
+        assert_eq!(a, k.sheet_id_for_retry("guardian-1", "key-1"));
+        assert_ne!(a, k.sheet_id_for_retry("guardian-2", "key-1"));
+        assert_ne!(a, k.sheet_id_for_retry("guardian-1", "key-2"));
+        assert_eq!(a.len(), 32);
+        let binding = k
+            .binding_id_for_retry("guardian-1", "key-1")
+            .replace('-', "");
+        assert_ne!(a, binding);
     }
 
     #[test]

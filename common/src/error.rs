@@ -60,6 +60,8 @@ pub enum AppError {
     OfflineCodeLimitReached,
     #[error("no valid offline code")]
     OfflineCodeNotFound,
+    #[error("no verified relative for a household sheet")]
+    NoVerifiedRelatives,
     #[error("code rejected: {0}")]
     InvalidCode(TokenError),
     #[error("code revoked")]
@@ -129,6 +131,7 @@ impl AppError {
             | PledgeOutdated
             | Conflict
             | VerificationRequired
+            | NoVerifiedRelatives
             | TubeFull { .. }
             | TubeKindMismatch { .. }
             | TubeClosed
@@ -175,6 +178,7 @@ impl AppError {
             Conflict => "conflict",
             Forbidden => "forbidden",
             VerificationRequired => "verification_required",
+            NoVerifiedRelatives => "no_verified_relatives",
             OfflineCodeLimitReached => "offline_code_limit_reached",
             OfflineCodeNotFound => "offline_code_not_found",
             InvalidCode(reason) => reason.code(),
@@ -226,6 +230,7 @@ impl AppError {
             Conflict => "操作过于频繁,请稍后重试",
             Forbidden => "无权进行此操作",
             VerificationRequired => "请先完成亲属认证",
+            NoVerifiedRelatives => "暂无已完成认证的亲属,无法生成家庭离线码",
             OfflineCodeLimitReached => "今日离线码生成次数已达上限,请明天再试",
             OfflineCodeNotFound => "暂无有效的离线码,请重新生成",
             InvalidCode(TokenError::Expired) => "亲属码已过期,请刷新后重新出示",

@@ -73,8 +73,14 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
             card_images.insert(text(item, "object_key"));
             cards.push((text(item, "binding_id"), text(item, "serial")));
         }
-        if let (true, Some(object)) = (pk.starts_with("K#"), after("OP#")) {
+        if let (true, Some(object)) = (pk.starts_with("K#") || pk.starts_with("HS#"), after("OP#"))
+        {
             marked_images.insert(object);
+        }
+        // A household sheet's PDF and preview.
+        if pk.starts_with("HS#") && sk == "SHEET" {
+            card_images.insert(text(item, "pdf_key"));
+            card_images.insert(text(item, "preview_key"));
         }
         if pk == "REVOKED" {
             revoked.insert(sk.clone());
@@ -120,11 +126,11 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
             ));
         }
     }
-    // Cards and images: a card's image is there; an image is a card's, or marked in flight
-    // (the cleanup removes it when its mark is due).
+    // Cards, sheets and objects: a card's image and a sheet's files are there; an object is a
+    // card's or a sheet's, or marked in flight (the cleanup removes it when its mark is due).
     let stored: BTreeSet<String> = objects.iter().cloned().collect();
     for missing in card_images.difference(&stored) {
-        found.push(format!("card image {missing} is recorded but not stored"));
+        found.push(format!("object {missing} is recorded but not stored"));
     }
     for orphan in stored.difference(&card_images) {
         if !marked_images.contains(orphan) {
@@ -195,6 +201,30 @@ mod tests {
         assert!(found[1].contains("audit bind req-1 recorded 2 times"));
         assert!(found[2].contains("recorded but not stored"));
         assert!(found[3].contains("no card and no in-flight mark"));
+    }
+
+    #[test]
+    fn a_household_sheets_files_are_its_own_and_may_be_in_flight() {
+        let mut items = one_binding_with_a_card();
+        items.push(item(&[
+            ("pk", "HS#s"),
+            ("sk", "SHEET"),
+            ("pdf_key", "household/h.pdf"),
+            ("preview_key", "household/h.png"),
+        ]));
+        items.push(item(&[("pk", "HS#t"), ("sk", "OP#household/t.pdf")]));
+        let mut objects = vec![
+            "cards/b/s1.png".to_owned(),
+            "household/h.pdf".to_owned(),
+            "household/h.png".to_owned(),
+            "household/t.pdf".to_owned(),
+        ];
+        assert_eq!(violations(&items, &objects), Vec::<String>::new());
+        objects.retain(|o| o != "household/h.png");
+        assert_eq!(
+            violations(&items, &objects),
+            ["object household/h.png is recorded but not stored"]
+        );
     }
 
     #[test]

@@ -742,6 +742,78 @@ pub fn zbar_decode_png(png_bytes: &[u8]) -> String {
         .to_owned()
 }
 
+/// Every symbol `zbarimg` finds in the image file, one per line. Fails, never skips, without it.
+pub fn zbarimg(file: &std::path::Path) -> Vec<String> {
+    let output = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run zbarimg ({e}); install it with: scripts/ensure-apt.sh zbar-tools")
+        });
+    assert!(
+        output.status.success(),
+        "zbarimg found no code in {} (exit {}): {}",
+        file.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("zbarimg output is UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The pages of the PDF file as PNGs at `dpi` beside it (`<stem>-page-<n>.png`), rendered by
+/// poppler's `pdftoppm` as a printer driver would. Fails, never skips, without it.
+pub fn pdftoppm(pdf: &std::path::Path, dpi: u32) -> Vec<PathBuf> {
+    let stem = pdf
+        .file_stem()
+        .expect("a file")
+        .to_string_lossy()
+        .into_owned();
+    let root = pdf.with_file_name(format!("{stem}-page"));
+    let output = std::process::Command::new("pdftoppm")
+        .args(["-r", &dpi.to_string(), "-png"])
+        .arg(pdf)
+        .arg(&root)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run pdftoppm ({e}); install it with: scripts/ensure-apt.sh poppler-utils"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "pdftoppm failed on {}: {}",
+        pdf.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let prefix = format!("{stem}-page-");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(pdf.parent().expect("a directory"))
+        .expect("readable directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".png")
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+/// The QR codes on each page of a PDF printed at 300 dpi, as `zbarimg` reads them.
+pub fn qr_codes_in_pdf(pdf: &[u8]) -> Vec<Vec<String>> {
+    let dir = std::env::temp_dir().join(format!("kincode-pdf-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let file = dir.join("sheet.pdf");
+    std::fs::write(&file, pdf).expect("write PDF");
+    let pages = pdftoppm(&file, 300).iter().map(|p| zbarimg(p)).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    pages
+}
+
 /// A QR PNG read by two independent decoders, which must agree.
 pub fn decode_qr_twice(png_bytes: &[u8]) -> String {
     let text = decode_qr_png(png_bytes);

@@ -68,6 +68,43 @@ impl Intercept for FailTransactions {
     }
 }
 
+/// Fails every S3 upload of a household sheet's files (`household/…`), on every attempt: the
+/// cards before them are made, then the sheet fails half-way.
+#[derive(Debug)]
+struct FailSheetFiles;
+
+impl Intercept for FailSheetFiles {
+    fn name(&self) -> &'static str {
+        "FailSheetFiles"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        match request.method() == "PUT" && request.uri().contains("/household/") {
+            true => Err("connection reset (test)".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+/// The same bucket as `blobs`, reached by a caller whose uploads of sheet files fail.
+pub async fn failing_sheet_files(services: &Services, blobs: &BlobStore) -> BlobStore {
+    let client = kincode_common::wiring::services::s3_client(&services.config)
+        .await
+        .expect("S3 client");
+    let config = client
+        .config()
+        .to_builder()
+        .interceptor(FailSheetFiles)
+        .build();
+    BlobStore::new(aws_sdk_s3::Client::from_conf(config), blobs.bucket())
+}
+
 /// A fresh table and bucket, and a guardian's active binding made at `bound_at`.
 pub struct Scene {
     pub services: Services,
@@ -122,7 +159,8 @@ pub fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Records and images agree: every card's image is there, and every image is a card's.
+/// Records and objects agree: every card's image and every household sheet's files are there,
+/// and every object is a card's or a sheet's.
 pub async fn assert_cards_and_images_agree(services: &Services, blobs: &BlobStore) {
     let items = all_items(services).await;
     let mut recorded: Vec<String> = items
@@ -130,6 +168,12 @@ pub async fn assert_cards_and_images_agree(services: &Services, blobs: &BlobStor
         .filter(|i| text(i, "pk").starts_with("K#") && text(i, "sk").starts_with("O#"))
         .map(|i| text(i, "object_key"))
         .collect();
+    recorded.extend(
+        items
+            .iter()
+            .filter(|i| text(i, "pk").starts_with("HS#") && text(i, "sk") == "SHEET")
+            .flat_map(|i| [text(i, "pdf_key"), text(i, "preview_key")]),
+    );
     let mut stored: Vec<String> = bucket_objects(services, blobs)
         .await
         .into_iter()

@@ -121,6 +121,7 @@ fn every_error() -> Vec<AppError> {
         VerificationRequired,
         OfflineCodeLimitReached,
         OfflineCodeNotFound,
+        NoVerifiedRelatives,
         CodeRevoked,
         KinCodeNotForArrival,
         InvalidPurpose,
@@ -172,6 +173,7 @@ fn every_error() -> Vec<AppError> {
             | VerificationRequired
             | OfflineCodeLimitReached
             | OfflineCodeNotFound
+            | NoVerifiedRelatives
             | InvalidCode(_)
             | CodeRevoked
             | KinCodeNotForArrival

@@ -8,7 +8,7 @@ use kincode_common::domain::code::ScanPurpose;
 use kincode_common::store::ActionContext;
 use kincode_common::usecases::authority;
 use kincode_common::usecases::bindings::{self, CompleteRequest, VerificationStart};
-use kincode_common::usecases::codes::{publish, scan, show};
+use kincode_common::usecases::codes::{publish, scan, sheet, show};
 use kincode_tests::*;
 use serde_json::json;
 
@@ -122,6 +122,31 @@ async fn each_operation_makes_the_documented_number_of_calls() {
         calls.take(),
         ["GetItem", "Query", "PutItem"],
         "fetch offline card"
+    );
+    let sheet_key = IdempotencyKey::parse("calls-sheet-0001").unwrap();
+    for _ in 0..2 {
+        sheet::issue_household_sheet(store, &blobs, &keys, &guardian, Some(&sheet_key), ctx)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        calls.take(),
+        [
+            // the caller's bindings, the sheet looked up (the key), one relative's card
+            "Query",
+            "GetItem",
+            "Query",
+            "PutItem",
+            "TransactWriteItems",
+            // the PDF's and the preview's marks, the sheet recorded
+            "PutItem",
+            "PutItem",
+            "TransactWriteItems",
+            // the retry: answered from the sheet's record
+            "Query",
+            "GetItem",
+        ],
+        "household sheet of one relative, then its retry"
     );
     scan::scan_at_checkpoint(
         store,

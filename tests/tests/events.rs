@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// Event file → documented status, in the order they run.
 /// `cleanup.json` is the scheduler's raw input, not an HTTP event: its "status" is 200 when
 /// the function answers its counts.
-const DOCUMENTED: [(&str, u16); 20] = [
+const DOCUMENTED: [(&str, u16); 21] = [
     ("bind.json", 201),
     ("bind-adult.json", 422),
     ("bind-invalid-id.json", 400),
@@ -24,6 +24,7 @@ const DOCUMENTED: [(&str, u16); 20] = [
     ("render.json", 200),
     ("offline-create.json", 201),
     ("offline-get.json", 200),
+    ("offline-household-sheet.json", 201),
     ("scan.json", 200),
     ("samples.json", 201),
     ("lab-results.json", 200),
@@ -164,6 +165,8 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
                         "result_reported",
                         "sample_registered",
                         "code_scanned",
+                        // the household sheet's card, after the single card's download
+                        "offline_card_issued",
                         "offline_card_downloaded",
                         "offline_card_issued",
                         "code_shown",

@@ -13,7 +13,7 @@ use kincode_common::usecases::access_log;
 use kincode_common::usecases::authority;
 use kincode_common::usecases::bindings::{self, BindRequest, CompleteRequest, VerificationStart};
 use kincode_common::usecases::cleanup;
-use kincode_common::usecases::codes::{publish, scan, show};
+use kincode_common::usecases::codes::{publish, scan, sheet, show};
 use kincode_common::usecases::export;
 use kincode_tests::*;
 use serde_json::json;
@@ -104,6 +104,13 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     show::latest_offline_card(store, &blobs, &guardian, &binding.id, at(t0))
         .await
         .unwrap();
+    let sheet_key =
+        kincode_common::domain::binding::IdempotencyKey::parse("iam-sheet-0001").unwrap();
+    for _ in 0..2 {
+        sheet::issue_household_sheet(store, &blobs, &keys, &guardian, Some(&sheet_key), at(t0))
+            .await
+            .unwrap();
+    }
     used.insert("OfflineFunction", calls.take_actions());
 
     let site = test_site();
@@ -195,7 +202,8 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         .unwrap();
     used.insert("UnbindFunction", calls.take_actions());
 
-    // cleanup: a stale pending binding, the expired card, revocations, quotas
+    // cleanup: a stale pending binding, the expired cards (alone and the sheet's), the
+    // expired sheet, revocations, quotas
     bind_relative(&services, "user-iam-2", &resident_id_aged(70, t0, 2), t0)
         .await
         .unwrap();
@@ -208,7 +216,9 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         .await
         .unwrap();
     assert!(
-        report.pending_bindings_released == 1 && report.offline_cards_deleted == 1,
+        report.pending_bindings_released == 1
+            && report.offline_cards_deleted == 2
+            && report.household_sheets_deleted == 1,
         "{report:?}"
     );
     // and, 30 days after the unbind, the person nobody holds any more

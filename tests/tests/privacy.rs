@@ -226,6 +226,24 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
             .await
             .unwrap();
     }
+    // Their household sheet: the record names cards by binding and serial, the answer masks.
+    let blobs = fresh_bucket(&services).await;
+    let sheet = kincode_common::usecases::codes::sheet::issue_household_sheet(
+        &services.store,
+        &blobs,
+        &test_key_ring(),
+        &guardian,
+        None,
+        ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sheet.cards.len(), 2);
+    assert_not_answered(&sheet, &secrets);
+    for object in bucket_objects(&services, &blobs).await {
+        assert_not_answered(&object.key, &secrets);
+    }
+
     let later = ActionContext {
         request_id: "privacy-unbind",
         at: now + Duration::hours(25),

@@ -20,8 +20,8 @@ use kincode_common::domain::policy::{
 use kincode_common::domain::relationship::Relationship;
 use kincode_common::domain::resident_id::ResidentId;
 use kincode_common::store::{
-    ActionContext, CreateBindingError, FlagWrite, ItemOrder, NewBinding, OfflineCardRecord,
-    RegisterError, RegisteredSample, SampleRegistration,
+    ActionContext, CreateBindingError, FlagWrite, HouseholdSheetRecord, ItemOrder, NewBinding,
+    OfflineCardRecord, RegisterError, RegisteredSample, SampleRegistration, SheetRecorded,
 };
 use kincode_common::wiring::services::Services;
 use kincode_tests::*;
@@ -279,6 +279,44 @@ async fn offline_card_refusals_read_the_same_in_every_order() {
         let card = card_of(&pending, "05", now);
         let refused = store.record_offline_card(&pending, &card, ctx(now)).await;
         answers.push(("binding not active", outcome(refused)));
+        answers
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn household_sheet_refusals_read_the_same_in_every_order() {
+    let expected = [
+        ("first sheet", "Ours"),
+        ("the same sheet again (a landed attempt)", "Ours"),
+        ("another request's sheet under the id", "Theirs"),
+    ];
+    same_answers_in_every_order(&expected, |services| async move {
+        let now = Utc::now();
+        let store = &services.store;
+        let sheet = |pdf: &str| HouseholdSheetRecord {
+            sheet_id: "0123456789abcdef0123456789abcdef".into(),
+            guardian: "user-sheets".into(),
+            pdf_key: format!("household/{pdf}.pdf"),
+            preview_key: format!("household/{pdf}.png"),
+            pages: 1,
+            generated_at: now,
+            valid_until: now + Duration::days(7),
+            cards: Vec::new(),
+            left_out: Vec::new(),
+        };
+        let recorded = |result: Result<SheetRecorded, _>| match result {
+            Ok(SheetRecorded::Ours) => "Ours".to_owned(),
+            Ok(SheetRecorded::Theirs(_)) => "Theirs".to_owned(),
+            Err(e) => format!("{e:?}"),
+        };
+        let mut answers = Vec::new();
+        let first = store.record_household_sheet(&sheet("a")).await;
+        answers.push(("first sheet", recorded(first)));
+        let again = store.record_household_sheet(&sheet("a")).await;
+        answers.push(("the same sheet again (a landed attempt)", recorded(again)));
+        let other = store.record_household_sheet(&sheet("b")).await;
+        answers.push(("another request's sheet under the id", recorded(other)));
         answers
     })
     .await;

@@ -1,5 +1,6 @@
-//! S3 adapter: offline card images. Keys carry no personal data and objects no metadata;
-//! every object is server-side encrypted; readers get presigned URLs that live minutes.
+//! S3 adapter: offline card images and household sheets (a PDF and its PNG preview). Keys carry
+//! no personal data and objects no metadata; every object is server-side encrypted; readers get
+//! presigned URLs that live minutes.
 
 use std::time::Duration;
 
@@ -7,12 +8,22 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
+use bytes::Bytes;
 
 use crate::error::AppError;
 
 /// How long a download link works: long enough to open it, too short to pass around.
 pub fn download_url_lifetime() -> Duration {
     Duration::from_secs(5 * 60)
+}
+
+/// What a stored object is, from its key: the sheets' PDFs, otherwise PNG pictures.
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".pdf") {
+        "application/pdf"
+    } else {
+        "image/png"
+    }
 }
 
 pub struct BlobStore {
@@ -56,18 +67,26 @@ impl BlobStore {
         format!("offline/{}.png", uuid::Uuid::new_v4().simple())
     }
 
-    pub async fn put_png(&self, key: &str, png: Vec<u8>) -> Result<(), AppError> {
+    /// Fresh keys for a household sheet's PDF and its preview: one random stem, so the two are
+    /// seen to belong together and say nothing about whose they are.
+    pub fn new_sheet_keys() -> (String, String) {
+        let stem = format!("household/{}", uuid::Uuid::new_v4().simple());
+        (format!("{stem}.pdf"), format!("{stem}.png"))
+    }
+
+    /// Stores `body` under `key`, typed by the key's extension (`.pdf`, else a PNG).
+    pub async fn put(&self, key: &str, body: Bytes) -> Result<(), AppError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .body(ByteStream::from(png))
-            .content_type("image/png")
+            .body(ByteStream::from(body))
+            .content_type(content_type(key))
             .cache_control("private, no-store")
             .server_side_encryption(ServerSideEncryption::Aes256)
             .send()
             .await
-            .map_err(|e| s3_error("put card", e))?;
+            .map_err(|e| s3_error("put object", e))?;
         Ok(())
     }
 
@@ -79,7 +98,7 @@ impl BlobStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| s3_error("delete card", e))?;
+            .map_err(|e| s3_error("delete object", e))?;
         Ok(())
     }
 
@@ -92,10 +111,10 @@ impl BlobStore {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .response_content_type("image/png")
+            .response_content_type(content_type(key))
             .presigned(presigning)
             .await
-            .map_err(|e| s3_error("presign card", e))?;
+            .map_err(|e| s3_error("presign download", e))?;
         Ok(request.uri().to_owned())
     }
 }

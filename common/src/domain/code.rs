@@ -42,6 +42,17 @@ impl CodeKind {
 }
 
 wire_enum! {
+    /// Why an active relative of the caller is not on their household sheet. The strings are
+    /// the API's error codes for the same refusal of a single card.
+    pub enum SheetLeftOutReason {
+        /// The relative's offline cards for the China day are used up (by any guardian): a
+        /// sheet that would count one more leaves the relative off and says so, instead of
+        /// refusing the family's other cards.
+        DailyLimitReached = "offline_code_limit_reached",
+    }
+}
+
+wire_enum! {
     /// Why a checkpoint scans a code.
     pub enum ScanPurpose {
         /// Registering a sample at a nucleic-acid testing site.
@@ -133,7 +144,7 @@ mod tests {
 
     #[test]
     fn kinds_and_purposes_read_back_their_strings() {
-        assert_wire_strings!(CodeKind, ScanPurpose);
+        assert_wire_strings!(CodeKind, ScanPurpose, SheetLeftOutReason);
     }
 
     #[test]

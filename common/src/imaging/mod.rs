@@ -1,11 +1,16 @@
-//! What a person sees: the QR code as a PNG, and the printable offline card.
+//! What a person sees: the bare QR code as a PNG, the kin code as the phone shows it, the
+//! printable offline card, and the household sheet (the cards of a family on A4, as a PDF).
 //!
-//! Both are indexed-colour PNGs drawn into our own pixel buffers: a handful of palette entries
-//! describe everything on them, so the files are small and fast to encode, and no image
-//! library or system font is needed at run time (Lambda has none).
+//! All are indexed-colour PNGs drawn into our own pixel buffers (`draw`: the embedded font,
+//! palettes, text): a handful of palette entries describe everything on them, so the files are
+//! small and fast to encode, and no image library or system font is needed at run time
+//! (Lambda has none).
 
 pub mod card;
+mod draw;
+pub mod kin_code;
 pub mod qr;
+pub mod sheet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -16,6 +21,9 @@ pub enum ImageError {
     Qr(qrcode::types::QrError),
     #[error("the embedded font cannot be read")]
     Font,
+    /// The household sheet takes only the 8-bit indexed PNGs the card is drawn as.
+    #[error("not a card PNG the household sheet can embed")]
+    NotACardPng,
     #[error("cannot encode the PNG: {0}")]
     Png(#[from] png::EncodingError),
 }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use super::bindings::BindingRecord;
 use super::codes::{OfflineCardRecord, IMAGE_IN_FLIGHT_PREFIX};
 use super::erasure::ERASE_SK;
+use super::sheets::{SHEET_PK_PREFIX, SHEET_SK};
 use super::{dynamodb_error, n, s, ActionContext, Store};
 use crate::domain::binding::BindingStatus;
 use crate::error::AppError;
@@ -26,11 +27,13 @@ pub enum DueItem {
     PendingBinding { pk: String, sk: String },
     /// An offline card: its S3 object goes first, then the record.
     OfflineCard { pk: String, sk: String },
-    /// An image whose card was never recorded (its transaction clears the mark): the object
-    /// goes first, then the mark.
+    /// An image whose card (or a file whose household sheet) was never recorded (the record's
+    /// transaction clears the mark): the object goes first, then the mark.
     ImageInFlight { pk: String, sk: String },
     /// A person no guardian has held for the erasure window: erased, unless held again.
     Erasure { relative_key: String },
+    /// A household sheet: its PDF and preview go first, then the record.
+    HouseholdSheet { pk: String, sk: String },
     /// Anything else that simply goes: revoked anchors, published revocations, audit
     /// records past retention, daily quotas.
     Plain { pk: String, sk: String },
@@ -40,8 +43,12 @@ impl DueItem {
     fn classify(pk: String, sk: String) -> Self {
         if pk.starts_with("G#") && sk.starts_with("B#") {
             Self::PendingBinding { pk, sk }
-        } else if pk.starts_with("K#") && sk.starts_with(IMAGE_IN_FLIGHT_PREFIX) {
+        } else if (pk.starts_with("K#") || pk.starts_with(SHEET_PK_PREFIX))
+            && sk.starts_with(IMAGE_IN_FLIGHT_PREFIX)
+        {
             Self::ImageInFlight { pk, sk }
+        } else if pk.starts_with(SHEET_PK_PREFIX) && sk == SHEET_SK {
+            Self::HouseholdSheet { pk, sk }
         } else if pk.starts_with("K#") && sk.starts_with("O#") {
             Self::OfflineCard { pk, sk }
         } else if let (Some(relative_key), ERASE_SK) = (pk.strip_prefix("R#"), sk.as_str()) {
@@ -75,6 +82,8 @@ pub struct CleanupReport {
     pub offline_cards_deleted: u32,
     /// Images of cards that were never recorded.
     pub orphan_images_deleted: u32,
+    /// Household sheets whose cards expired: their PDF and preview, then the record.
+    pub household_sheets_deleted: u32,
     pub items_deleted: u32,
     /// People no guardian held any more, erased.
     pub people_erased: u32,

@@ -131,11 +131,10 @@ struct RevocationItem {
     due: Due,
 }
 
-fn image_in_flight_key(binding: &BindingId, object_key: &str) -> (String, String) {
-    (
-        anchor_pk(binding),
-        format!("{IMAGE_IN_FLIGHT_PREFIX}{object_key}"),
-    )
+/// The mark of an object put before the record that will point to it, in the partition of
+/// what it belongs to: a binding's (`K#`) for a card's image, a sheet's (`HS#`) for its files.
+pub(super) fn image_in_flight_key(owner_pk: String, object_key: &str) -> (String, String) {
+    (owner_pk, format!("{IMAGE_IN_FLIGHT_PREFIX}{object_key}"))
 }
 
 fn card_sk(card: &OfflineCardRecord) -> String {
@@ -292,7 +291,18 @@ impl Store {
         object_key: &str,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let (pk, sk) = image_in_flight_key(binding, object_key);
+        self.mark_in_flight(anchor_pk(binding), object_key, now)
+            .await
+    }
+
+    /// Marks `object_key` as in flight in `owner_pk`'s partition, before the object is put.
+    pub(super) async fn mark_in_flight(
+        &self,
+        owner_pk: String,
+        object_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let (pk, sk) = image_in_flight_key(owner_pk, object_key);
         let due_at = now + image_in_flight_window();
         let item = ImageInFlightItem {
             due: Due::of(&pk, &sk, due_at),
@@ -330,7 +340,15 @@ impl Store {
         binding: &BindingId,
         object_key: &str,
     ) -> Result<(), AppError> {
-        let (pk, sk) = image_in_flight_key(binding, object_key);
+        self.forget_in_flight(anchor_pk(binding), object_key).await
+    }
+
+    pub(super) async fn forget_in_flight(
+        &self,
+        owner_pk: String,
+        object_key: &str,
+    ) -> Result<(), AppError> {
+        let (pk, sk) = image_in_flight_key(owner_pk, object_key);
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -339,6 +357,21 @@ impl Store {
             .await
             .map_err(|e| dynamodb_error("forget image in flight", e))?;
         Ok(())
+    }
+
+    /// The transaction item that clears an in-flight mark, with the write of its record.
+    pub(super) fn in_flight_cleared(
+        &self,
+        owner_pk: String,
+        object_key: &str,
+    ) -> Result<TransactWriteItem, AppError> {
+        let (pk, sk) = image_in_flight_key(owner_pk, object_key);
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .build()
+            .map_err(|e| AppError::Internal(format!("build delete: {e}")))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     /// Records a new offline card in one transaction: the relative's daily quota, the binding's
@@ -423,12 +456,6 @@ impl Store {
             .expression_attribute_values(":active", s(BindingStatus::Active.as_str()))
             .build()
             .map_err(|e| AppError::Internal(format!("build update: {e}")))?;
-        let (marker_pk, marker_sk) = image_in_flight_key(&binding.id, &card.object_key);
-        let marker = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(marker_pk, marker_sk)))
-            .build()
-            .map_err(|e| AppError::Internal(format!("build delete: {e}")))?;
         Ok(Transaction::new()
             .with(
                 Role::CardQuota,
@@ -441,7 +468,7 @@ impl Store {
             .with(Role::OfflineCard, self.put_new(&item)?)
             .with(
                 Role::ImageInFlight,
-                TransactWriteItem::builder().delete(marker).build(),
+                self.in_flight_cleared(anchor_pk(&binding.id), &card.object_key)?,
             )
             .with(
                 Role::Audit,

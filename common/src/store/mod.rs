@@ -1,5 +1,5 @@
 //! DynamoDB adapter: the one table that holds bindings, counters, codes, health signals and
-//! the audit trail. Split by what it stores: `bindings`, `codes`, `flags`, `cleanup`.
+//! the audit trail. Split by what it stores: `bindings`, `codes`, `sheets`, `flags`, `cleanup`.
 //!
 //! Item layout (`pk` / `sk`):
 //! - `G#<guardian>` / `COUNT`: how many relatives the guardian holds (`bound`).
@@ -22,6 +22,11 @@
 //! - `K#<binding id>` / `O#<generated at>#<serial>`: an offline card (its S3 key), until expiry.
 //! - `K#<binding id>` / `OP#<S3 key>`: a card image put before its card was recorded; the
 //!   card's transaction removes it, the cleanup removes the image of one left behind.
+//! - `HS#<sheet id>` / `SHEET`: a household sheet: its cards (binding ids, serials, colours), the
+//!   relatives left off it and why, and its PDF's and preview's S3 keys, until its cards expire.
+//!   The id is random, or keyed from the caller and their Idempotency-Key.
+//! - `HS#<sheet id>` / `OP#<S3 key>`: a sheet's file put before the sheet was recorded (as a
+//!   card's image above).
 //! - `REVOKED` / `<serial>`: a revoked offline card, published until it would have expired.
 //! - `CLEANUP` / `CURSOR`: the first expiry day the scheduled cleanup has not finished.
 //!
@@ -40,6 +45,7 @@ mod export;
 mod flags;
 mod health;
 mod nucleic;
+mod sheets;
 mod transaction;
 
 pub use access_log::AccessLogPage;
@@ -51,6 +57,7 @@ pub use flags::{FlagWrite, FlagWriteOutcome};
 pub use nucleic::{
     RegisterError, RegisteredSample, SampleRegistration, TestPage, TestRecord, TubeRecord,
 };
+pub use sheets::{HouseholdSheetRecord, SheetCardEntry, SheetLeftOutEntry, SheetRecorded};
 pub use transaction::ItemOrder;
 
 use std::collections::HashMap;

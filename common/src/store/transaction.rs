@@ -37,8 +37,10 @@ pub(super) enum Role {
     CardQuota,
     /// `K#<binding id>` / `O#<generated at>#<serial>`.
     OfflineCard,
-    /// `K#<binding id>` / `OP#<S3 key>`.
+    /// `K#<binding id>` or `HS#<sheet id>` / `OP#<S3 key>`.
     ImageInFlight,
+    /// `HS#<sheet id>` / `SHEET`.
+    HouseholdSheet,
     /// `T#<tube>` / `TUBE`.
     Tube,
     /// `T#<tube>` / `M#<relative key>`.

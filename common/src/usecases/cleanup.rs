@@ -1,5 +1,6 @@
 //! The scheduled cleanup: removes what has fallen due — offline cards (image, then record),
-//! images whose card was never recorded (image, then mark),
+//! household sheets (PDF and preview, then record), images and files whose record never
+//! came (object, then mark),
 //! revocations and revoked anchors past the codes they concern, audit records past retention,
 //! daily quotas, and bindings never verified in time (releasing both counters in the same
 //! transaction). Bounded per run, resumable from a cursor, and idempotent: what is gone is
@@ -81,6 +82,7 @@ pub async fn run(
         pending_bindings_released = report.pending_bindings_released,
         offline_cards_deleted = report.offline_cards_deleted,
         orphan_images_deleted = report.orphan_images_deleted,
+        household_sheets_deleted = report.household_sheets_deleted,
         items_deleted = report.items_deleted,
         skipped = report.skipped,
         complete = report.complete,
@@ -131,6 +133,17 @@ async fn handle(
                 Erasure::Held | Erasure::Gone => false,
             }
         }
+        DueItem::HouseholdSheet { pk, sk } => match store.due_household_sheet(pk, sk).await? {
+            Some(sheet) => {
+                for object in sheet.objects() {
+                    blobs.delete(object).await?;
+                }
+                let deleted = store.delete_due(pk, sk, ctx.at).await?;
+                report.household_sheets_deleted += u32::from(deleted);
+                deleted
+            }
+            None => false,
+        },
         DueItem::Plain { pk, sk } => {
             let deleted = store.delete_due(pk, sk, ctx.at).await?;
             report.items_deleted += u32::from(deleted);

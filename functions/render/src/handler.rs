@@ -1,5 +1,6 @@
 //! `GET /relatives/{binding_id}/code`: the relative's kin code to show at a testing site —
-//! JSON with the QR as base64 PNG, or the PNG itself for `Accept: image/png`.
+//! JSON with the bare QR as base64 PNG (the app's page says the rest), or for `Accept:
+//! image/png` the kin code drawn whole (mark, colour, whose, when) as one picture.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -11,6 +12,7 @@ use kincode_common::domain::colour::HealthColour;
 use kincode_common::domain::relationship::Relationship;
 use kincode_common::error::AppError;
 use kincode_common::http::{self, Call};
+use kincode_common::imaging::kin_code::{kin_code_png, KinCodeImage};
 use kincode_common::imaging::qr::qr_png;
 use kincode_common::usecases::codes::show;
 use kincode_common::wiring::services::Services;
@@ -56,12 +58,22 @@ async fn render(
     let call = Call::from_request(req)?;
     let id = http::binding_id(req)?;
     let code = show::online_code(&services.store, keys, &call.guardian, &id, call.at(now)).await?;
-    let png = qr_png(&code.token, code.claims.colour)
-        .map_err(|e| AppError::Internal(format!("draw QR: {e}")))?;
+    let binding = &code.binding;
     if http::wants_png(req) {
+        // The picture on its own (a screenshot, a phone shown at a site): drawn as a kin code.
+        let png = kin_code_png(&KinCodeImage {
+            colour: code.claims.colour,
+            token: &code.token,
+            masked_name: &binding.masked_name,
+            relationship_label: binding.relationship.label(),
+            drawn_at: code.claims.issued_at,
+        })
+        .map_err(|e| AppError::Internal(format!("draw kin code: {e}")))?;
         return Ok(http::png_response(png));
     }
-    let binding = &code.binding;
+    // In JSON the page around it says what it is: the bare QR, and no font to load.
+    let png = qr_png(&code.token, code.claims.colour)
+        .map_err(|e| AppError::Internal(format!("draw QR: {e}")))?;
     let body = CodeAnswer {
         binding_id: binding.id.as_str(),
         kind: KIN_CODE,
@@ -137,6 +149,12 @@ mod tests {
             panic!("binary body")
         };
         assert!(decode_qr_png(png).starts_with("KC1:"));
+        // The kin code drawn whole, not the bare QR the JSON carries (61 modules of 8 px).
+        let header = png::Decoder::new(std::io::Cursor::new(&png[..]))
+            .read_info()
+            .unwrap();
+        let (width, height) = header.info().size();
+        assert!(width > 488 && height > width, "{width} × {height}");
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
-//! The use cases around kin codes: showing a code, printing the offline card, scanning at a
-//! checkpoint, publishing the verification keys.
+//! The use cases around kin codes: showing a code, printing the offline card and the household
+//! sheet, scanning at a checkpoint, publishing the verification keys.
 
 pub mod publish;
 pub mod scan;
+pub mod sheet;
 pub mod show;
 
 use chrono::{DateTime, Utc};

@@ -1,5 +1,6 @@
 //! Showing a code: the online code on the guardian's phone, and the printable offline card.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{active_binding, current_colour};
@@ -9,6 +10,7 @@ use crate::codes::token;
 use crate::domain::access_log::{AccessEntry, AccessKind};
 use crate::domain::binding::{Binding, BindingId, GuardianId};
 use crate::domain::code::{CodeClaims, CodeKind};
+use crate::domain::colour::HealthColour;
 use crate::error::AppError;
 use crate::imaging::card::{offline_card_png, OfflineCard};
 use crate::store::{ActionContext, CardRecordError, OfflineCardRecord, Store};
@@ -30,6 +32,17 @@ async fn sign_code(
     now: DateTime<Utc>,
 ) -> Result<SignedCode, AppError> {
     let binding = active_binding(store, guardian, id).await?;
+    sign_code_for(store, keys, binding, kind, now).await
+}
+
+/// Signs a code for a binding already read (and found active) with the person's colour now.
+async fn sign_code_for(
+    store: &Store,
+    keys: &KeyRing,
+    binding: Binding,
+    kind: CodeKind,
+    now: DateTime<Utc>,
+) -> Result<SignedCode, AppError> {
     let colour = current_colour(store, &binding.relative_key, now).await?;
     let claims = CodeClaims::issue(binding.id.clone(), kind, colour, now);
     let token = token::encode(&claims, keys.signer(now));
@@ -58,17 +71,20 @@ pub async fn online_code(
 #[derive(Debug, Clone)]
 pub struct OfflineCardLink {
     pub card: OfflineCardRecord,
-    pub colour: crate::domain::colour::HealthColour,
+    pub colour: HealthColour,
     pub url: String,
 }
 
-/// Makes the 7-day card: signs the code, draws the card, marks the image as in flight, stores
-/// it, then records the card (quota, audit) in a transaction that also clears the mark.
-///
-/// Two stores, one answer: a card refused by a rule takes its image away again; a card whose
-/// outcome is unknown (the answer lost, a timeout) is read back, and answered as made if it
-/// was. Its image is never deleted then, since the record may point to it; if the card never
-/// landed, the mark left behind makes the cleanup remove the image.
+/// An offline card recorded, with the picture stored for it.
+#[derive(Debug, Clone)]
+pub struct IssuedCard {
+    pub card: OfflineCardRecord,
+    pub colour: HealthColour,
+    /// The card's PNG, as stored (the household sheet embeds it).
+    pub png: Bytes,
+}
+
+/// Makes the 7-day card of the caller's binding `id` and links it.
 pub async fn issue_offline_card(
     store: &Store,
     blobs: &BlobStore,
@@ -77,7 +93,33 @@ pub async fn issue_offline_card(
     id: &BindingId,
     ctx: ActionContext<'_>,
 ) -> Result<OfflineCardLink, AppError> {
-    let code = sign_code(store, keys, guardian, id, CodeKind::KinOffline, ctx.at).await?;
+    let binding = active_binding(store, guardian, id).await?;
+    let issued = issue_card(store, blobs, keys, binding, ctx).await?;
+    let url = blobs.download_url(&issued.card.object_key).await?;
+    Ok(OfflineCardLink {
+        card: issued.card,
+        colour: issued.colour,
+        url,
+    })
+}
+
+/// Makes the 7-day card of `binding` (read as active): signs the code, draws the card, marks
+/// the image as in flight, stores it, then records the card (quota, audit) in a transaction
+/// that also clears the mark. Every offline card is made here, alone or on a household sheet.
+///
+/// Two stores, one answer: a card refused by a rule (the day's quota, the binding no longer
+/// active) takes its image away again; a card whose outcome is unknown (the answer lost, a
+/// timeout) is read back, and answered as made if it was. Its image is never deleted then,
+/// since the record may point to it; if the card never landed, the mark left behind makes the
+/// cleanup remove the image.
+pub(super) async fn issue_card(
+    store: &Store,
+    blobs: &BlobStore,
+    keys: &KeyRing,
+    binding: Binding,
+    ctx: ActionContext<'_>,
+) -> Result<IssuedCard, AppError> {
+    let code = sign_code_for(store, keys, binding, CodeKind::KinOffline, ctx.at).await?;
     let png = offline_card_png(&OfflineCard {
         colour: code.claims.colour,
         token: &code.token,
@@ -87,6 +129,7 @@ pub async fn issue_offline_card(
         valid_until: code.claims.expires_at,
     })
     .map_err(|e| AppError::Internal(format!("draw offline card: {e}")))?;
+    let png = Bytes::from(png);
     let card = OfflineCardRecord {
         binding_id: code.binding.id.as_str().into(),
         serial: code.claims.serial.to_hex(),
@@ -97,7 +140,7 @@ pub async fn issue_offline_card(
     store
         .mark_image_in_flight(&code.binding.id, &card.object_key, ctx.at)
         .await?;
-    blobs.put_png(&card.object_key, png).await?;
+    blobs.put(&card.object_key, png.clone()).await?;
     match store.record_offline_card(&code.binding, &card, ctx).await {
         Ok(()) => {}
         Err(CardRecordError::Refused(refused)) => {
@@ -111,11 +154,10 @@ pub async fn issue_offline_card(
             tracing::info!("offline card found recorded after a failed answer");
         }
     }
-    let url = blobs.download_url(&card.object_key).await?;
-    Ok(OfflineCardLink {
+    Ok(IssuedCard {
         card,
         colour: code.claims.colour,
-        url,
+        png,
     })
 }
 
