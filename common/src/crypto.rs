@@ -56,6 +56,10 @@ pub enum SealContext<'a> {
     ResultsCursor {
         binding_id: &'a str,
     },
+    /// A dispute's free text: the reporter's own words, which may name people.
+    DisputeDetails {
+        dispute_id: &'a str,
+    },
 }
 
 impl SealContext<'_> {
@@ -65,6 +69,7 @@ impl SealContext<'_> {
             Self::RelativeIdNumber { binding_id } => format!("kincode/id/{binding_id}"),
             Self::CodeHolderName { binding_id } => format!("kincode/code-holder/{binding_id}"),
             Self::ResultsCursor { binding_id } => format!("kincode/results-cursor/{binding_id}"),
+            Self::DisputeDetails { dispute_id } => format!("kincode/dispute-details/{dispute_id}"),
         }
     }
 }

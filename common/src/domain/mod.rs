@@ -5,6 +5,7 @@ pub mod binding;
 pub mod china_time;
 pub mod code;
 pub mod colour;
+pub mod dispute;
 pub mod health;
 pub mod name;
 pub mod nucleic;

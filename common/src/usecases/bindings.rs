@@ -84,6 +84,12 @@ pub async fn bind(
         Err(CreateBindingError::AlreadyBound) => Err(AppError::AlreadyBound),
         Err(CreateBindingError::GuardianFull) => Err(AppError::GuardianLimitReached),
         Err(CreateBindingError::RelativeFull) => Err(AppError::RelativeLimitReached),
+        // An upheld dispute bars the guardian; read until when, for the answer (a ban that
+        // ended in between is a race the client's retry settles).
+        Err(CreateBindingError::Banned) => match store.ban_until(guardian, &relative_key).await? {
+            Some(until) => Err(AppError::BindingBanned { until }),
+            None => Err(AppError::Conflict),
+        },
         Err(CreateBindingError::Failed(e)) => Err(e),
     }
 }

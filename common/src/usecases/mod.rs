@@ -6,4 +6,6 @@ pub mod batch;
 pub mod bindings;
 pub mod cleanup;
 pub mod codes;
+pub mod disputes;
 pub mod nucleic;
+pub mod paging;

@@ -8,8 +8,7 @@ use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::error::AppError;
 use crate::store::{ActionContext, Store, TestRecord};
 
-pub const DEFAULT_PAGE_SIZE: usize = 20;
-pub const MAX_PAGE_SIZE: usize = 50;
+pub use crate::usecases::paging::{page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// One page of a relative's results.
 #[derive(Debug, Clone)]
@@ -18,18 +17,6 @@ pub struct ResultsPage {
     pub tests: Vec<TestRecord>,
     /// Opaque; give it back as `cursor` for the next page.
     pub next_cursor: Option<String>,
-}
-
-/// Parses `limit` (1–50, default 20).
-pub fn page_size(raw: Option<&str>) -> Result<usize, AppError> {
-    match raw {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(raw) => raw
-            .parse()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| AppError::MalformedRequest("limit must be 1 to 50".into())),
-    }
 }
 
 /// Results are shown from the moment the guardian's binding became usable: before it was
