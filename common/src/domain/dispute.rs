@@ -2,7 +2,7 @@
 //! (the announcement: "恶意绑定他人等将依法承担法律责任"); the health authority upholds or
 //! dismisses it. The rules here are pure: the id, the reasons, the free text, the limits.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::wire::wire_enum;
 
@@ -18,6 +18,12 @@ pub const MAX_DISPUTE_DETAILS_CHARS: usize = 200;
 /// and long enough for the authority's legal follow-up to reach the guardian.
 pub fn dispute_ban() -> Duration {
     Duration::days(180)
+}
+
+/// When the ban of a dispute upheld at `upheld_at` ends: `dispute_ban()` later, on the whole
+/// second (a ban is kept, and compared by the bind transaction, in epoch seconds).
+pub fn ban_ends(upheld_at: DateTime<Utc>) -> DateTime<Utc> {
+    (upheld_at + dispute_ban()).trunc_subsecs(0)
 }
 
 /// A dispute's id: a version-7 UUID, so ids sort by when they were opened (the queue is read
@@ -216,5 +222,9 @@ mod tests {
         assert!(banned(until, until - Duration::seconds(1)));
         assert!(!banned(until, until));
         assert_eq!(dispute_ban(), Duration::days(180));
+        assert_eq!(
+            ban_ends(at("2026-11-28T10:00:00.999Z")),
+            at("2027-05-27T10:00:00Z")
+        );
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::domain::dispute::{
-    dispute_ban, DisputeDecision, DisputeDetails, DisputeId, DisputeReason, DisputeStatus,
+    ban_ends, DisputeDecision, DisputeDetails, DisputeId, DisputeReason, DisputeStatus,
 };
 use crate::domain::relationship::Relationship;
 use crate::error::AppError;
@@ -175,7 +175,7 @@ const RESOLVE_ATTEMPTS: usize = 3;
 /// Resolves an open dispute; a resolved one is a 409 naming its outcome. Upholding ends the
 /// disputed binding at once (the 24 h rule is the guardian's, not the authority's), with its
 /// codes and cards revoked, and bars its guardian from binding the person until
-/// `dispute_ban()` from now; a binding its guardian has unbound meanwhile still gets the
+/// `ban_ends(now)`; a binding its guardian has unbound meanwhile still gets the
 /// outcome and the ban.
 pub async fn resolve(
     store: &Store,
@@ -217,7 +217,7 @@ pub async fn resolve(
                     }
                     _ => Vec::new(),
                 };
-                let banned_until = ctx.at + dispute_ban();
+                let banned_until = ban_ends(ctx.at);
                 let resolution = Resolution::Uphold {
                     binding: binding.as_ref(),
                     offline_cards: &offline_cards,
