@@ -1,5 +1,5 @@
 //! The answers' shapes that more than one function gives: a binding as guardians see it, a
-//! relationship, colour or tube kind with the label a person reads, a batch's rows, and how
+//! relationship, colour, tube kind, dispute reason or status with the label a person reads, a batch's rows, and how
 //! times are written. A shape only one function gives is a type in its handler.
 
 use chrono::{DateTime, Utc};
@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 
 use crate::domain::binding::{Binding, BindingStatus};
 use crate::domain::colour::HealthColour;
+use crate::domain::dispute::{DisputeReason, DisputeStatus};
 use crate::domain::nucleic::TubeKind;
 use crate::domain::policy::{unbind_available_at, AgeBand, VerificationMethod};
 use crate::domain::relationship::Relationship;
@@ -69,6 +70,20 @@ impl Label for TubeKind {
     const FIELDS: (&'static str, &'static str) = ("tube_kind", "tube_kind_label");
     fn label(self) -> &'static str {
         TubeKind::label(self)
+    }
+}
+
+impl Label for DisputeReason {
+    const FIELDS: (&'static str, &'static str) = ("reason", "reason_label");
+    fn label(self) -> &'static str {
+        DisputeReason::label(self)
+    }
+}
+
+impl Label for DisputeStatus {
+    const FIELDS: (&'static str, &'static str) = ("status", "status_label");
+    fn label(self) -> &'static str {
+        DisputeStatus::label(self)
     }
 }
 
