@@ -296,7 +296,9 @@ impl AppError {
             DisputeNotFound => "未找到该举报",
             DisputeAlreadyResolved { .. } => "该举报已处理,不能重复处理",
             InvalidDecision => "请选择处理结果",
-            BindingBanned { .. } => "您对该亲属的绑定经卫生健康部门核实属于不当绑定,180天内不能再次绑定",
+            BindingBanned { .. } => {
+                "您对该亲属的绑定经卫生健康部门核实属于不当绑定,180天内不能再次绑定"
+            }
             DependencyUnavailable(_) => "系统繁忙,请稍后再试",
             Internal(_) => "系统异常,请稍后再试",
         }

@@ -34,7 +34,10 @@ fn ctx(at: DateTime<Utc>) -> ActionContext<'static> {
 }
 
 fn handle(services: &Services, relative_key: &str, guardian: &str) -> String {
-    services.store.keys().guardian_handle(relative_key, guardian)
+    services
+        .store
+        .keys()
+        .guardian_handle(relative_key, guardian)
 }
 
 /// `by` reports the binding of `against` (a guardian id) of the same relative.
@@ -77,12 +80,7 @@ async fn family(services: &Services, stranger: &str, at: DateTime<Utc>) -> Famil
     family_of(services, "user-mother", stranger, at).await
 }
 
-async fn family_of(
-    services: &Services,
-    mother: &str,
-    stranger: &str,
-    at: DateTime<Utc>,
-) -> Family {
+async fn family_of(services: &Services, mother: &str, stranger: &str, at: DateTime<Utc>) -> Family {
     let person = distinct_resident_id(5, at);
     let mother = active_relative_with(services, mother, &person, at).await;
     let stranger = active_relative_with(services, stranger, &person, at).await;
@@ -147,14 +145,14 @@ async fn every_guardian_sees_all_guardians_by_handle_and_never_a_platform_id() {
         let callers: Vec<bool> = view.guardians.iter().map(|g| g.is_caller).collect();
         assert_eq!(callers, (0..3).map(|i| i == me).collect::<Vec<_>>());
         assert_eq!(view.guardians[1].bound_at, t0 + Duration::hours(1));
-        assert_eq!(
-            view.guardians[1].verified_at,
-            Some(t0 + Duration::hours(1))
-        );
+        assert_eq!(view.guardians[1].verified_at, Some(t0 + Duration::hours(1)));
         assert_eq!(view.guardians[2].verified_at, None, "still pending");
         let shown = format!("{:?}", view.guardians);
         assert!(!shown.contains("user-"), "no platform id: {shown}");
-        assert!(!shown.contains(grandma.id.as_str()), "no binding id: {shown}");
+        assert!(
+            !shown.contains(grandma.id.as_str()),
+            "no binding id: {shown}"
+        );
     }
 
     // The handle is the relative's: the same mother holding another child is another handle.
@@ -172,7 +170,10 @@ async fn every_guardian_sees_all_guardians_by_handle_and_never_a_platform_id() {
     );
     let stranger = GuardianId::parse("user-stranger").unwrap();
     let refused = disputes::co_guardians(&services.store, &stranger, &mother.id).await;
-    assert!(matches!(refused, Err(AppError::BindingNotFound)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(AppError::BindingNotFound)),
+        "{refused:?}"
+    );
 
     // The father unbinds: the others see him gone.
     unbind_relative(&services, "user-father", &father, t0 + Duration::hours(26)).await;
@@ -196,7 +197,11 @@ async fn the_membership_follows_the_binding_through_verification_unbinding_and_e
     let listed = members(&services, &rk).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(
-        (listed[0].binding_id.clone(), listed[0].status, listed[0].verified_at),
+        (
+            listed[0].binding_id.clone(),
+            listed[0].status,
+            listed[0].verified_at
+        ),
         (pending.id.clone(), BindingStatus::PendingVerification, None)
     );
     let active = activate(&services, &pending, t0 + Duration::minutes(5)).await;
@@ -244,9 +249,16 @@ async fn a_report_names_a_co_guardian_by_handle_with_a_reason_and_sealed_words()
         stranger,
     } = family(&services, "user-stranger", now).await;
     let words = "我不认识此人,孩子一直由我抚养";
-    let opened = report(&services, &mother, "user-stranger", "not_family", words, now)
-        .await
-        .unwrap();
+    let opened = report(
+        &services,
+        &mother,
+        "user-stranger",
+        "not_family",
+        words,
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(opened.status, DisputeStatus::Open);
     assert_eq!(opened.details, words);
     assert_eq!(opened.disputed_binding, stranger.id);
@@ -295,7 +307,11 @@ async fn a_report_names_a_co_guardian_by_handle_with_a_reason_and_sealed_words()
         (
             "the stranger's handle of another relative",
             ReportRequest {
-                guardian: Some(handle(&services, &other_child.relative_key, "user-stranger")),
+                guardian: Some(handle(
+                    &services,
+                    &other_child.relative_key,
+                    "user-stranger",
+                )),
                 reason: Some("not_family".into()),
                 details: None,
             },
@@ -348,9 +364,14 @@ async fn a_report_names_a_co_guardian_by_handle_with_a_reason_and_sealed_words()
         ),
     ];
     for (case, request, expected) in cases {
-        let refused =
-            disputes::report(&services.store, &mother.guardian, &mother.id, request, ctx(now))
-                .await;
+        let refused = disputes::report(
+            &services.store,
+            &mother.guardian,
+            &mother.id,
+            request,
+            ctx(now),
+        )
+        .await;
         assert_eq!(refused.err().map(|e| e.code()), Some(expected), "{case}");
     }
     assert_eq!(all_items(&services).await.len(), before);
@@ -365,8 +386,19 @@ async fn a_report_names_a_co_guardian_by_handle_with_a_reason_and_sealed_words()
         guardian: GuardianId::parse("user-nobody").unwrap(),
         ..mother.clone()
     };
-    let refused = report(&services, &as_stranger, "user-stranger", "not_family", "", now).await;
-    assert!(matches!(refused, Err(AppError::BindingNotFound)), "{refused:?}");
+    let refused = report(
+        &services,
+        &as_stranger,
+        "user-stranger",
+        "not_family",
+        "",
+        now,
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(AppError::BindingNotFound)),
+        "{refused:?}"
+    );
     assert_consistent(&services).await;
 }
 
@@ -390,9 +422,9 @@ async fn a_guardian_opens_at_most_three_reports_a_day_even_all_at_once() {
         .cloned()
         .map(|(mine, against, _)| {
             let services = services.clone();
-            tokio::spawn(async move {
-                report(&services, &mine, &against, "not_family", "", now).await
-            })
+            tokio::spawn(
+                async move { report(&services, &mine, &against, "not_family", "", now).await },
+            )
         })
         .collect();
     let (mut opened, mut refused) = (0, 0);
@@ -434,7 +466,15 @@ async fn simultaneous_reports_of_one_binding_open_one_and_a_dismissal_reopens_it
         .map(|_| {
             let (services, mother) = (services.clone(), mother.clone());
             tokio::spawn(async move {
-                report(&services, &mother, "user-stranger", "impersonation", "", now).await
+                report(
+                    &services,
+                    &mother,
+                    "user-stranger",
+                    "impersonation",
+                    "",
+                    now,
+                )
+                .await
             })
         })
         .collect();
@@ -448,10 +488,19 @@ async fn simultaneous_reports_of_one_binding_open_one_and_a_dismissal_reopens_it
     }
     assert_eq!(opened.len(), 1);
     assert_consistent(&services).await;
-    resolve(&services, &opened[0].id, "dismiss", now).await.unwrap();
-    report(&services, &mother, "user-stranger", "impersonation", "", now)
+    resolve(&services, &opened[0].id, "dismiss", now)
         .await
-        .expect("resolved: a new report may be opened");
+        .unwrap();
+    report(
+        &services,
+        &mother,
+        "user-stranger",
+        "impersonation",
+        "",
+        now,
+    )
+    .await
+    .expect("resolved: a new report may be opened");
     assert_consistent(&services).await;
 }
 
@@ -504,7 +553,12 @@ async fn the_authority_reads_open_reports_oldest_first_a_page_at_a_time() {
         .await
         .unwrap();
     assert_eq!(mine.disputes[2], resolved);
-    for bad in ["", "not-an-id", "D#0190", &opened[0].id.as_str().to_uppercase()] {
+    for bad in [
+        "",
+        "not-an-id",
+        "D#0190",
+        &opened[0].id.as_str().to_uppercase(),
+    ] {
         let refused = disputes::open_disputes(&services.store, 2, Some(bad)).await;
         assert!(matches!(refused, Err(AppError::InvalidCursor)), "{bad}");
     }
@@ -522,9 +576,15 @@ async fn upholding_ends_the_binding_at_once_revokes_its_codes_and_bars_its_guard
         mother,
         stranger,
     } = family(&services, "user-stranger", now).await;
-    let online = show::online_code(&services.store, &keys, &stranger.guardian, &stranger.id, now)
-        .await
-        .unwrap();
+    let online = show::online_code(
+        &services.store,
+        &keys,
+        &stranger.guardian,
+        &stranger.id,
+        now,
+    )
+    .await
+    .unwrap();
     let card = show::issue_offline_card(
         &services.store,
         &blobs,
@@ -557,12 +617,20 @@ async fn upholding_ends_the_binding_at_once_revokes_its_codes_and_bars_its_guard
     assert_eq!(counter(&services, "G#user-stranger", "bound").await, 0);
     let relative_pk = format!("R#{}", mother.relative_key);
     assert_eq!(counter(&services, &relative_pk, "guardians").await, 1);
-    let scanned =
-        scan::scan(&services.store, &keys, &online.token, ScanPurpose::VenueEntry, now).await;
+    let scanned = scan::scan(
+        &services.store,
+        &keys,
+        &online.token,
+        ScanPurpose::VenueEntry,
+        now,
+    )
+    .await;
     assert!(matches!(scanned, Err(AppError::CodeRevoked)), "{scanned:?}");
     let revoked = services.store.revocations(at).await.unwrap();
     assert!(
-        revoked.iter().any(|(serial, _)| serial.to_hex() == card.serial),
+        revoked
+            .iter()
+            .any(|(serial, _)| serial.to_hex() == card.serial),
         "{revoked:?}"
     );
     let view = disputes::co_guardians(&services.store, &mother.guardian, &mother.id)
@@ -628,9 +696,16 @@ async fn dismissing_leaves_the_binding_and_unknown_ids_and_decisions_are_refused
         mother,
         stranger,
     } = family(&services, "user-stranger", now).await;
-    let opened = report(&services, &mother, "user-stranger", "other", "她说是孩子的姑姑", now)
-        .await
-        .unwrap();
+    let opened = report(
+        &services,
+        &mother,
+        "user-stranger",
+        "other",
+        "她说是孩子的姑姑",
+        now,
+    )
+    .await
+    .unwrap();
     for bad in [None, Some("approve"), Some("Uphold")] {
         let request = ResolveRequest {
             decision: bad.map(str::to_owned),
@@ -641,11 +716,20 @@ async fn dismissing_leaves_the_binding_and_unknown_ids_and_decisions_are_refused
     }
     let unknown = DisputeId::opened_at(now);
     let refused = resolve(&services, &unknown, "dismiss", now).await;
-    assert!(matches!(refused, Err(AppError::DisputeNotFound)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(AppError::DisputeNotFound)),
+        "{refused:?}"
+    );
 
-    let dismissed = resolve(&services, &opened.id, "dismiss", now).await.unwrap();
+    let dismissed = resolve(&services, &opened.id, "dismiss", now)
+        .await
+        .unwrap();
     assert_eq!(
-        (dismissed.status, dismissed.binding_ended, dismissed.banned_until),
+        (
+            dismissed.status,
+            dismissed.binding_ended,
+            dismissed.banned_until
+        ),
         (DisputeStatus::Dismissed, None, None)
     );
     assert!(services
@@ -716,7 +800,13 @@ async fn a_dispute_upheld_while_its_guardian_unbinds_ends_the_binding_exactly_on
             mother,
             stranger: theirs,
             ..
-        } = family_of(&services, &format!("user-mother-{round}"), &stranger, bound_at).await;
+        } = family_of(
+            &services,
+            &format!("user-mother-{round}"),
+            &stranger,
+            bound_at,
+        )
+        .await;
         let opened = report(&services, &mother, &stranger, "not_family", "", bound_at)
             .await
             .unwrap();
@@ -782,9 +872,16 @@ async fn an_uphold_or_an_unbind_that_read_the_binding_before_the_other_ended_it_
     let Family {
         mother, stranger, ..
     } = family_of(&services, "user-mother-1", "user-stranger-1", bound_at).await;
-    let opened = report(&services, &mother, "user-stranger-1", "not_family", "", bound_at)
-        .await
-        .unwrap();
+    let opened = report(
+        &services,
+        &mother,
+        "user-stranger-1",
+        "not_family",
+        "",
+        bound_at,
+    )
+    .await
+    .unwrap();
     let dispute = store.dispute(&opened.id).await.unwrap().unwrap();
     let read = store
         .binding(&stranger.guardian, &stranger.id)
@@ -796,7 +893,9 @@ async fn an_uphold_or_an_unbind_that_read_the_binding_before_the_other_ended_it_
         offline_cards: &[],
         banned_until: ban_ends(now),
     };
-    let refused = store.resolve_dispute(&dispute, stale, OFFICER, ctx(now)).await;
+    let refused = store
+        .resolve_dispute(&dispute, stale, OFFICER, ctx(now))
+        .await;
     assert!(
         matches!(refused, Err(ResolveError::BindingChanged)),
         "{refused:?}"
@@ -809,9 +908,16 @@ async fn an_uphold_or_an_unbind_that_read_the_binding_before_the_other_ended_it_
     let Family {
         mother, stranger, ..
     } = family_of(&services, "user-mother-2", "user-stranger-2", bound_at).await;
-    let opened = report(&services, &mother, "user-stranger-2", "not_family", "", bound_at)
-        .await
-        .unwrap();
+    let opened = report(
+        &services,
+        &mother,
+        "user-stranger-2",
+        "not_family",
+        "",
+        bound_at,
+    )
+    .await
+    .unwrap();
     let read = store
         .binding(&stranger.guardian, &stranger.id)
         .await
@@ -821,9 +927,11 @@ async fn an_uphold_or_an_unbind_that_read_the_binding_before_the_other_ended_it_
     assert_eq!(upheld.binding_ended, Some(true));
     let refused = store.delete_binding(&read, &[], ctx(now)).await;
     assert!(matches!(refused, Err(AppError::Conflict)), "{refused:?}");
-    let unbound =
-        bindings::unbind(store, &stranger.guardian, &stranger.id, ctx(now)).await;
-    assert!(matches!(unbound, Err(AppError::BindingNotFound)), "{unbound:?}");
+    let unbound = bindings::unbind(store, &stranger.guardian, &stranger.id, ctx(now)).await;
+    assert!(
+        matches!(unbound, Err(AppError::BindingNotFound)),
+        "{unbound:?}"
+    );
     assert_eq!(audits(&services, "unbound").await, 1);
     assert_eq!(audits(&services, "unbound_by_dispute").await, 1);
     assert_consistent(&services).await;
@@ -876,9 +984,7 @@ async fn two_authority_callers_resolving_one_report_resolve_it_once() {
 async fn a_guardians_binds_racing_the_uphold_of_their_binding_never_get_through() {
     let services = Arc::new(fresh_services().await);
     let now = Utc::now();
-    let Family {
-        person, mother, ..
-    } = family(&services, "user-stranger", now).await;
+    let Family { person, mother, .. } = family(&services, "user-stranger", now).await;
     let opened = report(&services, &mother, "user-stranger", "not_family", "", now)
         .await
         .unwrap();

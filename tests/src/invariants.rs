@@ -231,7 +231,11 @@ mod tests {
         let objects = ["cards/b/s1.png".to_owned()];
         let mut items = one_binding_with_a_card();
         items.retain(|i| text(i, "sk") != "M#b");
-        items.push(item(&[("pk", "R#r"), ("sk", "M#gone"), ("binding_id", "gone")]));
+        items.push(item(&[
+            ("pk", "R#r"),
+            ("sk", "M#gone"),
+            ("binding_id", "gone"),
+        ]));
         assert_eq!(
             violations(&items, &objects),
             [
@@ -241,7 +245,12 @@ mod tests {
         );
         let mut items = one_binding_with_a_card();
         let dispute = |pk: &str, sk: &str, status: &str| {
-            item(&[("pk", pk), ("sk", sk), ("dispute_id", "d1"), ("status", status)])
+            item(&[
+                ("pk", pk),
+                ("sk", sk),
+                ("dispute_id", "d1"),
+                ("status", status),
+            ])
         };
         items.push(dispute("G#g", "D#d1", "open"));
         items.push(dispute("DISPUTES", "D#d1", "open"));

@@ -205,7 +205,13 @@ async fn each_operation_makes_the_documented_number_of_calls() {
         (
             &opened[1],
             "uphold",
-            &["GetItem", "GetItem", "GetItem", "Query", "TransactWriteItems"][..],
+            &[
+                "GetItem",
+                "GetItem",
+                "GetItem",
+                "Query",
+                "TransactWriteItems",
+            ][..],
         ),
     ] {
         let request = ResolveRequest {

@@ -211,9 +211,15 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     calls.take_actions();
     disputes::open_disputes(store, 20, None).await.unwrap();
     for dispute in &opened {
-        disputes::resolve(store, "authority", &dispute.id, resolve("uphold"), at(later))
-            .await
-            .unwrap();
+        disputes::resolve(
+            store,
+            "authority",
+            &dispute.id,
+            resolve("uphold"),
+            at(later),
+        )
+        .await
+        .unwrap();
     }
     used.insert("AuthorityDisputesFunction", calls.take_actions());
     active_relative_with(&services, &co_guardian(2), &face_id, t0).await;
@@ -224,9 +230,15 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     used.entry("CoGuardiansFunction")
         .or_default()
         .extend(calls.take_actions());
-    disputes::resolve(store, "authority", &dismissed.id, resolve("dismiss"), at(later))
-        .await
-        .unwrap();
+    disputes::resolve(
+        store,
+        "authority",
+        &dismissed.id,
+        resolve("dismiss"),
+        at(later),
+    )
+    .await
+    .unwrap();
     used.entry("AuthorityDisputesFunction")
         .or_default()
         .extend(calls.take_actions());

@@ -199,7 +199,11 @@ mod tests {
     fn details_are_counted_in_characters_and_required_only_for_other() {
         let reason = DisputeReason::NotFamily;
         let full = "陌".repeat(MAX_DISPUTE_DETAILS_CHARS);
-        assert_eq!(full.len(), 3 * MAX_DISPUTE_DETAILS_CHARS, "bytes are not the limit");
+        assert_eq!(
+            full.len(),
+            3 * MAX_DISPUTE_DETAILS_CHARS,
+            "bytes are not the limit"
+        );
         assert!(DisputeDetails::parse(&full, reason).is_some());
         assert!(DisputeDetails::parse(&format!("{full}陌"), reason).is_none());
         assert_eq!(

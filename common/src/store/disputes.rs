@@ -232,10 +232,7 @@ impl Store {
         let transaction = Transaction::new()
             .with(Role::Dispute, self.put_new(&stored)?)
             .with(Role::DisputeLocator, self.put_new(&locator)?)
-            .with(
-                Role::DisputeQueue,
-                self.put_new(&record(QUEUE_PK.into()))?,
-            )
+            .with(Role::DisputeQueue, self.put_new(&record(QUEUE_PK.into()))?)
             .with(Role::DisputeGuard, self.put_new(&guard)?)
             .with(Role::DisputeQuota, self.dispute_quota(reporter, ctx.at)?)
             .with(
@@ -280,10 +277,7 @@ impl Store {
         reporter: &GuardianId,
         at: DateTime<Utc>,
     ) -> Result<TransactWriteItem, AppError> {
-        let (pk, sk) = (
-            guardian_pk(reporter),
-            format!("DQ#{}", china_date(at)),
-        );
+        let (pk, sk) = (guardian_pk(reporter), format!("DQ#{}", china_date(at)));
         let gone = at + Duration::days(2);
         let due = Due::of(&pk, &sk, gone);
         let update = Update::builder()
@@ -424,8 +418,9 @@ impl Store {
         };
         let locator: LocatorRecord = serde_dynamo::from_item(item)
             .map_err(|e| AppError::Internal(format!("decode dispute locator: {e}")))?;
-        let reporter = GuardianId::parse(&locator.reporter)
-            .ok_or_else(|| AppError::Internal("stored dispute locator has invalid reporter".into()))?;
+        let reporter = GuardianId::parse(&locator.reporter).ok_or_else(|| {
+            AppError::Internal("stored dispute locator has invalid reporter".into())
+        })?;
         let Some(item) = self
             .get(guardian_pk(&reporter), dispute_sk(id), "get dispute")
             .await?
@@ -481,7 +476,10 @@ impl Store {
         let due = Due::of(&reporter_pk, &dispute_sk(&dispute.id), kept_until);
         let mut update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(reporter_pk.clone(), dispute_sk(&dispute.id))))
+            .set_key(Some(Self::key(
+                reporter_pk.clone(),
+                dispute_sk(&dispute.id),
+            )))
             .condition_expression("#status = :open")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":open", s(DisputeStatus::Open.as_str()))
@@ -512,10 +510,7 @@ impl Store {
                     .update_expression(format!(
                         "{set}, binding_ended = :ended, banned_until = :until"
                     ))
-                    .expression_attribute_values(
-                        ":ended",
-                        AttributeValue::Bool(binding.is_some()),
-                    )
+                    .expression_attribute_values(":ended", AttributeValue::Bool(binding.is_some()))
                     .expression_attribute_values(":until", time_value(*banned_until)?)
             }
         };

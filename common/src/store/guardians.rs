@@ -133,7 +133,8 @@ impl Store {
                 "list guardians",
             )
             .await?;
-        let corrupt = |what: &str| AppError::Internal(format!("stored membership has invalid {what}"));
+        let corrupt =
+            |what: &str| AppError::Internal(format!("stored membership has invalid {what}"));
         let mut members = records
             .into_iter()
             .map(|r| {
@@ -165,10 +166,7 @@ impl Store {
     ) -> Result<TransactWriteItem, AppError> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(
-                guardian_pk(guardian),
-                ban_sk(relative_key),
-            )))
+            .set_key(Some(Self::key(guardian_pk(guardian), ban_sk(relative_key))))
             .condition_expression("attribute_not_exists(pk) OR #until <= :now")
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":now", super::n(now.timestamp()))

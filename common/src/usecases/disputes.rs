@@ -224,7 +224,9 @@ pub async fn resolve(
                     banned_until,
                 };
                 (
-                    store.resolve_dispute(&dispute, resolution, actor, ctx).await,
+                    store
+                        .resolve_dispute(&dispute, resolution, actor, ctx)
+                        .await,
                     Some(binding.is_some()),
                     Some(banned_until),
                 )

@@ -34,7 +34,10 @@ async fn queue(services: &Services, req: &Request) -> Result<Response<Body>, App
     let limit = page_size(http::query_param(req, "limit"))?;
     let page =
         disputes::open_disputes(&services.store, limit, http::query_param(req, "cursor")).await?;
-    Ok(http::json_response(StatusCode::OK, &QueueAnswer::from(&page)))
+    Ok(http::json_response(
+        StatusCode::OK,
+        &QueueAnswer::from(&page),
+    ))
 }
 
 async fn resolve(
@@ -199,10 +202,9 @@ mod tests {
             request_id: "report",
             at,
         };
-        let dispute =
-            disputes::report(&services.store, &mother.guardian, &mother.id, request, ctx)
-                .await
-                .unwrap();
+        let dispute = disputes::report(&services.store, &mother.guardian, &mother.id, request, ctx)
+            .await
+            .unwrap();
         (dispute.id.as_str().to_owned(), mother, theirs)
     }
 

@@ -69,7 +69,10 @@ async fn my_disputes(services: &Services, req: &Request) -> Result<Response<Body
         http::query_param(req, "cursor"),
     )
     .await?;
-    Ok(http::json_response(StatusCode::OK, &ReportsAnswer::from(&page)))
+    Ok(http::json_response(
+        StatusCode::OK,
+        &ReportsAnswer::from(&page),
+    ))
 }
 
 /// Every guardian of the relative the binding is of.
@@ -262,7 +265,8 @@ mod tests {
         let mine = active_relative_with(&services, EVENT_GUARDIAN, &person, now).await;
         let stranger = active_relative_with(&services, "user-stranger", &person, now).await;
         let theirs = handle_of(&services, &mine, "user-stranger");
-        let body = json!({ "guardian": theirs, "reason": "not_family", "details": "  不认识此人 " });
+        let body =
+            json!({ "guardian": theirs, "reason": "not_family", "details": "  不认识此人 " });
         let (status, opened) = call(&services, report_by(&mine, body.clone()), now).await;
         assert_eq!(status, 201, "{opened}");
         assert_eq!(opened["binding_id"], mine.id.as_str());
@@ -289,20 +293,52 @@ mod tests {
 
         let own = handle_of(&services, &mine, EVENT_GUARDIAN);
         let cases = [
-            (json!({ "guardian": theirs, "reason": "not_family" }), 409, "dispute_already_open"),
-            (json!({ "guardian": own, "reason": "not_family" }), 422, "dispute_own_binding"),
-            (json!({ "guardian": "g-AAAAAAAAAAAA", "reason": "other", "details": "x" }), 404, "guardian_not_found"),
-            (json!({ "guardian": theirs, "reason": "rude" }), 400, "invalid_dispute_reason"),
-            (json!({ "guardian": theirs, "reason": "other" }), 400, "invalid_dispute_details"),
-            (json!({ "guardian": theirs, "reason": "other", "details": "长".repeat(201) }), 400, "invalid_dispute_details"),
-            (json!({ "guardian": 7, "reason": "other" }), 400, "malformed_request"),
+            (
+                json!({ "guardian": theirs, "reason": "not_family" }),
+                409,
+                "dispute_already_open",
+            ),
+            (
+                json!({ "guardian": own, "reason": "not_family" }),
+                422,
+                "dispute_own_binding",
+            ),
+            (
+                json!({ "guardian": "g-AAAAAAAAAAAA", "reason": "other", "details": "x" }),
+                404,
+                "guardian_not_found",
+            ),
+            (
+                json!({ "guardian": theirs, "reason": "rude" }),
+                400,
+                "invalid_dispute_reason",
+            ),
+            (
+                json!({ "guardian": theirs, "reason": "other" }),
+                400,
+                "invalid_dispute_details",
+            ),
+            (
+                json!({ "guardian": theirs, "reason": "other", "details": "长".repeat(201) }),
+                400,
+                "invalid_dispute_details",
+            ),
+            (
+                json!({ "guardian": 7, "reason": "other" }),
+                400,
+                "malformed_request",
+            ),
         ];
         for (body, status, expected) in cases {
             let (answered, answer) = call(&services, report_by(&mine, body.clone()), now).await;
             assert_eq!((answered, code(&answer)), (status, expected), "{body}");
         }
-        let (status, _) =
-            call(&services, report_by(&mine, body.clone()).with_raw_body("{"), now).await;
+        let (status, _) = call(
+            &services,
+            report_by(&mine, body.clone()).with_raw_body("{"),
+            now,
+        )
+        .await;
         assert_eq!(status, 400);
         let pending = bind_relative(&services, "user-aunt", &person, now)
             .await
@@ -356,9 +392,13 @@ mod tests {
         let person = resident_id_aged(5, now, 631);
         let mine = active_relative_with(&services, EVENT_GUARDIAN, &person, now).await;
         let mut ids = Vec::new();
-        for (other, at) in [("user-x", now), ("user-y", now + chrono::Duration::seconds(1))] {
+        for (other, at) in [
+            ("user-x", now),
+            ("user-y", now + chrono::Duration::seconds(1)),
+        ] {
             active_relative_with(&services, other, &person, now).await;
-            let body = json!({ "guardian": handle_of(&services, &mine, other), "reason": "not_family" });
+            let body =
+                json!({ "guardian": handle_of(&services, &mine, other), "reason": "not_family" });
             let (status, opened) = call(&services, report_by(&mine, body), at).await;
             assert_eq!(status, 201, "{opened}");
             ids.push(opened["id"].as_str().unwrap().to_owned());

@@ -20,11 +20,13 @@ pub async fn handle(
     req: Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, Error> {
-    Ok(http::respond(if http::route_key(&req) == Some(COMPLETE_ROUTE) {
-        complete(services, face, &req, now).await
-    } else {
-        start(services, face, &req, now).await
-    }))
+    Ok(http::respond(
+        if http::route_key(&req) == Some(COMPLETE_ROUTE) {
+            complete(services, face, &req, now).await
+        } else {
+            start(services, face, &req, now).await
+        },
+    ))
 }
 
 /// How verification goes on: the face session to open, or the pledge to sign.
