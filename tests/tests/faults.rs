@@ -637,7 +637,9 @@ async fn reports_and_resolutions_under_faults() {
             "{case:?}: {}",
             again.json
         );
-        let (_, mine) = api.call(Method::GET, "/disputes", Some(&mother), None).await;
+        let (_, mine) = api
+            .call(Method::GET, "/disputes", Some(&mother), None)
+            .await;
         let reports = mine["disputes"].as_array().unwrap();
         assert_eq!(reports.len(), 1, "{case:?}: one report, {mine}");
         let dispute = reports[0]["id"].as_str().unwrap().to_owned();

@@ -415,5 +415,8 @@ async fn a_reports_words_stay_sealed_and_co_guardians_stay_handles() {
         .await
         .unwrap();
     let logs = assert_kept_out_of_items_and_logs(&services, &secrets, &logs).await;
-    assert!(logs.contains("dispute_upheld"), "the capture saw the dispute");
+    assert!(
+        logs.contains("dispute_upheld"),
+        "the capture saw the dispute"
+    );
 }
