@@ -127,7 +127,7 @@ impl DisputeDecision {
 }
 
 /// The reporter's own words: trimmed, at most [`MAX_DISPUTE_DETAILS_CHARS`] characters, no
-/// control characters but line breaks. Personal text, so the store only keeps it sealed.
+/// control characters but line breaks (`\n`, `\r`). Personal text, so the store only keeps it sealed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DisputeDetails(String);
 
@@ -143,7 +143,9 @@ impl DisputeDetails {
     pub fn parse(raw: &str, reason: DisputeReason) -> Option<Self> {
         let text = raw.trim();
         let fits = text.chars().count() <= MAX_DISPUTE_DETAILS_CHARS;
-        let clean = text.chars().all(|c| c == '\n' || !c.is_control());
+        let clean = text
+            .chars()
+            .all(|c| matches!(c, '\n' | '\r') || !c.is_control());
         let needed = reason == DisputeReason::Other && text.is_empty();
         (fits && clean && !needed).then(|| Self(text.to_owned()))
     }
@@ -211,7 +213,7 @@ mod tests {
             Some(full.len()),
             "trimmed before counting"
         );
-        assert!(DisputeDetails::parse("第一行\n第二行", reason).is_some());
+        assert!(DisputeDetails::parse("第一行\n第二行\r\n第三行", reason).is_some());
         assert!(DisputeDetails::parse("bell\u{7}", reason).is_none());
         assert!(DisputeDetails::parse("", reason).is_some_and(|d| d.is_empty()));
         assert!(DisputeDetails::parse("  ", DisputeReason::Other).is_none());

@@ -4,6 +4,7 @@
 //! reports, oldest first, and upholds (the binding ends at once, its guardian barred from
 //! binding the person again for a while) or dismisses each, once.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
@@ -16,7 +17,6 @@ use crate::store::{
     ActionContext, Dispute, DisputePage, NewDispute, OpenDisputeError, Resolution, ResolveError,
     Store,
 };
-use chrono::{DateTime, Utc};
 
 /// A guardian of the relative, as every guardian of the relative sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,11 +242,16 @@ pub async fn resolve(
                     ..dispute
                 })
             }
-            // Someone resolved it first: the next read says how.
-            Err(ResolveError::AlreadyResolved) => {}
-            Err(ResolveError::BindingChanged | ResolveError::Failed(AppError::Conflict))
-                if attempt < RESOLVE_ATTEMPTS => {}
-            Err(ResolveError::BindingChanged) => return Err(AppError::Conflict),
+            // Someone resolved it first (the next read says how), the binding changed, or
+            // another write held an item: read again.
+            Err(
+                ResolveError::AlreadyResolved
+                | ResolveError::BindingChanged
+                | ResolveError::Failed(AppError::Conflict),
+            ) if attempt < RESOLVE_ATTEMPTS => {}
+            Err(ResolveError::AlreadyResolved | ResolveError::BindingChanged) => {
+                return Err(AppError::Conflict)
+            }
             Err(ResolveError::Failed(e)) => return Err(e),
         }
         attempt += 1;
