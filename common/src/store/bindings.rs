@@ -567,13 +567,9 @@ impl Store {
         let verified_at = serde_dynamo::to_attribute_value(ctx.at)
             .map_err(|e| AppError::Internal(format!("encode time: {e}")))?;
         let member = Member {
-            binding_id: binding.id.clone(),
-            guardian: binding.guardian.clone(),
-            relative_key: binding.relative_key.clone(),
-            relationship: binding.relationship,
-            bound_at: binding.bound_at,
             status: BindingStatus::Active,
             verified_at: Some(ctx.at),
+            ..Member::of(&binding)
         };
         self.update_pending(
             &binding,

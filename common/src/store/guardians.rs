@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{guardian_pk, relative_pk, Due, SortKeyOrder, Store};
-use crate::domain::binding::{BindingId, BindingStatus, GuardianId};
+use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::domain::dispute::DisputeId;
 use crate::domain::relationship::Relationship;
 use crate::error::AppError;
@@ -35,6 +35,21 @@ pub struct Member {
     pub bound_at: DateTime<Utc>,
     pub status: BindingStatus,
     pub verified_at: Option<DateTime<Utc>>,
+}
+
+impl Member {
+    /// A binding's membership as it now stands.
+    pub(super) fn of(binding: &Binding) -> Self {
+        Self {
+            binding_id: binding.id.clone(),
+            guardian: binding.guardian.clone(),
+            relative_key: binding.relative_key.clone(),
+            relationship: binding.relationship,
+            bound_at: binding.bound_at,
+            status: binding.status,
+            verified_at: binding.verified_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
