@@ -1,5 +1,5 @@
 //! The answers' shapes that more than one function gives: a binding as guardians see it, a
-//! relationship, colour or tube kind with the label a person reads, a batch's rows, and how
+//! relationship, colour, tube kind, dispute reason or status with the label a person reads, a batch's rows, and how
 //! times are written. A shape only one function gives is a type in its handler.
 
 use chrono::{DateTime, Utc};
@@ -10,6 +10,7 @@ use crate::domain::access_log::{AccessActor, AccessEntry, AccessKind};
 use crate::domain::binding::{Binding, BindingStatus};
 use crate::domain::code::ScanPurpose;
 use crate::domain::colour::HealthColour;
+use crate::domain::dispute::{DisputeReason, DisputeStatus};
 use crate::domain::nucleic::{TestStatus, TubeKind};
 use crate::domain::policy::{unbind_available_at, AgeBand, VerificationMethod};
 use crate::domain::relationship::Relationship;
@@ -86,6 +87,20 @@ impl Label for ScanPurpose {
     const FIELDS: (&'static str, &'static str) = ("purpose", "purpose_label");
     fn label(self) -> &'static str {
         ScanPurpose::label(self)
+    }
+}
+
+impl Label for DisputeReason {
+    const FIELDS: (&'static str, &'static str) = ("reason", "reason_label");
+    fn label(self) -> &'static str {
+        DisputeReason::label(self)
+    }
+}
+
+impl Label for DisputeStatus {
+    const FIELDS: (&'static str, &'static str) = ("status", "status_label");
+    fn label(self) -> &'static str {
+        DisputeStatus::label(self)
     }
 }
 
@@ -211,6 +226,9 @@ pub enum ActorAnswer<'a> {
     Lab {
         label: &'static str,
     },
+    Authority {
+        label: &'static str,
+    },
     System {
         label: &'static str,
     },
@@ -235,6 +253,9 @@ impl<'a> AccessEntryAnswer<'a> {
             },
             AccessActor::Lab => ActorAnswer::Lab {
                 label: "检测机构"
+            },
+            AccessActor::Authority => ActorAnswer::Authority {
+                label: "卫健部门"
             },
             AccessActor::System => ActorAnswer::System { label: "系统" },
         };

@@ -60,6 +60,10 @@ pub enum SealContext<'a> {
     AccessLogCursor {
         binding_id: &'a str,
     },
+    /// A dispute's free text: the reporter's own words, which may name people.
+    DisputeDetails {
+        dispute_id: &'a str,
+    },
 }
 
 impl SealContext<'_> {
@@ -72,6 +76,7 @@ impl SealContext<'_> {
             Self::AccessLogCursor { binding_id } => {
                 format!("kincode/access-log-cursor/{binding_id}")
             }
+            Self::DisputeDetails { dispute_id } => format!("kincode/dispute-details/{dispute_id}"),
         }
     }
 }

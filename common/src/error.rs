@@ -5,6 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::codes::token::TokenError;
+use crate::domain::dispute::DisputeStatus;
 use crate::domain::nucleic::TubeKind;
 use crate::domain::resident_id::ResidentIdError;
 
@@ -98,6 +99,26 @@ pub enum AppError {
     FaceSessionExpired,
     #[error("face provider answer failed its signature check")]
     FaceProviderUntrusted,
+    #[error("no co-guardian of the relative has this handle")]
+    GuardianNotFound,
+    #[error("a guardian cannot dispute their own binding")]
+    DisputeOwnBinding,
+    #[error("invalid dispute reason")]
+    InvalidDisputeReason,
+    #[error("invalid dispute details")]
+    InvalidDisputeDetails,
+    #[error("the caller already has an open dispute of this binding")]
+    DisputeAlreadyOpen,
+    #[error("daily dispute limit reached")]
+    TooManyDisputes,
+    #[error("dispute not found")]
+    DisputeNotFound,
+    #[error("dispute already resolved")]
+    DisputeAlreadyResolved { outcome: DisputeStatus },
+    #[error("invalid dispute decision")]
+    InvalidDecision,
+    #[error("guardian barred from binding this relative after an upheld dispute")]
+    BindingBanned { until: DateTime<Utc> },
     #[error("dependency unavailable: {0}")]
     DependencyUnavailable(String),
     #[error("internal error: {0}")]
@@ -119,9 +140,12 @@ impl AppError {
             | BatchTooLarge { .. }
             | InvalidTubeId
             | InvalidTubeKind
-            | InvalidCursor => 400,
-            Forbidden | SiteNotAssigned => 403,
-            BindingNotFound | OfflineCodeNotFound => 404,
+            | InvalidCursor
+            | InvalidDisputeReason
+            | InvalidDisputeDetails
+            | InvalidDecision => 400,
+            Forbidden | SiteNotAssigned | BindingBanned { .. } => 403,
+            BindingNotFound | OfflineCodeNotFound | GuardianNotFound | DisputeNotFound => 404,
             AlreadyBound
             | GuardianLimitReached
             | RelativeLimitReached
@@ -139,14 +163,20 @@ impl AppError {
             | PoolingNotAllowed
             | AlreadyInTube
             | FaceNotFinished
-            | FaceSessionExpired => 409,
+            | FaceSessionExpired
+            | DisputeAlreadyOpen
+            | DisputeAlreadyResolved { .. } => 409,
             AgeNotEligible(_)
             | IdempotencyKeyReused
             | FaceVerificationFailed
             | InvalidCode(_)
             | CodeRevoked
-            | KinCodeNotForArrival => 422,
-            TooManyFaceAttempts { .. } | TooManyFaceQueries | OfflineCodeLimitReached => 429,
+            | KinCodeNotForArrival
+            | DisputeOwnBinding => 422,
+            TooManyFaceAttempts { .. }
+            | TooManyFaceQueries
+            | OfflineCodeLimitReached
+            | TooManyDisputes => 429,
             Internal(_) => 500,
             DependencyUnavailable(_) | FaceProviderUntrusted => 503,
         }
@@ -199,6 +229,16 @@ impl AppError {
             FaceNotFinished => "face_not_finished",
             FaceSessionExpired => "face_session_expired",
             FaceProviderUntrusted => "face_provider_untrusted",
+            GuardianNotFound => "guardian_not_found",
+            DisputeOwnBinding => "dispute_own_binding",
+            InvalidDisputeReason => "invalid_dispute_reason",
+            InvalidDisputeDetails => "invalid_dispute_details",
+            DisputeAlreadyOpen => "dispute_already_open",
+            TooManyDisputes => "too_many_disputes",
+            DisputeNotFound => "dispute_not_found",
+            DisputeAlreadyResolved { .. } => "dispute_already_resolved",
+            InvalidDecision => "invalid_decision",
+            BindingBanned { .. } => "binding_banned",
             DependencyUnavailable(_) => "service_unavailable",
             Internal(_) => "internal_error",
         }
@@ -252,6 +292,18 @@ impl AppError {
             FaceNotFinished => "请先在支付宝中完成人脸识别,再提交认证",
             FaceSessionExpired => "人脸识别已过期,请重新开始认证",
             FaceProviderUntrusted => "人脸识别服务暂时不可用,请稍后再试",
+            GuardianNotFound => "未找到该监护人",
+            DisputeOwnBinding => "不能举报自己的绑定",
+            InvalidDisputeReason => "请选择举报原因",
+            InvalidDisputeDetails => "举报说明不超过200字,选择“其他原因”时须填写",
+            DisputeAlreadyOpen => "您已举报该绑定,请等待卫生健康部门核实",
+            TooManyDisputes => "今日举报次数已达上限,请明天再试",
+            DisputeNotFound => "未找到该举报",
+            DisputeAlreadyResolved { .. } => "该举报已处理,不能重复处理",
+            InvalidDecision => "请选择处理结果",
+            BindingBanned { .. } => {
+                "您对该亲属的绑定经卫生健康部门核实属于不当绑定,180天内不能再次绑定"
+            }
             DependencyUnavailable(_) => "系统繁忙,请稍后再试",
             Internal(_) => "系统异常,请稍后再试",
         }
@@ -273,6 +325,8 @@ impl AppError {
             AppError::BatchTooLarge { max_rows } => error.max_rows = Some(*max_rows),
             AppError::TubeFull { capacity } => error.capacity = Some(*capacity),
             AppError::TubeKindMismatch { tube_kind } => error.tube_kind = Some(*tube_kind),
+            AppError::DisputeAlreadyResolved { outcome } => error.outcome = Some(*outcome),
+            AppError::BindingBanned { until } => error.banned_until = Some(rfc3339(*until)),
             _ => {}
         }
         ErrorAnswer { error }
@@ -303,6 +357,10 @@ pub struct ErrorFields {
     pub capacity: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tube_kind: Option<TubeKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<DisputeStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banned_until: Option<String>,
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::domain::binding::{BindingId, GuardianId, IdempotencyKey};
+use crate::domain::dispute::DisputeId;
 use crate::domain::nucleic::Site;
 use crate::error::AppError;
 
@@ -96,6 +97,15 @@ pub fn site(req: &Request) -> Result<Site, AppError> {
         .ok_or(AppError::SiteNotAssigned)
 }
 
+/// The route API Gateway matched (`POST /relatives/{binding_id}/disputes`), for a function
+/// that serves several.
+pub fn route_key(req: &Request) -> Option<&str> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref(),
+        _ => None,
+    }
+}
+
 /// A query-string parameter, if present.
 pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.query_string_parameters_ref()
@@ -137,6 +147,14 @@ pub fn binding_id(req: &Request) -> Result<BindingId, AppError> {
         .and_then(|p| p.first("binding_id"))
         .and_then(BindingId::parse)
         .ok_or(AppError::BindingNotFound)
+}
+
+/// A path parameter naming a dispute. A malformed id names nothing: 404, like an unknown one.
+pub fn dispute_id(req: &Request) -> Result<DisputeId, AppError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first("dispute_id"))
+        .and_then(DisputeId::parse)
+        .ok_or(AppError::DisputeNotFound)
 }
 
 pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, AppError> {

@@ -1,6 +1,8 @@
 //! What must hold of the table and the card bucket whatever failed on the way (a lost answer, a
-//! throttle, a reset): every counter equals the items it counts, nothing is recorded twice,
-//! nothing points at nothing. Read over everything a test wrote, after it.
+//! throttle, a reset, a race): every counter equals the items it counts, nothing is recorded
+//! twice, nothing points at nothing: every binding has its one membership in its relative's
+//! partition and every membership its binding, every open dispute its queue entry and guard.
+//! Read over everything a test wrote, after it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -46,6 +48,9 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
     let mut card_images = BTreeSet::new();
     let mut cards = Vec::new();
     let mut audits: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut memberships = BTreeSet::new();
+    // Open disputes (by id) as the reporter's record, the queue and the guards see them.
+    let (mut open, mut queued, mut guarded) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for item in items {
         let (pk, sk) = key(item);
         let after = |prefix: &str| sk.strip_prefix(prefix).map(str::to_owned);
@@ -64,6 +69,18 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
         }
         if pk.starts_with("T#") && sk.starts_with("M#") {
             counted(&mut tally, pk.clone());
+        }
+        if pk.starts_with("R#") && sk.starts_with("M#") {
+            memberships.insert(text(item, "binding_id"));
+        }
+        if pk.starts_with("G#") && sk.starts_with("D#") && text(item, "status") == "open" {
+            open.insert(text(item, "dispute_id"));
+        }
+        if pk == "DISPUTES" {
+            queued.insert(text(item, "dispute_id"));
+        }
+        if pk.starts_with("G#") && sk.starts_with("DG#") {
+            guarded.insert(text(item, "dispute_id"));
         }
         if pk.starts_with("R#") && sk.starts_with("OQ#") {
             cards_counted += number(item, "generated");
@@ -119,6 +136,17 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
             found.push(format!("{whose}: audit {what} recorded {times} times"));
         }
     }
+    for binding in bindings.symmetric_difference(&memberships) {
+        found.push(match bindings.contains(binding) {
+            true => format!("binding {binding} has no membership"),
+            false => format!("membership of binding {binding}, which is not there"),
+        });
+    }
+    for (what, ids) in [("queue entry", &queued), ("guard", &guarded)] {
+        for id in open.symmetric_difference(ids) {
+            found.push(format!("dispute {id}: open and its {what} disagree"));
+        }
+    }
     for (binding, serial) in cards {
         if !bindings.contains(&binding) && !revoked.contains(&serial) {
             found.push(format!(
@@ -164,6 +192,7 @@ mod tests {
             item(&[("pk", "G#g"), ("sk", "COUNT"), ("bound", "1")]),
             item(&[("pk", "G#g"), ("sk", "B#b"), ("binding_id", "b")]),
             item(&[("pk", "G#g"), ("sk", "L#r")]),
+            item(&[("pk", "R#r"), ("sk", "M#b"), ("binding_id", "b")]),
             item(&[("pk", "R#r"), ("sk", "COUNT"), ("guardians", "1")]),
             item(&[("pk", "G#g"), ("sk", "A#b#2026-12-07T10:00:00Z#bind#req-1")]),
             item(&[("pk", "R#r"), ("sk", "OQ#2026-12-07"), ("generated", "1")]),
@@ -228,9 +257,51 @@ mod tests {
     }
 
     #[test]
+    fn a_binding_and_its_membership_and_an_open_dispute_and_its_queue_entry_go_together() {
+        let objects = ["cards/b/s1.png".to_owned()];
+        let mut items = one_binding_with_a_card();
+        items.retain(|i| text(i, "sk") != "M#b");
+        items.push(item(&[
+            ("pk", "R#r"),
+            ("sk", "M#gone"),
+            ("binding_id", "gone"),
+        ]));
+        assert_eq!(
+            violations(&items, &objects),
+            [
+                "binding b has no membership",
+                "membership of binding gone, which is not there"
+            ]
+        );
+        let mut items = one_binding_with_a_card();
+        let dispute = |pk: &str, sk: &str, status: &str| {
+            item(&[
+                ("pk", pk),
+                ("sk", sk),
+                ("dispute_id", "d1"),
+                ("status", status),
+            ])
+        };
+        items.push(dispute("G#g", "D#d1", "open"));
+        items.push(dispute("DISPUTES", "D#d1", "open"));
+        items.push(dispute("G#g", "DG#b2", ""));
+        assert_eq!(violations(&items, &objects), Vec::<String>::new());
+        items.pop();
+        assert_eq!(
+            violations(&items, &objects),
+            ["dispute d1: open and its guard disagree"]
+        );
+        items[8] = dispute("G#g", "D#d1", "upheld");
+        assert_eq!(
+            violations(&items, &objects),
+            ["dispute d1: open and its queue entry disagree"]
+        );
+    }
+
+    #[test]
     fn an_image_in_flight_is_not_an_orphan_and_an_unbound_card_must_be_revoked() {
         let mut items = one_binding_with_a_card();
-        items.retain(|i| text(i, "sk") != "B#b" && text(i, "sk") != "L#r");
+        items.retain(|i| !["B#b", "L#r", "M#b"].contains(&text(i, "sk").as_str()));
         items[0] = item(&[("pk", "G#g"), ("sk", "COUNT"), ("bound", "0")]);
         items[2] = item(&[("pk", "R#r"), ("sk", "COUNT"), ("guardians", "0")]);
         items.push(item(&[("pk", "K#b"), ("sk", "OP#cards/b/s2.png")]));

@@ -192,6 +192,8 @@ pub trait EventExt {
     /// Sets a query-string parameter.
     fn with_query(self, name: &str, value: &str) -> Self;
     fn with_path_binding(self, binding_id: &str) -> Self;
+    /// Sets path parameter `name` (and the path that carries it).
+    fn with_path_parameter(self, name: &str, value: &str) -> Self;
     fn with_body(self, body: Value) -> Self;
     fn with_raw_body(self, body: &str) -> Self;
     fn with_header(self, name: &str, value: &str) -> Self;
@@ -246,16 +248,19 @@ impl EventExt for Value {
         self["rawQueryString"] = query.join("&").into();
         self
     }
-    fn with_path_binding(mut self, binding_id: &str) -> Self {
-        let old = self["pathParameters"]["binding_id"]
+    fn with_path_binding(self, binding_id: &str) -> Self {
+        self.with_path_parameter("binding_id", binding_id)
+    }
+    fn with_path_parameter(mut self, name: &str, value: &str) -> Self {
+        let old = self["pathParameters"][name]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        self["pathParameters"]["binding_id"] = binding_id.into();
+        self["pathParameters"][name] = value.into();
         let path = self["rawPath"]
             .as_str()
             .unwrap_or_default()
-            .replace(&old, binding_id);
+            .replace(&old, value);
         self["rawPath"] = path.clone().into();
         self["requestContext"]["http"]["path"] = path.into();
         self

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use kincode_common::codes::token::TokenError;
+use kincode_common::domain::dispute::DisputeStatus;
 use kincode_common::domain::nucleic::TubeKind;
 use kincode_common::domain::resident_id::ResidentIdError;
 use kincode_common::error::AppError;
@@ -141,6 +142,18 @@ fn every_error() -> Vec<AppError> {
         FaceNotFinished,
         FaceSessionExpired,
         FaceProviderUntrusted,
+        GuardianNotFound,
+        DisputeOwnBinding,
+        InvalidDisputeReason,
+        InvalidDisputeDetails,
+        DisputeAlreadyOpen,
+        TooManyDisputes,
+        DisputeNotFound,
+        DisputeAlreadyResolved {
+            outcome: DisputeStatus::Upheld,
+        },
+        InvalidDecision,
+        BindingBanned { until: at },
         DependencyUnavailable(String::new()),
         Internal(String::new()),
     ];
@@ -192,6 +205,16 @@ fn every_error() -> Vec<AppError> {
             | FaceNotFinished
             | FaceSessionExpired
             | FaceProviderUntrusted
+            | GuardianNotFound
+            | DisputeOwnBinding
+            | InvalidDisputeReason
+            | InvalidDisputeDetails
+            | DisputeAlreadyOpen
+            | TooManyDisputes
+            | DisputeNotFound
+            | DisputeAlreadyResolved { .. }
+            | InvalidDecision
+            | BindingBanned { .. }
             | DependencyUnavailable(_)
             | Internal(_) => {}
         }

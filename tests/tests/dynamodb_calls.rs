@@ -211,6 +211,66 @@ async fn each_operation_makes_the_documented_number_of_calls() {
         "a page of results (the audit record and the access log, together)"
     );
 
+    // Co-guardians and disputes: the list, a report, the reporter's reports, the queue, a
+    // dismissal and an uphold.
+    use kincode_common::usecases::disputes::{self, ReportRequest, ResolveRequest};
+    let mut opened = Vec::new();
+    for other in ["user-calls-a", "user-calls-b"] {
+        active_relative_with(&services, other, &id_number, now).await;
+        calls.take();
+        disputes::co_guardians(store, &guardian, &binding.id)
+            .await
+            .unwrap();
+        assert_eq!(calls.take(), ["GetItem", "Query"], "co-guardians");
+        let request = ReportRequest {
+            guardian: Some(store.keys().guardian_handle(&binding.relative_key, other)),
+            reason: Some("not_family".into()),
+            details: None,
+        };
+        opened.push(
+            disputes::report(store, &guardian, &binding.id, request, ctx)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            calls.take(),
+            ["GetItem", "Query", "TransactWriteItems"],
+            "a report"
+        );
+    }
+    disputes::my_disputes(store, &guardian, 20, None)
+        .await
+        .unwrap();
+    assert_eq!(calls.take(), ["Query"], "the reporter's reports");
+    disputes::open_disputes(store, 20, None).await.unwrap();
+    assert_eq!(calls.take(), ["Query"], "the authority's queue");
+    for (dispute, decision, expected) in [
+        (
+            &opened[0],
+            "dismiss",
+            &["GetItem", "GetItem", "TransactWriteItems"][..],
+        ),
+        (
+            &opened[1],
+            "uphold",
+            &[
+                "GetItem",
+                "GetItem",
+                "GetItem",
+                "Query",
+                "TransactWriteItems",
+            ][..],
+        ),
+    ] {
+        let request = ResolveRequest {
+            decision: Some(decision.into()),
+        };
+        disputes::resolve(store, "authority", &dispute.id, request, ctx)
+            .await
+            .unwrap();
+        assert_eq!(calls.take(), expected, "{decision}");
+    }
+
     let later = ActionContext {
         request_id: "calls-later",
         at: now + Duration::hours(24),

@@ -2,7 +2,8 @@
 //! front of the real function binaries under the Lambda Runtime Interface Emulator, on the
 //! local AWS stack. bind → verify → list → unbind; the kin code's whole life (render, the
 //! authority's flag, the offline card, a checkpoint's scan, revocation by unbinding); a
-//! nucleic-acid test from sample to result; and what API Gateway itself answers.
+//! nucleic-acid test from sample to result; a stranger reported by a co-guardian and the
+//! report upheld by the authority; and what API Gateway itself answers.
 
 use std::process::Command;
 
@@ -718,4 +719,140 @@ async fn with_instances_concurrent_requests_run_in_several_function_processes() 
         instances.len() > 1,
         "six requests at once all ran in one instance: {instances:?}"
     );
+}
+
+/// A verified child binding of `id_number` by `auth`, over HTTP.
+async fn verified_child(api: &LocalApi, auth: &str, id_number: &str) -> String {
+    let bind =
+        json!({"name": "王小明", "id_number": id_number, "relationship": "child", "consent": true});
+    let (status, bound) = api
+        .call(Method::POST, "/relatives", Some(auth), Some(bind))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bound}");
+    let id = bound["id"].as_str().unwrap().to_owned();
+    let (_, started) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification"),
+            Some(auth),
+            None,
+        )
+        .await;
+    let pledge = json!({"pledge_version": started["pledge"]["version"], "accepted": true});
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification/complete"),
+            Some(auth),
+            Some(pledge),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    id
+}
+
+#[tokio::test]
+async fn a_stranger_reported_by_the_mother_and_upheld_loses_the_child_over_http() {
+    let api = start_local_api();
+    let (mother, stranger) = ("Dev user-e2e-mother", "Dev user-e2e-stranger");
+    let authority = "Dev cdc-e2e kincode/authority";
+    let checkpoint = "Dev site-e2e kincode/checkpoint";
+    let child = distinct_resident_id(5, chrono::Utc::now());
+    let mine = verified_child(&api, mother, &child).await;
+    let theirs = verified_child(&api, stranger, &child).await;
+    let (_, shown) = api
+        .call(
+            Method::GET,
+            &format!("/relatives/{theirs}/code"),
+            Some(stranger),
+            None,
+        )
+        .await;
+    let code = shown["code"].as_str().unwrap().to_owned();
+
+    let (status, listed) = api
+        .call(
+            Method::GET,
+            &format!("/relatives/{mine}/guardians"),
+            Some(mother),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let other = listed["guardians"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["is_caller"] == false)
+        .unwrap()
+        .clone();
+    assert!(!listed.to_string().contains("user-e2e-stranger"));
+    let report =
+        json!({"guardian": other["handle"], "reason": "not_family", "details": "不认识此人"});
+    let (status, opened) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{mine}/disputes"),
+            Some(mother),
+            Some(report),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let dispute = opened["id"].as_str().unwrap();
+
+    // Only the authority reads and resolves the queue.
+    let (status, body) = api
+        .call(Method::GET, "/authority/disputes", Some(mother), None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
+    );
+    let (status, queue) = api
+        .call(Method::GET, "/authority/disputes", Some(authority), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    assert_eq!(queue["disputes"][0]["id"], dispute);
+    assert_eq!(queue["disputes"][0]["disputed"]["handle"], other["handle"]);
+    let (status, resolved) = api
+        .call(
+            Method::POST,
+            &format!("/authority/disputes/{dispute}/resolution"),
+            Some(authority),
+            Some(json!({"decision": "uphold"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+
+    // The stranger's code no longer scans, the child is gone from their list, and binding the
+    // child again is refused until the ban ends.
+    let (status, refused) = api
+        .call(
+            Method::POST,
+            "/checkpoints/scan",
+            Some(checkpoint),
+            Some(json!({"code": code, "purpose": "venue_entry"})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("code_revoked"))
+    );
+    let (_, theirs_now) = api
+        .call(Method::GET, "/relatives", Some(stranger), None)
+        .await;
+    assert_eq!(theirs_now["relatives"], json!([]));
+    let bind =
+        json!({"name": "王小明", "id_number": child, "relationship": "child", "consent": true});
+    let (status, banned) = api
+        .call(Method::POST, "/relatives", Some(stranger), Some(bind))
+        .await;
+    assert_eq!(
+        (status, banned["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("binding_banned"))
+    );
+    assert_eq!(banned["error"]["banned_until"], resolved["banned_until"]);
+    let (_, mine_now) = api.call(Method::GET, "/disputes", Some(mother), None).await;
+    assert_eq!(mine_now["disputes"][0]["status"], "upheld");
+    assert_eq!(api.violations().await, Vec::<String>::new());
 }

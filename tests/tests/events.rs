@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// Event file → documented status, in the order they run.
 /// `cleanup.json` is the scheduler's raw input, not an HTTP event: its "status" is 200 when
 /// the function answers its counts.
-const DOCUMENTED: [(&str, u16); 21] = [
+const DOCUMENTED: [(&str, u16); 26] = [
     ("bind.json", 201),
     ("bind-adult.json", 422),
     ("bind-invalid-id.json", 400),
@@ -31,6 +31,11 @@ const DOCUMENTED: [(&str, u16); 21] = [
     ("results.json", 200),
     ("access-log.json", 200),
     ("export.json", 200),
+    ("co-guardians-list.json", 200),
+    ("co-guardians-report.json", 201),
+    ("co-guardians-reports.json", 200),
+    ("authority-disputes-list.json", 200),
+    ("authority-disputes-resolve.json", 200),
     ("keys.json", 200),
     ("risk-flags.json", 200),
     ("cleanup.json", 200),
@@ -89,6 +94,7 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
     }
 
     let (mut binding_id, mut certify_id, mut code) = (String::new(), String::new(), String::new());
+    let (mut co_guardian, mut dispute_id) = (String::new(), String::new());
     for (file, expected) in DOCUMENTED {
         // The function whose binary name the file is named after (the longest that fits).
         let binary_name = emulators
@@ -122,6 +128,21 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
                 row["reported_at"] = chrono::Utc::now().to_rfc3339().into();
             }
             event = event.with_body(body);
+        }
+        if file == "co-guardians-list.json" {
+            // A second guardian of the same child, to list and then report.
+            let bind = kincode_tests::event("bind.json").with_caller("user-co-guardian");
+            let invocation = emulators["bind"].invoke(&bind).await.unwrap();
+            let answer = apigw::response(&invocation.payload).unwrap();
+            assert_eq!(answer.status.as_u16(), 201, "the second guardian binds");
+        }
+        if file == "co-guardians-report.json" {
+            let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+            body["guardian"] = co_guardian.clone().into();
+            event = event.with_body(body);
+        }
+        if file == "authority-disputes-resolve.json" {
+            event = event.with_path_parameter("dispute_id", &dispute_id);
         }
         if file == "samples.json" {
             let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
@@ -175,6 +196,20 @@ async fn every_event_file_answers_its_documented_status_through_the_emulator() {
                     ],
                     "{body}"
                 );
+            }
+            "co-guardians-list.json" => {
+                let guardians = body["guardians"].as_array().unwrap();
+                assert_eq!(guardians.len(), 2, "{body}");
+                let other = guardians.iter().find(|g| g["is_caller"] == false).unwrap();
+                co_guardian = other["handle"].as_str().unwrap().to_owned();
+            }
+            "co-guardians-report.json" => dispute_id = body["id"].as_str().unwrap().to_owned(),
+            "co-guardians-reports.json" | "authority-disputes-list.json" => {
+                assert_eq!(body["disputes"][0]["id"], dispute_id.as_str(), "{body}");
+            }
+            "authority-disputes-resolve.json" => {
+                assert_eq!(body["status"], "upheld", "{body}");
+                assert_eq!(body["binding_ended"], true, "{body}");
             }
             _ => {}
         }

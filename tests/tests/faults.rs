@@ -551,3 +551,132 @@ async fn results_page_under_faults() {
     }
     assert_invariants(&api).await;
 }
+
+/// A verified child's binding by `auth` of `id_number`.
+async fn active_child_of(api: &LocalApi, auth: &str, id_number: &str) -> String {
+    let (status, bound) = api
+        .call(
+            Method::POST,
+            "/relatives",
+            Some(auth),
+            Some(json!({"name": "赵子涵", "id_number": id_number, "relationship": "child", "consent": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bound}");
+    let id = bound["id"].as_str().unwrap().to_owned();
+    let (_, started) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification"),
+            Some(auth),
+            None,
+        )
+        .await;
+    let pledge = json!({"pledge_version": started["pledge"]["version"], "accepted": true});
+    let (status, verified) = api
+        .call(
+            Method::POST,
+            &format!("/relatives/{id}/verification/complete"),
+            Some(auth),
+            Some(pledge),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    id
+}
+
+const AUTHORITY: &str = "Dev cdc-faults kincode/authority";
+
+#[tokio::test]
+async fn reports_and_resolutions_under_faults() {
+    let api = start_local_api();
+    let faults = FaultSwitch::of(&api);
+    for case in cases(&["TransactWriteItems"]) {
+        let (mother, stranger) = (guardian(), guardian());
+        let child = distinct_resident_id(5, chrono::Utc::now());
+        let id = active_child_of(&api, &mother, &child).await;
+        active_child_of(&api, &stranger, &child).await;
+        let (_, listed) = api
+            .call(
+                Method::GET,
+                &format!("/relatives/{id}/guardians"),
+                Some(&mother),
+                None,
+            )
+            .await;
+        let handle = listed["guardians"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["is_caller"] == false)
+            .unwrap()["handle"]
+            .clone();
+        let report = async || {
+            api.call_with(
+                Method::POST,
+                &format!("/relatives/{id}/disputes"),
+                Some(&mother),
+                &[],
+                Some(json!({"guardian": handle, "reason": "not_family"})),
+            )
+            .await
+        };
+        // A report that landed is found open by a second one (and listed); one that did not
+        // is opened by it.
+        let first = faults.under(case, report).await;
+        assert_answer(&first, case, StatusCode::CREATED, false);
+        let landed = first.status == StatusCode::CREATED || case.landed();
+        let again = report().await;
+        let expected = match landed {
+            true => (StatusCode::CONFLICT, Some("dispute_already_open")),
+            false => (StatusCode::CREATED, None),
+        };
+        assert_eq!(
+            (again.status, again.json["error"]["code"].as_str()),
+            expected,
+            "{case:?}: {}",
+            again.json
+        );
+        let (_, mine) = api
+            .call(Method::GET, "/disputes", Some(&mother), None)
+            .await;
+        let reports = mine["disputes"].as_array().unwrap();
+        assert_eq!(reports.len(), 1, "{case:?}: one report, {mine}");
+        let dispute = reports[0]["id"].as_str().unwrap().to_owned();
+
+        // A resolution likewise: once landed, a second is refused and names the outcome.
+        let resolve = async || {
+            api.call_with(
+                Method::POST,
+                &format!("/authority/disputes/{dispute}/resolution"),
+                Some(AUTHORITY),
+                &[],
+                Some(json!({"decision": "uphold"})),
+            )
+            .await
+        };
+        let first = faults.under(case, resolve).await;
+        assert_answer(&first, case, StatusCode::OK, false);
+        let landed = first.status == StatusCode::OK || case.landed();
+        let again = resolve().await;
+        match landed {
+            true => assert_eq!(
+                (again.status, again.json["error"]["outcome"].as_str()),
+                (StatusCode::CONFLICT, Some("upheld")),
+                "{case:?}: {}",
+                again.json
+            ),
+            false => assert_eq!(again.status, StatusCode::OK, "{case:?}: {}", again.json),
+        }
+        let (_, listed) = api
+            .call(
+                Method::GET,
+                &format!("/relatives/{id}/guardians"),
+                Some(&mother),
+                None,
+            )
+            .await;
+        assert_eq!(listed["guardians"].as_array().unwrap().len(), 1, "{case:?}");
+    }
+    assert_invariants(&api).await;
+}

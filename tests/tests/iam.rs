@@ -192,6 +192,81 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         .unwrap();
     used.insert("ExportFunction", calls.take_actions());
 
+    // co-guardians: the list, reports, the reporter's reports; the authority: its queue, an
+    // uphold of an active binding, one of a binding already unbound, and a dismissal
+    use kincode_common::usecases::disputes::{self, ReportRequest, ResolveRequest};
+    let co_guardian = |i: usize| format!("user-iam-co-{i}");
+    let report = |i: usize| ReportRequest {
+        guardian: Some(
+            store
+                .keys()
+                .guardian_handle(&binding.relative_key, &co_guardian(i)),
+        ),
+        reason: Some("not_family".into()),
+        details: Some("不认识".into()),
+    };
+    let resolve = |decision: &str| ResolveRequest {
+        decision: Some(decision.into()),
+    };
+    let mut co_guardians = Vec::new();
+    for i in 0..2 {
+        co_guardians.push(active_relative_with(&services, &co_guardian(i), &face_id, t0).await);
+    }
+    calls.take_actions();
+    disputes::co_guardians(store, &guardian, &binding.id)
+        .await
+        .unwrap();
+    let mut opened = Vec::new();
+    for i in 0..2 {
+        let dispute = disputes::report(store, &guardian, &binding.id, report(i), at(t0))
+            .await
+            .unwrap();
+        opened.push(dispute);
+    }
+    disputes::my_disputes(store, &guardian, 20, None)
+        .await
+        .unwrap();
+    used.insert("CoGuardiansFunction", calls.take_actions());
+    let later = t0 + Duration::hours(25);
+    let gone = &co_guardians[1];
+    bindings::unbind(store, &gone.guardian, &gone.id, at(later))
+        .await
+        .unwrap();
+    calls.take_actions();
+    disputes::open_disputes(store, 20, None).await.unwrap();
+    for dispute in &opened {
+        disputes::resolve(
+            store,
+            "authority",
+            &dispute.id,
+            resolve("uphold"),
+            at(later),
+        )
+        .await
+        .unwrap();
+    }
+    used.insert("AuthorityDisputesFunction", calls.take_actions());
+    active_relative_with(&services, &co_guardian(2), &face_id, t0).await;
+    calls.take_actions();
+    let dismissed = disputes::report(store, &guardian, &binding.id, report(2), at(t0))
+        .await
+        .unwrap();
+    used.entry("CoGuardiansFunction")
+        .or_default()
+        .extend(calls.take_actions());
+    disputes::resolve(
+        store,
+        "authority",
+        &dismissed.id,
+        resolve("dismiss"),
+        at(later),
+    )
+    .await
+    .unwrap();
+    used.entry("AuthorityDisputesFunction")
+        .or_default()
+        .extend(calls.take_actions());
+
     // unbind an active binding with a card, then repeat it
     let later = t0 + Duration::hours(25);
     bindings::unbind(store, &guardian, &binding.id, at(later))
@@ -225,7 +300,8 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     let report = cleanup::run(store, &blobs, budget, at(later + Duration::days(31)))
         .await
         .unwrap();
-    assert!(report.people_erased >= 1, "{report:?}");
+    // (erased, or found held again by a later binding of the same person: decided either way)
+    assert!(report.people_erased + report.skipped >= 1, "{report:?}");
     used.insert("CleanupFunction", calls.take_actions());
 
     let template = Template::load(&repo_root().join("template.yaml")).unwrap();

@@ -383,3 +383,58 @@ async fn the_testing_routes_keep_personal_data_out_of_items_and_logs() {
         );
     }
 }
+
+/// Co-guardians and disputes, through their use cases: a report's own words (they may name
+/// people) are kept sealed and out of the logs, like the relative's name and ID number; the
+/// list of co-guardians names nobody by platform id.
+#[tokio::test]
+async fn a_reports_words_stay_sealed_and_co_guardians_stay_handles() {
+    use kincode_common::usecases::disputes::{self, ReportRequest, ResolveRequest};
+    let logs = trace_logs();
+    let services = fresh_services().await;
+    let now = Utc::now();
+    let child = resident_id_aged(4, now, 46);
+    let words = "冒充孩子舅舅的是邻居刘德明";
+    let secrets: Vec<String> = secrets(&[&child], &["王小明"])
+        .into_iter()
+        .chain([words.to_owned(), "刘德明".to_owned()])
+        .collect();
+    let mother = active_relative_with(&services, "user-privacy-mother", &child, now).await;
+    active_relative_with(&services, "user-privacy-stranger", &child, now).await;
+    let ctx = ActionContext {
+        request_id: "privacy-dispute",
+        at: now,
+    };
+    let listed = disputes::co_guardians(&services.store, &mother.guardian, &mother.id)
+        .await
+        .unwrap();
+    assert_not_answered(&listed.guardians, &["user-privacy-stranger".to_owned()]);
+    let request = ReportRequest {
+        guardian: Some(
+            listed
+                .guardians
+                .iter()
+                .find(|g| !g.is_caller)
+                .unwrap()
+                .handle
+                .clone(),
+        ),
+        reason: Some("impersonation".into()),
+        details: Some(words.into()),
+    };
+    let opened = disputes::report(&services.store, &mother.guardian, &mother.id, request, ctx)
+        .await
+        .unwrap();
+    assert_eq!(opened.details, words, "the reporter reads their words back");
+    let decision = ResolveRequest {
+        decision: Some("uphold".into()),
+    };
+    disputes::resolve(&services.store, "authority", &opened.id, decision, ctx)
+        .await
+        .unwrap();
+    let logs = assert_kept_out_of_items_and_logs(&services, &secrets, &logs).await;
+    assert!(
+        logs.contains("dispute_upheld"),
+        "the capture saw the dispute"
+    );
+}

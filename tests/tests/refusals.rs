@@ -3,7 +3,7 @@
 //! Each test provokes its refusals on the local stack, once per `ItemOrder` (as built,
 //! reversed, rotated: the last moves every item, reversal all but an odd transaction's
 //! middle one), on a table of its own. Read by position instead (the reasons paired with the
-//! items as built, not as sent), 38 of the answers in the other two orders change.
+//! items as built, not as sent), many of the answers in the other two orders change.
 
 use std::fmt::Debug;
 
@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use kincode_common::domain::binding::{Binding, BindingId, GuardianId, Verification};
 use kincode_common::domain::china_time::china_date;
+use kincode_common::domain::dispute::{DisputeDetails, DisputeId, DisputeReason};
 use kincode_common::domain::health::{RiskFlag, RiskSignal};
 use kincode_common::domain::name::PersonName;
 use kincode_common::domain::nucleic::{Admission, LabResult, TubeId, TubeKind};
@@ -20,8 +21,9 @@ use kincode_common::domain::policy::{
 use kincode_common::domain::relationship::Relationship;
 use kincode_common::domain::resident_id::ResidentId;
 use kincode_common::store::{
-    ActionContext, CreateBindingError, FlagWrite, HouseholdSheetRecord, ItemOrder, NewBinding,
-    OfflineCardRecord, RegisterError, RegisteredSample, SampleRegistration, SheetRecorded,
+    ActionContext, CreateBindingError, Dispute, FlagWrite, HouseholdSheetRecord, ItemOrder,
+    NewBinding, NewDispute, OfflineCardRecord, OpenDisputeError, RegisterError, RegisteredSample,
+    Resolution, SampleRegistration, SheetRecorded,
 };
 use kincode_common::wiring::services::Services;
 use kincode_tests::*;
@@ -486,6 +488,176 @@ async fn flag_refusals_read_the_same_in_every_order() {
                 .await;
             answers.push((case, format!("{written:?}")));
         }
+        answers
+    })
+    .await;
+}
+
+/// A report of `against`'s binding of `binding`'s relative, through the store.
+async fn open_dispute(
+    services: &Services,
+    binding: &Binding,
+    against: &str,
+    at: DateTime<Utc>,
+) -> Result<Dispute, OpenDisputeError> {
+    let store = &services.store;
+    let members = store
+        .guardians_of(&binding.relative_key)
+        .await
+        .expect("members");
+    let disputed = members
+        .iter()
+        .find(|m| m.guardian.as_str() == against)
+        .expect("a co-guardian");
+    let handle = |g: &str| store.keys().guardian_handle(&binding.relative_key, g);
+    let new = NewDispute {
+        id: &DisputeId::opened_at(at),
+        reporter: binding,
+        reporter_handle: &handle(binding.guardian.as_str()),
+        disputed,
+        disputed_handle: &handle(against),
+        reason: DisputeReason::NotFamily,
+        details: &DisputeDetails::parse("", DisputeReason::NotFamily).expect("no words"),
+    };
+    store.open_dispute(new, ctx(at)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispute_refusals_read_the_same_in_every_order() {
+    let expected = [
+        ("first report", "Ok"),
+        ("the same binding again", "AlreadyOpen"),
+        ("second report", "Ok"),
+        ("third report", "Ok"),
+        ("the day's fourth", "TooMany"),
+        ("the reported binding ended", "DisputedGone"),
+        ("dismissed", "Ok"),
+        ("resolved again", "AlreadyResolved"),
+        ("upheld with a stale binding", "BindingChanged"),
+        ("upheld, the binding gone", "Ok"),
+        ("banned guardian binds", "Banned"),
+    ];
+    same_answers_in_every_order(&expected, |services| async move {
+        let now = Utc::now();
+        let store = &services.store;
+        let mut answers = Vec::new();
+        let mut opened = Vec::new();
+        // The reporter holds two children, each held by two others.
+        let (mut children, mut persons) = (Vec::new(), Vec::new());
+        for child in 0..2 {
+            let person = distinct_resident_id(5, now);
+            persons.push(person.clone());
+            let mine = active_relative_with(&services, "user-reporter", &person, now).await;
+            for other in ["a", "b"] {
+                let guardian = format!("user-{child}{other}");
+                active_relative_with(&services, &guardian, &person, now).await;
+            }
+            children.push(mine);
+        }
+        let first = open_dispute(&services, &children[0], "user-0a", now).await;
+        answers.push(("first report", outcome(first.as_ref())));
+        opened.push(first.expect("opened"));
+        let again = open_dispute(&services, &children[0], "user-0a", now).await;
+        answers.push(("the same binding again", outcome(again)));
+        for (case, child, against) in [
+            ("second report", 0, "user-0b"),
+            ("third report", 1, "user-1a"),
+        ] {
+            let report = open_dispute(&services, &children[child], against, now).await;
+            answers.push((case, outcome(report.as_ref())));
+            opened.push(report.expect("opened"));
+        }
+        let fourth = open_dispute(&services, &children[1], "user-1b", now).await;
+        answers.push(("the day's fourth", outcome(fourth)));
+
+        // Another reporter, whose reported guardian unbinds between the read and the write.
+        let person = distinct_resident_id(5, now);
+        let bound_at = now - Duration::hours(25);
+        let mother = active_relative_with(&services, "user-mother", &person, bound_at).await;
+        let leaving = active_relative_with(&services, "user-leaving", &person, bound_at).await;
+        let members = store.guardians_of(&mother.relative_key).await.unwrap();
+        let disputed = members
+            .iter()
+            .find(|m| m.guardian == leaving.guardian)
+            .unwrap()
+            .clone();
+        unbind_relative(&services, "user-leaving", &leaving, now).await;
+        let handle = |g: &str| store.keys().guardian_handle(&mother.relative_key, g);
+        let gone = store
+            .open_dispute(
+                NewDispute {
+                    id: &DisputeId::opened_at(now),
+                    reporter: &mother,
+                    reporter_handle: &handle("user-mother"),
+                    disputed: &disputed,
+                    disputed_handle: &handle("user-leaving"),
+                    reason: DisputeReason::Impersonation,
+                    details: &DisputeDetails::parse("", DisputeReason::Impersonation).unwrap(),
+                },
+                ctx(now),
+            )
+            .await;
+        answers.push(("the reported binding ended", outcome(gone)));
+
+        let dismissed = store
+            .resolve_dispute(&opened[0], Resolution::Dismiss, "authority", ctx(now))
+            .await;
+        answers.push(("dismissed", outcome(dismissed)));
+        let again = store
+            .resolve_dispute(&opened[0], Resolution::Dismiss, "authority", ctx(now))
+            .await;
+        answers.push(("resolved again", outcome(again)));
+
+        // The reported binding as read, then changed by an offline card's version move.
+        let target = &opened[1];
+        let read = store
+            .binding(&target.disputed_guardian, &target.disputed_binding)
+            .await
+            .unwrap()
+            .unwrap();
+        let card = card_of(&read, "0d15", now);
+        store
+            .record_offline_card(&read, &card, ctx(now))
+            .await
+            .expect("card");
+        let uphold = |binding| Resolution::Uphold {
+            binding,
+            offline_cards: &[],
+            banned_until: now + Duration::days(180),
+        };
+        let stale = store
+            .resolve_dispute(target, uphold(Some(&read)), "authority", ctx(now))
+            .await;
+        answers.push(("upheld with a stale binding", outcome(stale)));
+        // Its guardian unbinds it (a day later); the uphold then records the outcome anyway.
+        let current = store
+            .binding(&target.disputed_guardian, &target.disputed_binding)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .delete_binding(&current, &[card], ctx(now + Duration::hours(25)))
+            .await
+            .expect("unbound");
+        let upheld = store
+            .resolve_dispute(target, uphold(None), "authority", ctx(now))
+            .await;
+        answers.push(("upheld, the binding gone", outcome(upheld)));
+
+        // The upheld report was of child 0's binding by `user-0b`.
+        let banned_person = Person {
+            id_number: ResidentId::parse(&persons[0], china_date(now)).unwrap(),
+            relative_key: read.relative_key.clone(),
+        };
+        let rebind = create(
+            &services,
+            &BindingId::random(),
+            read.guardian.as_str(),
+            &banned_person,
+            now,
+        )
+        .await;
+        answers.push(("banned guardian binds", outcome(rebind)));
         answers
     })
     .await;

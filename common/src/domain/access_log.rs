@@ -32,6 +32,12 @@ wire_enum! {
         BindingExpired = "binding_expired",
         /// A guardian downloaded everything held about the relative.
         DataExported = "data_exported",
+        /// A guardian reported a co-guardian's binding to the health authority.
+        BindingDisputed = "binding_disputed",
+        /// The authority upheld a report: the disputed binding ended.
+        DisputeUpheld = "dispute_upheld",
+        /// The authority dismissed a report: the binding stays.
+        DisputeDismissed = "dispute_dismissed",
     }
 }
 
@@ -50,6 +56,9 @@ impl AccessKind {
             Self::Unbound => "解除绑定",
             Self::BindingExpired => "绑定超时未认证,已失效",
             Self::DataExported => "导出个人信息",
+            Self::BindingDisputed => "举报其他监护人的绑定",
+            Self::DisputeUpheld => "举报成立,该绑定已解除",
+            Self::DisputeDismissed => "举报不成立",
         }
     }
 }
@@ -67,6 +76,8 @@ pub enum AccessActor {
         name: Option<String>,
     },
     Lab,
+    /// The health authority (a dispute's outcome), never by person.
+    Authority,
     /// The scheduled job.
     System,
 }

@@ -6,6 +6,7 @@ pub mod binding;
 pub mod china_time;
 pub mod code;
 pub mod colour;
+pub mod dispute;
 pub mod erasure;
 pub mod health;
 pub mod name;

@@ -32,6 +32,7 @@ enum ActorRecord {
         site_name: Option<String>,
     },
     Lab,
+    Authority,
     System,
 }
 
@@ -62,6 +63,7 @@ impl From<AccessActor> for ActorRecord {
                 site_name: name,
             },
             AccessActor::Lab => Self::Lab,
+            AccessActor::Authority => Self::Authority,
             AccessActor::System => Self::System,
         }
     }
@@ -76,6 +78,7 @@ impl From<ActorRecord> for AccessActor {
                 name: site_name,
             },
             ActorRecord::Lab => Self::Lab,
+            ActorRecord::Authority => Self::Authority,
             ActorRecord::System => Self::System,
         }
     }

@@ -1,12 +1,14 @@
-//! Bindings: the guardian's item, the pair guard, the counters, verification and unbinding.
+//! Bindings: the guardian's item, the pair guard, the counters, the relative's membership item,
+//! verification and unbinding (or any other end of a binding).
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::codes::OfflineCardRecord;
+use super::guardians::Member;
 use super::transaction::{Role, Transaction};
 use super::{
     audit_prefix, dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext,
@@ -97,6 +99,8 @@ pub enum CreateBindingError {
     AlreadyBound,
     GuardianFull,
     RelativeFull,
+    /// An upheld dispute bars this guardian from binding this relative for now.
+    Banned,
     Failed(AppError),
 }
 
@@ -168,6 +172,15 @@ impl Store {
             sk: link_sk(new.relative_key),
             binding_id: new.id.as_str(),
         };
+        let member = Member {
+            binding_id: new.id.clone(),
+            guardian: new.guardian.clone(),
+            relative_key: new.relative_key.into(),
+            relationship: new.relationship,
+            bound_at: ctx.at,
+            status: BindingStatus::PendingVerification,
+            verified_at: None,
+        };
         let transaction = Transaction::new()
             .with(Role::Binding, self.put_new(&record)?)
             .with(Role::PairGuard, self.put_new(&link)?)
@@ -215,6 +228,11 @@ impl Store {
                     ),
                     ctx,
                 )?,
+            )
+            .with(Role::Membership, self.member_put(&member)?)
+            .with(
+                Role::Ban,
+                self.ban_check(new.guardian, new.relative_key, ctx.at)?,
             );
         match self.transact("bind", transaction).await {
             Ok(()) => {
@@ -224,6 +242,8 @@ impl Store {
             // Several may refuse at once: the first of these that did answers.
             Err(refusal) => Err(if refusal.refused(Role::Binding) {
                 CreateBindingError::IdTaken
+            } else if refusal.refused(Role::Ban) {
+                CreateBindingError::Banned
             } else if refusal.refused(Role::PairGuard) {
                 CreateBindingError::AlreadyBound
             } else if refusal.refused(Role::GuardianCount) {
@@ -559,8 +579,8 @@ impl Store {
         .await
     }
 
-    /// Makes a pending binding usable, and its codes resolvable (the code anchor), in one
-    /// transaction; returns the binding as now stored.
+    /// Makes a pending binding usable, its codes resolvable (the code anchor) and its
+    /// co-guardians see it verified, in one transaction; returns the binding as now stored.
     pub async fn activate(
         &self,
         binding: Binding,
@@ -571,6 +591,11 @@ impl Store {
             .map_err(|e| AppError::Internal(format!("encode verification: {e}")))?;
         let verified_at = serde_dynamo::to_attribute_value(ctx.at)
             .map_err(|e| AppError::Internal(format!("encode time: {e}")))?;
+        let member = Member {
+            status: BindingStatus::Active,
+            verified_at: Some(ctx.at),
+            ..Member::of(&binding)
+        };
         self.update_pending(
             &binding,
             "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
@@ -590,6 +615,7 @@ impl Store {
                         ctx,
                     )?,
                 ),
+                (Role::Membership, self.member_put(&member)?),
             ],
             ctx,
         )
@@ -606,32 +632,25 @@ impl Store {
         })
     }
 
-    /// One transaction: the binding (unchanged since read), its pair guard, both counters
-    /// released, and the audit record; for an active binding also its code anchor marked
-    /// revoked and each of its still-valid offline cards on the published revocation list.
+    /// Unbinds: the binding's ending transaction (`ending_transaction`), its audit record the
+    /// guardian's `unbound`.
     pub async fn delete_binding(
         &self,
         binding: &Binding,
         offline_cards: &[OfflineCardRecord],
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        let mut extra = Vec::new();
-        if binding.status == BindingStatus::Active {
-            extra.push((Role::Anchor, self.anchor_revoke(&binding.id, ctx.at)?));
-            for card in offline_cards.iter().filter(|c| c.valid_until > ctx.at) {
-                extra.push((Role::Revocation, self.revocation_put(card)?));
-            }
-        }
         let entry = AccessEntry::new(AccessKind::Unbound, self.binding_actor(binding), ctx.at);
-        self.release_binding(
+        let transaction = self.ending_transaction(
             binding,
+            offline_cards,
             binding_subject(binding),
             AuditAction::Unbound,
             entry,
-            extra,
             ctx,
-        )
-        .await
+        )?;
+        self.end_binding(binding, AuditAction::Unbound, transaction, ctx)
+            .await
     }
 
     /// Removes a binding that was never verified in time (the scheduled cleanup). Refused
@@ -648,26 +667,32 @@ impl Store {
             relative_key: &binding.relative_key,
         };
         let entry = AccessEntry::new(AccessKind::BindingExpired, AccessActor::System, ctx.at);
-        self.release_binding(
+        let transaction = self.ending_transaction(
             binding,
+            &[],
             subject,
             AuditAction::PendingExpired,
             entry,
-            Vec::new(),
             ctx,
-        )
-        .await
+        )?;
+        self.end_binding(binding, AuditAction::PendingExpired, transaction, ctx)
+            .await
     }
 
-    async fn release_binding(
+    /// The items that end a binding, whoever ends it (its guardian, the cleanup, an upheld
+    /// dispute): the binding (only if unchanged since read: `Role::Binding` refuses
+    /// otherwise), its pair guard and membership, both counters released, and the audit
+    /// record; for an active binding also its code anchor revoked and each of its still-valid
+    /// offline cards on the published revocation list.
+    pub(super) fn ending_transaction(
         &self,
         binding: &Binding,
+        offline_cards: &[OfflineCardRecord],
         subject: AuditSubject<'_>,
         action: AuditAction,
         entry: AccessEntry,
-        extra: Vec<(Role, TransactWriteItem)>,
         ctx: ActionContext<'_>,
-    ) -> Result<(), AppError> {
+    ) -> Result<Transaction, AppError> {
         let delete = |sk: String, condition: Option<&str>| -> Result<TransactWriteItem, AppError> {
             let mut d = Delete::builder()
                 .table_name(&self.table)
@@ -691,6 +716,10 @@ impl Store {
                 delete(link_sk(&binding.relative_key), None)?,
             )
             .with(
+                Role::Membership,
+                self.member_delete(&binding.relative_key, &binding.id)?,
+            )
+            .with(
                 Role::GuardianCount,
                 self.counter_update(guardian_pk(&binding.guardian), "bound", -1, 0)?,
             )
@@ -704,7 +733,23 @@ impl Store {
                 self.access_put(&binding.relative_key, entry, ctx)?,
             )
             .with(Role::Erasure, self.erasure_schedule(binding, ctx.at)?);
-        transaction.extend(extra);
+        if binding.status == BindingStatus::Active {
+            transaction.push(Role::Anchor, self.anchor_revoke(&binding.id, ctx.at)?);
+            for card in offline_cards.iter().filter(|c| c.valid_until > ctx.at) {
+                transaction.push(Role::Revocation, self.revocation_put(card)?);
+            }
+        }
+        Ok(transaction)
+    }
+
+    /// Sends a binding's ending transaction; a binding changed since read is a 409.
+    async fn end_binding(
+        &self,
+        binding: &Binding,
+        action: AuditAction,
+        transaction: Transaction,
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
         match self.transact(action.as_str(), transaction).await {
             Ok(()) => {
                 log_recorded(action, binding.id.as_str(), ctx);
@@ -713,6 +758,22 @@ impl Store {
             Err(refusal) if refusal.refused(Role::Binding) => Err(AppError::Conflict),
             Err(refusal) => Err(refusal.into_error()),
         }
+    }
+
+    /// Holds only while the binding is not there: an upheld dispute of a binding that its
+    /// guardian has meanwhile unbound.
+    pub(super) fn binding_absent_check(
+        &self,
+        guardian: &GuardianId,
+        id: &BindingId,
+    ) -> Result<TransactWriteItem, AppError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(guardian_pk(guardian), binding_sk(id))))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| AppError::Internal(format!("build check: {e}")))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// Whether this guardian already unbound this binding (so a repeated DELETE succeeds).

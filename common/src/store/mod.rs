@@ -1,5 +1,7 @@
-//! DynamoDB adapter: the one table that holds bindings, counters, codes, health signals and
-//! the audit trail. Split by what it stores: `bindings`, `codes`, `sheets`, `flags`, `cleanup`.
+//! DynamoDB adapter: the one table that holds bindings, counters, codes, health signals,
+//! disputes and the audit trail. Split by what it stores: `bindings`, `guardians` (a
+//! relative's guardians, bans), `disputes`, `codes`, `sheets`, `flags`, `nucleic`, `access_log`,
+//! `erasure`, `export`, `cleanup`.
 //!
 //! Item layout (`pk` / `sk`):
 //! - `G#<guardian>` / `COUNT`: how many relatives the guardian holds (`bound`).
@@ -8,7 +10,21 @@
 //!   Its `version` moves with every change and every offline card recorded for it.
 //! - `G#<guardian>` / `L#<relative key>`: guard item that makes one binding per pair.
 //! - `G#<guardian>` / `A#<binding id>#<time>#<action>#<request id>`: audit records, with TTL.
+//! - `G#<guardian>` / `BAN#<relative key>`: the guardian may not bind the relative until
+//!   `until` (epoch seconds): an upheld dispute; the bind transaction checks it.
+//! - `G#<reporter>` / `D#<dispute id>`: a dispute the guardian opened against a co-guardian's
+//!   binding: who, why (the free text sealed), and its outcome once resolved (then kept a year).
+//! - `G#<reporter>` / `DG#<disputed binding id>`: one open dispute per reporter and binding;
+//!   removed when the dispute is resolved.
+//! - `G#<reporter>` / `DQ#<China date>`: disputes opened that day (`opened`).
+//! - `D#<dispute id>` / `DISPUTE`: whose dispute it is (`reporter`), for the authority.
+//! - `DISPUTES` / `D#<dispute id>`: the authority's queue, a copy of each open dispute; ids
+//!   sort by opening time, so the queue reads oldest first.
 //! - `R#<relative key>` / `COUNT`: how many guardians hold the relative (`guardians`).
+//! - `R#<relative key>` / `M#<binding id>`: one guardian of the relative (guardian, declared
+//!   relationship, since when, status): what co-guardians see. Written by the bind
+//!   transaction, rewritten on verification, removed by every transaction that removes the
+//!   binding; bindings made before it existed have none until verified or bound again.
 //! - `R#<relative key>` / `H#F#<flag>`: a health-authority risk flag for the person.
 //! - `R#<relative key>` / `H#T#<sampled at>#<tube>`: one nucleic-acid test of the person, with
 //!   its status; beside the flags (`H#`), so one query reads all the colour depends on.
@@ -40,9 +56,11 @@ mod access_log;
 mod bindings;
 mod cleanup;
 mod codes;
+mod disputes;
 mod erasure;
 mod export;
 mod flags;
+mod guardians;
 mod health;
 mod nucleic;
 mod sheets;
@@ -52,8 +70,10 @@ pub use access_log::AccessLogPage;
 pub use bindings::{CreateBindingError, NewBinding};
 pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
 pub use codes::{CardRecordError, OfflineCardRecord, ScannedAnchor};
+pub use disputes::{Dispute, DisputePage, NewDispute, OpenDisputeError, Resolution, ResolveError};
 pub use erasure::ErasureStart;
 pub use flags::{FlagWrite, FlagWriteOutcome};
+pub use guardians::Member;
 pub use nucleic::{
     RegisterError, RegisteredSample, SampleRegistration, TestPage, TestRecord, TubeRecord,
 };
@@ -155,6 +175,14 @@ wire_enum! {
         DataExported = "data_exported",
         /// The cleanup erased a person no guardian held any more (PIPL art. 47).
         PersonErased = "person_erased",
+        /// A guardian reported a co-guardian's binding (the relative's trail).
+        DisputeOpened = "dispute_opened",
+        /// The authority found a dispute founded (the relative's trail).
+        DisputeUpheld = "dispute_upheld",
+        /// The authority found a dispute unfounded (the relative's trail).
+        DisputeDismissed = "dispute_dismissed",
+        /// A binding ended by an upheld dispute (its guardian's trail), despite the 24 h rule.
+        UnboundByDispute = "unbound_by_dispute",
     }
 }
 

@@ -51,6 +51,22 @@ pub(super) enum Role {
     Replay,
     /// `R#<relative key>` / `H#F#<flag>`.
     RiskFlag,
+    /// `R#<relative key>` / `M#<binding id>`: a guardian of the relative, as co-guardians see
+    /// them; written, checked or removed.
+    Membership,
+    /// `G#<guardian>` / `BAN#<relative key>`: an upheld dispute bars the guardian; put or
+    /// checked.
+    Ban,
+    /// `G#<reporter>` / `D#<dispute id>`: the dispute.
+    Dispute,
+    /// `D#<dispute id>` / `DISPUTE`: whose dispute it is.
+    DisputeLocator,
+    /// `DISPUTES` / `D#<dispute id>`: the authority's queue entry, while open.
+    DisputeQueue,
+    /// `G#<reporter>` / `DG#<binding id>`: one open dispute per reporter and binding.
+    DisputeGuard,
+    /// `G#<reporter>` / `DQ#<China date>`: the day's disputes.
+    DisputeQuota,
     /// An audit record.
     Audit,
     /// `R#<relative key>` / `AL#…`: an entry of the relative's access log.

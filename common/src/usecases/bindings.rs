@@ -10,6 +10,7 @@ use crate::domain::binding::{
     Binding, BindingId, BindingStatus, GuardianId, IdempotencyKey, Verification,
 };
 use crate::domain::china_time::china_date;
+use crate::domain::dispute::banned;
 use crate::domain::name::PersonName;
 use crate::domain::pledge::{PLEDGE_TEXT, PLEDGE_VERSION};
 use crate::domain::policy::{
@@ -84,6 +85,12 @@ pub async fn bind(
         Err(CreateBindingError::AlreadyBound) => Err(AppError::AlreadyBound),
         Err(CreateBindingError::GuardianFull) => Err(AppError::GuardianLimitReached),
         Err(CreateBindingError::RelativeFull) => Err(AppError::RelativeLimitReached),
+        // An upheld dispute bars the guardian; read until when, for the answer (a ban that
+        // ended in between is a race the client's retry settles).
+        Err(CreateBindingError::Banned) => match store.ban_until(guardian, &relative_key).await? {
+            Some(until) if banned(until, ctx.at) => Err(AppError::BindingBanned { until }),
+            _ => Err(AppError::Conflict),
+        },
         Err(CreateBindingError::Failed(e)) => Err(e),
     }
 }

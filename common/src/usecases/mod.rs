@@ -7,6 +7,7 @@ pub mod batch;
 pub mod bindings;
 pub mod cleanup;
 pub mod codes;
+pub mod disputes;
 pub mod erasure;
 pub mod export;
 pub mod nucleic;

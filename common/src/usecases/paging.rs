@@ -1,4 +1,4 @@
-//! Pages of a relative's history (results, the access log): a page size the caller may ask
+//! Pages of a relative's history (results, the access log, disputes): a page size the caller may ask
 //! for, and a cursor sealed so a client can neither read nor alter it, nor use it with
 //! another binding or another list.
 

@@ -9,8 +9,7 @@ use kincode_common::http::{self, Call};
 use kincode_common::usecases::bindings::{self, VerificationStart};
 use kincode_common::wiring::services::Services;
 use lambda_http::http::StatusCode;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Error, Request, RequestExt, Response};
+use lambda_http::{Body, Error, Request, Response};
 use serde::Serialize;
 
 pub const COMPLETE_ROUTE: &str = "POST /relatives/{binding_id}/verification/complete";
@@ -21,15 +20,13 @@ pub async fn handle(
     req: Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, Error> {
-    let completes = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref() == Some(COMPLETE_ROUTE),
-        _ => false,
-    };
-    Ok(http::respond(if completes {
-        complete(services, face, &req, now).await
-    } else {
-        start(services, face, &req, now).await
-    }))
+    Ok(http::respond(
+        if http::route_key(&req) == Some(COMPLETE_ROUTE) {
+            complete(services, face, &req, now).await
+        } else {
+            start(services, face, &req, now).await
+        },
+    ))
 }
 
 /// How verification goes on: the face session to open, or the pledge to sign.

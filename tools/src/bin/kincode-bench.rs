@@ -329,6 +329,55 @@ impl Requests<'_> {
                     ));
                 }
             }
+            "CoGuardiansFunction" => {
+                // The read a family makes: a child held by three guardians.
+                let person = distinct_resident_id(5, now);
+                let binding = active_relative_with(self.services, &guardian, &person, now).await;
+                for other in ["a", "b"] {
+                    let other = format!("{guardian}-{other}");
+                    active_relative_with(self.services, &other, &person, now).await;
+                }
+                let path = format!("/relatives/{}/guardians", binding.id.as_str());
+                events.extend((0..count).map(|_| self.event("GET", &path, me, None)));
+            }
+            "AuthorityDisputesFunction" => {
+                // The authority's queue, with a page of open reports in it.
+                for i in 0..3 {
+                    let person = distinct_resident_id(5, now);
+                    let mine = active_relative_with(self.services, &guardian, &person, now).await;
+                    let other = format!("{guardian}-{i}");
+                    active_relative_with(self.services, &other, &person, now).await;
+                    let request = kincode_common::usecases::disputes::ReportRequest {
+                        guardian: Some(
+                            self.services
+                                .store
+                                .keys()
+                                .guardian_handle(&mine.relative_key, &other),
+                        ),
+                        reason: Some("not_family".into()),
+                        details: Some("bench".into()),
+                    };
+                    let request_id = uuid::Uuid::new_v4().to_string();
+                    let ctx = kincode_common::store::ActionContext {
+                        request_id: &request_id,
+                        at: now,
+                    };
+                    kincode_common::usecases::disputes::report(
+                        &self.services.store,
+                        &mine.guardian,
+                        &mine.id,
+                        request,
+                        ctx,
+                    )
+                    .await
+                    .expect("report");
+                }
+                let authority: &[(&str, &str)] =
+                    &[("sub", "bench-authority"), ("scope", "kincode/authority")];
+                events.extend(
+                    (0..count).map(|_| self.event("GET", "/authority/disputes", authority, None)),
+                );
+            }
             "KeysFunction" => {
                 events.extend(
                     (0..count).map(|_| self.event("GET", "/.well-known/kincode-keys", &[], None)),
