@@ -88,7 +88,7 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     }
     used.insert("VerifyFunction", calls.take_actions());
 
-    bindings::list(store, &guardian).await.unwrap();
+    bindings::list(store, &guardian, t0).await.unwrap();
     used.insert("ListFunction", calls.take_actions());
 
     let code = show::online_code(store, &keys, &guardian, &binding.id, t0)

@@ -175,7 +175,9 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
         .into_request();
     let _ = http::respond(http::json_body::<BindRequest>(&req).map(|_| http::no_content()));
 
-    let list = bindings::list(&services.store, &guardian).await.unwrap();
+    let list = bindings::list(&services.store, &guardian, now)
+        .await
+        .unwrap();
     assert_eq!(list.len(), 2);
     let (app_private, app_public) = generate_key_pair();
     let stand_in = AlipayStandIn::start("2021000000000001", &app_public)

@@ -10,15 +10,16 @@ use super::codes::OfflineCardRecord;
 use super::transaction::{Role, Transaction};
 use super::{
     audit_prefix, dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext,
-    AuditAction, AuditSubject, Due, Store,
+    AuditAction, AuditSubject, Due, Store, CLEANUP_ACTOR,
 };
 use crate::adapters::face::RelativeIdentity;
 use crate::crypto::SealContext;
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId, Verification};
 use crate::domain::name::{mask_name, PersonName};
 use crate::domain::policy::{
-    pending_verification_window, AgeBand, Eligibility, VerificationMethod,
-    FACE_QUERIES_PER_SESSION, MAX_GUARDIANS_PER_RELATIVE, MAX_RELATIVES_PER_GUARDIAN,
+    pending_verification_window, AgeBand, AgeTransition, AgeTransitions, Eligibility,
+    VerificationMethod, FACE_QUERIES_PER_SESSION, MAX_GUARDIANS_PER_RELATIVE,
+    MAX_RELATIVES_PER_GUARDIAN,
 };
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::{mask_resident_id, ResidentId};
@@ -62,6 +63,10 @@ pub(super) struct BindingRecord {
     /// Only while pending: when the cleanup removes it if still unverified.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub(super) due: Option<Due>,
+    /// A child's: `face_due_at` (bound with the pledge, until face verification) and `ends_at`,
+    /// in clear (they tell the birth date; the ID number stays sealed).
+    #[serde(flatten)]
+    transitions: AgeTransitions,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +122,21 @@ fn binding_subject(binding: &Binding) -> AuditSubject<'_> {
     }
 }
 
+/// The audit subject of what the scheduled cleanup does to a binding.
+fn cleanup_subject(binding: &Binding) -> AuditSubject<'_> {
+    AuditSubject::Binding {
+        actor: CLEANUP_ACTOR,
+        guardian: &binding.guardian,
+        binding: &binding.id,
+        relative_key: &binding.relative_key,
+    }
+}
+
+/// What a binding awaiting verification satisfies: pending, or active with face verification
+/// owed since the pledge (`face_due_at` goes with it). Whether it is due yet is the use case's
+/// rule (by the clock); this keeps a write from landing after the binding stopped awaiting it.
+const AWAITING_VERIFICATION: &str = "(#status = :pending OR attribute_exists(face_due_at))";
+
 impl Store {
     pub async fn create_binding(
         &self,
@@ -156,13 +176,14 @@ impl Store {
             face_failures: Vec::new(),
             version: 1,
             due: Some(due),
+            transitions: new.eligibility.transitions,
         };
         let link = LinkRecord {
             pk: guardian_pk(new.guardian),
             sk: link_sk(new.relative_key),
             binding_id: new.id.as_str(),
         };
-        let transaction = Transaction::new()
+        let mut transaction = Transaction::new()
             .with(Role::Binding, self.put_new(&record)?)
             .with(Role::PairGuard, self.put_new(&link)?)
             .with(
@@ -197,6 +218,13 @@ impl Store {
                 )?,
             )
             .with(Role::AnchorCheck, self.anchor_absent_check(new.id)?);
+        transaction.extend(self.age_transition_puts(
+            new.guardian,
+            new.id,
+            new.relative_key,
+            &new.eligibility.transitions,
+            ctx.at,
+        )?);
         match self.transact("bind", transaction).await {
             Ok(()) => {
                 log_recorded(AuditAction::Bound, new.id.as_str(), ctx);
@@ -258,6 +286,7 @@ impl Store {
             pending_face_attempt: r.pending_face_attempt,
             face_queries: r.face_queries,
             face_failures: r.face_failures,
+            transitions: r.transitions,
             version: r.version,
         })
     }
@@ -314,9 +343,9 @@ impl Store {
         Ok(bindings)
     }
 
-    /// Applies `set` to a pending binding if nobody changed it since it was read, with an
-    /// audit record in the same transaction. A lost race is a 409 the client can retry.
-    async fn update_pending(
+    /// Applies `set` to a binding awaiting verification if nobody changed it since it was read,
+    /// with an audit record in the same transaction. A lost race is a 409 the client can retry.
+    async fn update_awaiting(
         &self,
         binding: &Binding,
         set: &str,
@@ -332,7 +361,7 @@ impl Store {
                 binding_sk(&binding.id),
             )))
             .update_expression(format!("{set}, version = version + :one"))
-            .condition_expression("version = :version AND #status = :pending")
+            .condition_expression(format!("version = :version AND {AWAITING_VERIFICATION}"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":version", n(binding.version))
@@ -377,7 +406,7 @@ impl Store {
         recent_failures: &[DateTime<Utc>],
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        self.update_pending(
+        self.update_awaiting(
             binding,
             "REMOVE pending_certify_id, face_queries SET pending_face_attempt = :attempt, face_failures = :failures",
             vec![
@@ -402,7 +431,7 @@ impl Store {
         self.update_binding_if(
             binding,
             "SET pending_certify_id = :certify",
-            "pending_face_attempt = :attempt AND #status = :pending",
+            &format!("pending_face_attempt = :attempt AND {AWAITING_VERIFICATION}"),
             vec![(":certify", s(certify_id)), (":attempt", s(attempt))],
             "record face session",
         )
@@ -420,8 +449,10 @@ impl Store {
         self.update_binding_if(
             binding,
             "ADD face_queries :one",
-            "pending_certify_id = :certify AND #status = :pending \
-             AND (attribute_not_exists(face_queries) OR face_queries < :max)",
+            &format!(
+                "pending_certify_id = :certify AND {AWAITING_VERIFICATION} \
+                 AND (attribute_not_exists(face_queries) OR face_queries < :max)"
+            ),
             vec![
                 (":one", n(1)),
                 (":certify", s(certify_id)),
@@ -432,8 +463,9 @@ impl Store {
         .await
     }
 
-    /// One conditional `UpdateItem` of a pending binding (`#status` and `:pending` are
-    /// provided); a failed condition is a 409 (something changed since it was read).
+    /// One conditional `UpdateItem` of a binding awaiting verification (`#status` and
+    /// `:pending` are provided); a failed condition is a 409 (something changed since it was
+    /// read).
     async fn update_binding_if(
         &self,
         binding: &Binding,
@@ -523,7 +555,7 @@ impl Store {
         recent_failures: &[DateTime<Utc>],
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        self.update_pending(
+        self.update_awaiting(
             binding,
             "REMOVE pending_certify_id, pending_face_attempt, face_queries SET face_failures = :failures",
             vec![(":failures", failures_value(recent_failures)?)],
@@ -534,46 +566,121 @@ impl Store {
         .await
     }
 
-    /// Makes a pending binding usable, and its codes resolvable (the code anchor), in one
-    /// transaction; returns the binding as now stored.
+    /// Makes a binding awaiting verification usable, and its codes resolvable (the code
+    /// anchor), in one transaction; returns the binding as now stored. Face verification also
+    /// takes away the face verification due at 7 (its transition item, the anchor's deadline).
+    /// A binding verified again (active, bound with the pledge) keeps its first `verified_at`:
+    /// the results its guardian may read start there.
     pub async fn activate(
         &self,
         binding: Binding,
         verification: Verification,
         ctx: ActionContext<'_>,
     ) -> Result<Binding, AppError> {
+        let (method, transitions) = match verification {
+            Verification::Face { .. } => (
+                VerificationMethod::Face,
+                binding.transitions.face_verified(),
+            ),
+            Verification::Pledge { .. } => (VerificationMethod::Pledge, binding.transitions),
+        };
+        let action = match binding.status {
+            BindingStatus::PendingVerification => AuditAction::Verified,
+            BindingStatus::Active => AuditAction::Reverified,
+        };
         let encoded = serde_dynamo::to_attribute_value(&verification)
             .map_err(|e| AppError::Internal(format!("encode verification: {e}")))?;
         let verified_at = serde_dynamo::to_attribute_value(ctx.at)
             .map_err(|e| AppError::Internal(format!("encode time: {e}")))?;
-        self.update_pending(
-            &binding,
-            "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
-            vec![(":active", s(BindingStatus::Active.as_str())), (":at", verified_at), (":verification", encoded)],
-            AuditAction::Verified,
-            vec![(Role::Anchor, self.anchor_put(&binding)?)],
-            ctx,
-        )
-        .await?;
-        Ok(Binding {
+        let mut extra = match method {
+            VerificationMethod::Face => {
+                self.age_transition_deletes(&binding, Some(AgeTransition::FaceDue))?
+            }
+            VerificationMethod::Pledge => Vec::new(),
+        };
+        let face_due_removed = match method {
+            VerificationMethod::Face => ", face_due_at",
+            VerificationMethod::Pledge => "",
+        };
+        let verified = Binding {
             status: BindingStatus::Active,
-            verified_at: Some(ctx.at),
+            verification_method: method,
+            verified_at: binding.verified_at.or(Some(ctx.at)),
             verification: Some(verification),
             pending_certify_id: None,
             pending_face_attempt: None,
             face_queries: 0,
+            transitions,
             version: binding.version + 1,
-            ..binding
-        })
+            ..binding.clone()
+        };
+        extra.push((Role::Anchor, self.anchor_put(&verified)?));
+        self.update_awaiting(
+            &binding,
+            &format!(
+                "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at{face_due_removed} \
+                 SET #status = :active, verified_at = if_not_exists(verified_at, :at), \
+                 verification = :verification, verification_method = :method"
+            ),
+            vec![
+                (":active", s(BindingStatus::Active.as_str())),
+                (":at", verified_at),
+                (":verification", encoded),
+                (":method", s(method.as_str())),
+            ],
+            action,
+            extra,
+            ctx,
+        )
+        .await?;
+        Ok(verified)
     }
 
-    /// One transaction: the binding (unchanged since read), its pair guard, both counters
-    /// released, and the audit record; for an active binding also its code anchor marked
-    /// revoked and each of its still-valid offline cards on the published revocation list.
+    /// A guardian unbinds: [`Self::end_binding`], audited as theirs.
     pub async fn delete_binding(
         &self,
         binding: &Binding,
         offline_cards: &[OfflineCardRecord],
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        self.end_binding(
+            binding,
+            offline_cards,
+            binding_subject(binding),
+            AuditAction::Unbound,
+            ctx,
+        )
+        .await
+    }
+
+    /// The cleanup ends a child's binding on the 17th birthday: [`Self::end_binding`], as an
+    /// unbind does, audited as the cleanup's.
+    pub async fn age_out_binding(
+        &self,
+        binding: &Binding,
+        offline_cards: &[OfflineCardRecord],
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        self.end_binding(
+            binding,
+            offline_cards,
+            cleanup_subject(binding),
+            AuditAction::AgedOut,
+            ctx,
+        )
+        .await
+    }
+
+    /// One transaction: the binding (unchanged since read), its pair guard, both counters
+    /// released, its age transitions, and the audit record; for an active binding also its
+    /// code anchor marked revoked and each of its still-valid offline cards on the published
+    /// revocation list.
+    async fn end_binding(
+        &self,
+        binding: &Binding,
+        offline_cards: &[OfflineCardRecord],
+        subject: AuditSubject<'_>,
+        action: AuditAction,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
         let mut extra = Vec::new();
@@ -583,14 +690,8 @@ impl Store {
                 extra.push((Role::Revocation, self.revocation_put(card)?));
             }
         }
-        self.release_binding(
-            binding,
-            binding_subject(binding),
-            AuditAction::Unbound,
-            extra,
-            ctx,
-        )
-        .await
+        self.release_binding(binding, subject, action, extra, ctx)
+            .await
     }
 
     /// Removes a binding that was never verified in time (the scheduled cleanup). Refused
@@ -600,15 +701,9 @@ impl Store {
         binding: &Binding,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        let subject = AuditSubject::Binding {
-            actor: "cleanup",
-            guardian: &binding.guardian,
-            binding: &binding.id,
-            relative_key: &binding.relative_key,
-        };
         self.release_binding(
             binding,
-            subject,
+            cleanup_subject(binding),
             AuditAction::PendingExpired,
             Vec::new(),
             ctx,
@@ -655,6 +750,7 @@ impl Store {
                 self.counter_update(relative_pk(&binding.relative_key), "guardians", -1, 0)?,
             )
             .with(Role::Audit, self.audit_put(subject, action, ctx)?);
+        transaction.extend(self.age_transition_deletes(binding, None)?);
         transaction.extend(extra);
         match self.transact(action.as_str(), transaction).await {
             Ok(()) => {

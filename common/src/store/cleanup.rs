@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use super::ages::AGE_TRANSITION_PREFIX;
 use super::bindings::BindingRecord;
 use super::codes::{OfflineCardRecord, IMAGE_IN_FLIGHT_PREFIX};
 use super::{dynamodb_error, n, s, ActionContext, Store};
@@ -23,6 +24,8 @@ const CURSOR_SK: &str = "CURSOR";
 pub enum DueItem {
     /// A binding never verified in time: removing it releases both counters.
     PendingBinding { pk: String, sk: String },
+    /// A child's age transition: a notice to record, or the binding to end at 17.
+    AgeTransition { pk: String, sk: String },
     /// An offline card: its S3 object goes first, then the record.
     OfflineCard { pk: String, sk: String },
     /// An image whose card was never recorded (its transaction clears the mark): the object
@@ -37,6 +40,8 @@ impl DueItem {
     fn classify(pk: String, sk: String) -> Self {
         if pk.starts_with("G#") && sk.starts_with("B#") {
             Self::PendingBinding { pk, sk }
+        } else if pk.starts_with("G#") && sk.starts_with(AGE_TRANSITION_PREFIX) {
+            Self::AgeTransition { pk, sk }
         } else if pk.starts_with("K#") && sk.starts_with(IMAGE_IN_FLIGHT_PREFIX) {
             Self::ImageInFlight { pk, sk }
         } else if pk.starts_with("K#") && sk.starts_with("O#") {
@@ -65,11 +70,16 @@ pub struct CleanupBudget {
 pub struct CleanupReport {
     pub days_walked: u32,
     pub pending_bindings_released: u32,
+    /// Guardians told of an age transition: face verification due at 7, the end at 17 coming.
+    pub age_notices_recorded: u32,
+    /// Children's bindings ended on the 17th birthday.
+    pub bindings_aged_out: u32,
     pub offline_cards_deleted: u32,
     /// Images of cards that were never recorded.
     pub orphan_images_deleted: u32,
     pub items_deleted: u32,
-    /// Items that changed since they were found (e.g. a binding verified meanwhile).
+    /// Items that changed since they were found (e.g. a binding verified meanwhile, an age
+    /// transition done by another run).
     pub skipped: u32,
     /// `false` when the budget ran out before every due item was handled.
     pub complete: bool,

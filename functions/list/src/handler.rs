@@ -13,14 +13,18 @@ use serde::Serialize;
 pub async fn handle(
     services: &Services,
     req: Request,
-    _now: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Response<Body>, Error> {
-    Ok(http::respond(list(services, &req).await))
+    Ok(http::respond(list(services, &req, now).await))
 }
 
-async fn list(services: &Services, req: &Request) -> Result<Response<Body>, AppError> {
+async fn list(
+    services: &Services,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, AppError> {
     let call = Call::from_request(req)?;
-    let bindings = bindings::list(&services.store, &call.guardian).await?;
+    let bindings = bindings::list(&services.store, &call.guardian, now).await?;
     let relatives = bindings.iter().map(BindingAnswer::from).collect();
     Ok(http::json_response(
         StatusCode::OK,

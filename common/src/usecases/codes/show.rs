@@ -28,9 +28,12 @@ async fn sign_code(
     kind: CodeKind,
     now: DateTime<Utc>,
 ) -> Result<SignedCode, AppError> {
-    let binding = active_binding(store, guardian, id).await?;
+    let binding = active_binding(store, guardian, id, now).await?;
     let colour = current_colour(store, &binding.relative_key, now).await?;
-    let claims = CodeClaims::issue(binding.id.clone(), kind, colour, now);
+    // No code outlives the moment the binding's codes stop by age: a printed card is checked
+    // offline, where nothing else would stop it.
+    let claims = CodeClaims::issue(binding.id.clone(), kind, colour, now)
+        .not_after(binding.transitions.codes_stop_at());
     let token = token::encode(&claims, keys.signer(now));
     Ok(SignedCode {
         binding,
@@ -135,7 +138,7 @@ pub async fn latest_offline_card(
     id: &BindingId,
     now: DateTime<Utc>,
 ) -> Result<(OfflineCardRecord, String), AppError> {
-    let binding = active_binding(store, guardian, id).await?;
+    let binding = active_binding(store, guardian, id, now).await?;
     let card = store
         .offline_cards(&binding.id)
         .await?

@@ -7,6 +7,7 @@ use crate::crypto::SealContext;
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::error::AppError;
 use crate::store::{ActionContext, Store, TestRecord};
+use crate::usecases::bindings::current_binding;
 
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 50;
@@ -46,11 +47,11 @@ pub async fn results(
     cursor: Option<&str>,
     ctx: ActionContext<'_>,
 ) -> Result<ResultsPage, AppError> {
-    let binding = store
-        .binding(guardian, id)
-        .await?
-        .filter(|b| b.status == BindingStatus::Active)
-        .ok_or(AppError::BindingNotFound)?;
+    // Results stay readable while face verification is owed after 7: they are not a code.
+    let binding = current_binding(store, guardian, id, ctx.at).await?;
+    if binding.status != BindingStatus::Active {
+        return Err(AppError::BindingNotFound);
+    }
     let context = SealContext::ResultsCursor {
         binding_id: binding.id.as_str(),
     };
