@@ -64,8 +64,6 @@ pub enum AppError {
     InvalidCode(TokenError),
     #[error("code revoked")]
     CodeRevoked,
-    #[error("code suspended until face verification")]
-    CodeSuspended,
     #[error("kin codes are not accepted for arrival declarations")]
     KinCodeNotForArrival,
     #[error("unknown scan purpose")]
@@ -144,7 +142,6 @@ impl AppError {
             | FaceVerificationFailed
             | InvalidCode(_)
             | CodeRevoked
-            | CodeSuspended
             | KinCodeNotForArrival => 422,
             TooManyFaceAttempts { .. } | TooManyFaceQueries | OfflineCodeLimitReached => 429,
             Internal(_) => 500,
@@ -182,7 +179,6 @@ impl AppError {
             OfflineCodeNotFound => "offline_code_not_found",
             InvalidCode(reason) => reason.code(),
             CodeRevoked => "code_revoked",
-            CodeSuspended => "code_suspended",
             KinCodeNotForArrival => "kin_code_not_for_arrival",
             InvalidPurpose => "invalid_purpose",
             BatchTooLarge { .. } => "batch_too_large",
@@ -235,7 +231,6 @@ impl AppError {
             InvalidCode(TokenError::Expired) => "亲属码已过期,请刷新后重新出示",
             InvalidCode(_) => "无法识别的亲属码",
             CodeRevoked => "该亲属码已失效",
-            CodeSuspended => "该亲属码暂停使用,请监护人完成人脸识别认证",
             KinCodeNotForArrival => "亲属码现阶段不适用于“一场两站”",
             InvalidPurpose => "请选择正确的扫码场景",
             BatchTooLarge { .. } => "单次提交的记录过多",

@@ -566,10 +566,10 @@ impl Store {
         .await
     }
 
-    /// Makes a binding awaiting verification usable, and its codes resolvable (the code
-    /// anchor), in one transaction; returns the binding as now stored. Face verification also
-    /// takes away the face verification due at 7 (its transition item, the anchor's deadline).
-    /// A binding verified again (active, bound with the pledge) keeps its first `verified_at`:
+    /// Makes a pending binding usable, and its codes resolvable (the code anchor), or records a
+    /// binding bound with the pledge verified again by face, in one transaction; returns the
+    /// binding as now stored. Face verification also takes away the face verification due at
+    /// 7 (and its transition item). A binding verified again keeps its first `verified_at`:
     /// the results its guardian may read start there.
     pub async fn activate(
         &self,
@@ -614,7 +614,9 @@ impl Store {
             version: binding.version + 1,
             ..binding.clone()
         };
-        extra.push((Role::Anchor, self.anchor_put(&verified)?));
+        if binding.status == BindingStatus::PendingVerification {
+            extra.push((Role::Anchor, self.anchor_put(&verified)?));
+        }
         self.update_awaiting(
             &binding,
             &format!(
@@ -762,7 +764,8 @@ impl Store {
         }
     }
 
-    /// Whether this guardian already unbound this binding (so a repeated DELETE succeeds).
+    /// Whether this guardian's binding was already ended, by their unbind or at the child's
+    /// 17th birthday (so a repeated DELETE, or one racing the cleanup, succeeds).
     pub async fn was_unbound(
         &self,
         guardian: &GuardianId,
@@ -773,11 +776,12 @@ impl Store {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .filter_expression("#action = :unbound")
+            .filter_expression("#action IN (:unbound, :aged_out)")
             .expression_attribute_names("#action", "action")
             .expression_attribute_values(":pk", s(guardian_pk(guardian)))
             .expression_attribute_values(":prefix", s(audit_prefix(id)))
             .expression_attribute_values(":unbound", s(AuditAction::Unbound.as_str()))
+            .expression_attribute_values(":aged_out", s(AuditAction::AgedOut.as_str()))
             .consistent_read(true)
             .send()
             .await

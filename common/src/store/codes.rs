@@ -16,7 +16,7 @@ use crate::crypto::SealContext;
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::domain::china_time::china_date;
 use crate::domain::code::{offline_code_validity, CodeSerial};
-use crate::domain::policy::{AgeTransitions, OFFLINE_CARDS_PER_DAY};
+use crate::domain::policy::OFFLINE_CARDS_PER_DAY;
 use crate::domain::relationship::Relationship;
 use crate::domain::wire::wire_enum;
 use crate::error::AppError;
@@ -61,9 +61,6 @@ struct AnchorRecord {
     status: AnchorStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<DateTime<Utc>>,
-    /// The binding's age transitions, so a scan knows when its codes stop without the binding.
-    #[serde(flatten)]
-    transitions: AgeTransitions,
 }
 
 /// What a scanned code's binding is now.
@@ -76,8 +73,6 @@ pub struct ScannedAnchor {
     pub masked_name: String,
     /// Set once the binding was unbound: every code issued for it is void.
     pub revoked_at: Option<DateTime<Utc>>,
-    /// When the binding's codes stop by the relative's age.
-    pub transitions: AgeTransitions,
 }
 
 /// An offline card: which S3 object holds its image, and how long it is valid.
@@ -151,8 +146,7 @@ fn card_sk(card: &OfflineCardRecord) -> String {
 }
 
 impl Store {
-    /// The anchor written when a binding becomes active or is verified again (in the
-    /// activation transaction).
+    /// The anchor written when a binding becomes active (in the activation transaction).
     pub(super) fn anchor_put(&self, binding: &Binding) -> Result<TransactWriteItem, AppError> {
         let record = AnchorRecord {
             pk: anchor_pk(&binding.id),
@@ -169,7 +163,6 @@ impl Store {
             ),
             status: AnchorStatus::Active,
             revoked_at: None,
-            transitions: binding.transitions,
         };
         self.put_item(Self::to_item(&record)?, None)
     }
@@ -288,7 +281,6 @@ impl Store {
                 AnchorStatus::Active => None,
                 AnchorStatus::Revoked => Some(record.revoked_at.unwrap_or(DateTime::UNIX_EPOCH)),
             },
-            transitions: record.transitions,
         }))
     }
 

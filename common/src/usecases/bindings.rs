@@ -329,7 +329,8 @@ async fn unbind_once(
     ctx: ActionContext<'_>,
 ) -> Result<(), AppError> {
     let Some(binding) = store.binding(guardian, id).await? else {
-        // Unbinding twice is success; someone else's binding stays not found.
+        // Unbinding twice is success, and so is unbinding one the cleanup ended at 17; someone
+        // else's binding stays not found.
         return match store.was_unbound(guardian, id).await? {
             true => Ok(()),
             false => Err(AppError::BindingNotFound),

@@ -8,7 +8,6 @@ use crate::codes::keys::VerificationKeys;
 use crate::codes::token;
 use crate::domain::code::{CodeClaims, ScanPurpose};
 use crate::domain::colour::HealthColour;
-use crate::domain::policy::CodeUse;
 use crate::error::AppError;
 use crate::store::{ScannedAnchor, Store};
 
@@ -37,13 +36,6 @@ pub async fn scan(
         .await?
         .filter(|anchor| anchor.revoked_at.is_none())
         .ok_or(AppError::CodeRevoked)?;
-    // The anchor knows the binding's age transitions, so codes stop on the minute, before (and
-    // whether or not) the cleanup acts: one read, either side of a transition, never between.
-    match holder.transitions.code_use(now) {
-        CodeUse::Usable => {}
-        CodeUse::AwaitingFaceVerification => return Err(AppError::CodeSuspended),
-        CodeUse::Ended => return Err(AppError::CodeRevoked),
-    }
     let colour = current_colour(store, &holder.relative_key, now).await?;
     Ok(ScanResult {
         claims,
