@@ -611,3 +611,299 @@ async fn a_bounded_run_ends_some_bindings_and_the_next_resumes_with_the_rest() {
         );
     }
 }
+
+/// A child born on 1 December 2009, bound and verified by face at `bound_at`: the binding ends
+/// at midnight on 1 December 2026, China time.
+async fn teen(
+    services: &Services,
+    guardian_name: &str,
+    sequence: u32,
+    bound_at: DateTime<Utc>,
+) -> Binding {
+    let child = bind_child(
+        services,
+        guardian_name,
+        day(2009, 12, 1),
+        sequence,
+        bound_at,
+    )
+    .await;
+    activate(services, &child, bound_at).await
+}
+
+const TEEN_ENDS: &str = "2026-11-30T16:00:00Z";
+
+/// A cleanup run on its own task, by a client whose first transaction is held.
+fn held_cleanup(
+    services: Services,
+    blobs: std::sync::Arc<BlobStore>,
+    now: DateTime<Utc>,
+) -> tokio::task::JoinHandle<CleanupReport> {
+    tokio::spawn(async move { run_cleanup(&services, &blobs, now).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scan_on_the_seventeenth_birthday_sees_the_binding_before_or_after_its_end_never_between()
+{
+    let services = fresh_services().await;
+    let blobs = std::sync::Arc::new(fresh_bucket(&services).await);
+    let keys = test_key_ring();
+    let bound_at = at("2026-11-27T02:00:00Z");
+    let ends = at(TEEN_ENDS);
+    let child = teen(&services, "user-scan", 7, bound_at).await;
+    // The notice goes out on its own day; the run below starts on the day of the end.
+    run_cleanup(&services, &blobs, ends - Duration::hours(1)).await;
+    let code = code_with(&services, &keys, &child, ends - Duration::minutes(2)).await;
+    assert!(
+        scan_with(&services, &keys, &code.token, ends - Duration::seconds(1))
+            .await
+            .is_ok()
+    );
+
+    // Every read a checkpoint or the guardian makes on the birthday, while the cleanup holds
+    // the end's transaction (the binding still stored) and after it committed: the same answers.
+    let reads_on_the_day = || async {
+        let now = ends + Duration::minutes(1);
+        let scanned = scan_with(&services, &keys, &code.token, now).await;
+        assert!(is_expired(&scanned), "{scanned:?}");
+        let sampled =
+            register_sample_with_code(&services, &keys, &code.token, &fresh_tube(), None, now)
+                .await;
+        assert!(
+            matches!(sampled, Err(AppError::InvalidCode(TokenError::Expired))),
+            "{sampled:?}"
+        );
+        assert!(bindings::list(&services.store, &child.guardian, now)
+            .await
+            .unwrap()
+            .is_empty());
+        let shown = online_code(&services, &child, now).await;
+        assert!(matches!(shown, Err(AppError::BindingNotFound)), "{shown:?}");
+    };
+    let (hold, mut held) = HoldFirstTransaction::new();
+    let ender = intercepted_on_same_table(&services, hold).await;
+    let ending = held_cleanup(ender, blobs.clone(), ends + Duration::minutes(7));
+    held.reached().await;
+    assert_eq!(counter(&services, "G#user-scan", "bound").await, 1, "held");
+    reads_on_the_day().await;
+    held.release();
+    assert_eq!(ending.await.unwrap().bindings_aged_out, 1);
+    assert_eq!(counter(&services, "G#user-scan", "bound").await, 0);
+    reads_on_the_day().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_cleanups_at_once_tell_the_guardian_once_and_end_the_binding_once() {
+    let services = fresh_services().await;
+    let blobs = std::sync::Arc::new(fresh_bucket(&services).await);
+    let bound_at = at("2026-11-27T02:00:00Z");
+    let ends = at(TEEN_ENDS);
+    let child = teen(&services, "user-twice", 8, bound_at).await;
+    let elder = active_relative_with(
+        &services,
+        "user-twice",
+        &resident_id_aged(72, bound_at, 9),
+        bound_at,
+    )
+    .await;
+
+    // The notice: one run holds its write while the other tells the guardian.
+    for (now, what) in [
+        (bound_at + Duration::hours(1), "ending_notice"),
+        (ends + Duration::minutes(7), "aged_out"),
+    ] {
+        let (hold, mut held) = HoldFirstTransaction::new();
+        let first = held_cleanup(
+            intercepted_on_same_table(&services, hold).await,
+            blobs.clone(),
+            now,
+        );
+        held.reached().await;
+        let second = run_cleanup(&services, &blobs, now).await;
+        held.release();
+        let first = first.await.unwrap();
+        let done = |r: &CleanupReport| r.age_notices_recorded + r.bindings_aged_out;
+        assert_eq!(
+            done(&first) + done(&second),
+            1,
+            "{what}: {first:?} {second:?}"
+        );
+        assert_eq!(
+            first.skipped, 1,
+            "{what}: the held run found it done: {first:?}"
+        );
+        let items = all_items(&services).await;
+        assert_eq!(audits(&items, "user-twice", what).len(), 1, "{what}");
+    }
+    assert_eq!(counter(&services, "G#user-twice", "bound").await, 1);
+    assert_eq!(
+        counter(&services, &format!("R#{}", child.relative_key), "guardians").await,
+        0
+    );
+    assert!(services
+        .store
+        .binding(&elder.guardian, &elder.id)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// A guardian with a child ending at `TEEN_ENDS` and an elder (so the guardian's counter has
+/// company), the notice already told: the next run's first write is the end.
+async fn ending_child(guardian_name: &str) -> (Services, std::sync::Arc<BlobStore>, Binding) {
+    let services = fresh_services().await;
+    let blobs = std::sync::Arc::new(fresh_bucket(&services).await);
+    let bound_at = at("2026-11-27T02:00:00Z");
+    let child = teen(&services, guardian_name, 11, bound_at).await;
+    let elder_id = resident_id_aged(75, bound_at, 12);
+    active_relative_with(&services, guardian_name, &elder_id, bound_at).await;
+    run_cleanup(&services, &blobs, at(TEEN_ENDS) - Duration::hours(1)).await;
+    (services, blobs, child)
+}
+
+/// Released once: the guardian keeps the elder, the child has no guardian left, and the one
+/// end is audited once, as `action`.
+async fn assert_released_once(services: &Services, child: &Binding, action: &str) {
+    let guardian = child.guardian.as_str();
+    assert_eq!(
+        counter(services, &format!("G#{guardian}"), "bound").await,
+        1
+    );
+    assert_eq!(
+        counter(services, &format!("R#{}", child.relative_key), "guardians").await,
+        0
+    );
+    let items = all_items(services).await;
+    let ends: Vec<_> = ["unbound", "aged_out"]
+        .into_iter()
+        .flat_map(|a| audits(&items, guardian, a))
+        .map(|i| text(i, "action"))
+        .collect();
+    assert_eq!(ends, [action]);
+    assert!(transitions_left(&items, child).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guardian_unbinding_while_the_cleanup_ends_the_binding_releases_it_once() {
+    let (services, blobs, child) = ending_child("user-unbinds").await;
+    let now = at(TEEN_ENDS) + Duration::minutes(7);
+    // The cleanup has read the binding and holds its write; the guardian unbinds meanwhile.
+    let (hold, mut held) = HoldFirstTransaction::new();
+    let ending = held_cleanup(
+        intercepted_on_same_table(&services, hold).await,
+        blobs.clone(),
+        now,
+    );
+    held.reached().await;
+    bindings::unbind(&services.store, &child.guardian, &child.id, ctx(now))
+        .await
+        .expect("the guardian unbinds");
+    held.release();
+    let report = ending.await.unwrap();
+    assert_eq!(
+        (report.bindings_aged_out, report.skipped),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_released_once(&services, &child, "unbound").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cleanup_ending_a_binding_while_its_guardian_unbinds_it_releases_it_once() {
+    let (services, blobs, child) = ending_child("user-ended").await;
+    let now = at(TEEN_ENDS) + Duration::minutes(7);
+    // The unbind has read the binding and holds its write; the cleanup ends it meanwhile. The
+    // unbind reads again, finds it ended, and succeeds.
+    let (hold, mut held) = HoldFirstTransaction::new();
+    let unbinder = intercepted_on_same_table(&services, hold).await;
+    let unbinding = {
+        let child = child.clone();
+        tokio::spawn(async move {
+            bindings::unbind(&unbinder.store, &child.guardian, &child.id, ctx(now)).await
+        })
+    };
+    held.reached().await;
+    let report = run_cleanup(&services, &blobs, now).await;
+    held.release();
+    unbinding
+        .await
+        .unwrap()
+        .expect("an unbind that meets the end succeeds");
+    assert_eq!(report.bindings_aged_out, 1, "{report:?}");
+    assert_released_once(&services, &child, "aged_out").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn face_verification_done_while_the_cleanup_tells_the_guardian_it_is_due_is_not_told_after() {
+    let services = fresh_services().await;
+    let blobs = std::sync::Arc::new(fresh_bucket(&services).await);
+    // Born 14 March 2020: 7 at 2027-03-13T16:00Z.
+    let bound_at = at("2027-03-10T02:00:00Z");
+    let due = at("2027-03-13T16:00:00Z");
+    let child = bind_child(&services, "user-told", day(2020, 3, 14), 15, bound_at).await;
+    let child = complete_pledge(&services, &child, bound_at).await.unwrap();
+    run_cleanup(&services, &blobs, due - Duration::hours(1)).await;
+
+    let now = due + Duration::hours(2);
+    let certify_id = start(&services, &child, now).await.expect("face");
+    let (hold, mut held) = HoldFirstTransaction::new();
+    let telling = held_cleanup(
+        intercepted_on_same_table(&services, hold).await,
+        blobs.clone(),
+        now,
+    );
+    held.reached().await;
+    complete_face(&services, &child, &certify_id, now)
+        .await
+        .expect("verified by face");
+    held.release();
+    let report = telling.await.unwrap();
+    assert_eq!(
+        (report.age_notices_recorded, report.skipped),
+        (0, 1),
+        "{report:?}"
+    );
+    let items = all_items(&services).await;
+    assert_eq!(audits(&items, "user-told", "reverified").len(), 1);
+    assert!(audits(&items, "user-told", "face_verification_due").is_empty());
+    assert_eq!(transitions_left(&items, &child), ["end", "ending_notice"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn face_verification_started_before_the_deadline_and_done_after_it_brings_the_codes_back() {
+    let services = fresh_services().await;
+    let keys = test_key_ring();
+    let bound_at = at("2027-03-10T02:00:00Z");
+    let deadline = at("2027-04-12T16:00:00Z");
+    let child = bind_child(&services, "user-late", day(2020, 3, 14), 16, bound_at).await;
+    let child = complete_pledge(&services, &child, bound_at).await.unwrap();
+    let certify_id = start(&services, &child, deadline - Duration::minutes(10))
+        .await
+        .expect("face");
+
+    // The face session ends after the deadline; the write that verifies is held: until it
+    // commits no code is shown, from then on codes are.
+    let after = deadline + Duration::minutes(10);
+    let (hold, mut held) = HoldFirstTransaction::new();
+    let verifier = intercepted_on_same_table(&services, hold).await;
+    let verifying = {
+        let (child, certify_id) = (child.clone(), certify_id.clone());
+        tokio::spawn(async move { complete_face(&verifier, &child, &certify_id, after).await })
+    };
+    held.reached().await;
+    let shown = online_code(&services, &child, after).await;
+    assert!(
+        matches!(shown, Err(AppError::VerificationRequired)),
+        "{shown:?}"
+    );
+    held.release();
+    let verified = verifying
+        .await
+        .unwrap()
+        .expect("verified after the deadline");
+    assert_eq!(verified.transitions.face_due_at, None);
+    let code = code_with(&services, &keys, &child, after).await;
+    assert!(scan_with(&services, &keys, &code.token, after)
+        .await
+        .is_ok());
+}
