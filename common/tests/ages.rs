@@ -209,6 +209,18 @@ fn transitions_left(items: &[HashMap<String, AttributeValue>], binding: &Binding
     left
 }
 
+/// Every counter equals what it counts, nothing is audited twice, no transition outlives its
+/// binding, cards and images agree (`kincode_tests::invariants`).
+async fn assert_invariants(services: &Services, blobs: &BlobStore) {
+    let objects: Vec<String> = bucket_objects(services, blobs)
+        .await
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let found = kincode_tests::invariants::violations(&all_items(services).await, &objects);
+    assert_eq!(found, Vec::<String>::new());
+}
+
 fn is_expired(outcome: &Result<scan::ScanResult, AppError>) -> bool {
     matches!(outcome, Err(AppError::InvalidCode(TokenError::Expired)))
 }
@@ -690,6 +702,7 @@ async fn a_scan_on_the_seventeenth_birthday_sees_the_binding_before_or_after_its
     assert_eq!(ending.await.unwrap().bindings_aged_out, 1);
     assert_eq!(counter(&services, "G#user-scan", "bound").await, 0);
     reads_on_the_day().await;
+    assert_invariants(&services, &blobs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -746,6 +759,7 @@ async fn two_cleanups_at_once_tell_the_guardian_once_and_end_the_binding_once() 
         .await
         .unwrap()
         .is_some());
+    assert_invariants(&services, &blobs).await;
 }
 
 /// A guardian with a child ending at `TEEN_ENDS` and an elder (so the guardian's counter has
@@ -763,7 +777,12 @@ async fn ending_child(guardian_name: &str) -> (Services, std::sync::Arc<BlobStor
 
 /// Released once: the guardian keeps the elder, the child has no guardian left, and the one
 /// end is audited once, as `action`.
-async fn assert_released_once(services: &Services, child: &Binding, action: &str) {
+async fn assert_released_once(
+    services: &Services,
+    blobs: &BlobStore,
+    child: &Binding,
+    action: &str,
+) {
     let guardian = child.guardian.as_str();
     assert_eq!(
         counter(services, &format!("G#{guardian}"), "bound").await,
@@ -781,6 +800,7 @@ async fn assert_released_once(services: &Services, child: &Binding, action: &str
         .collect();
     assert_eq!(ends, [action]);
     assert!(transitions_left(&items, child).is_empty());
+    assert_invariants(services, blobs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -805,7 +825,7 @@ async fn a_guardian_unbinding_while_the_cleanup_ends_the_binding_releases_it_onc
         (0, 1),
         "{report:?}"
     );
-    assert_released_once(&services, &child, "unbound").await;
+    assert_released_once(&services, &blobs, &child, "unbound").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -830,7 +850,7 @@ async fn the_cleanup_ending_a_binding_while_its_guardian_unbinds_it_releases_it_
         .unwrap()
         .expect("an unbind that meets the end succeeds");
     assert_eq!(report.bindings_aged_out, 1, "{report:?}");
-    assert_released_once(&services, &child, "aged_out").await;
+    assert_released_once(&services, &blobs, &child, "aged_out").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,7 @@
 //! What must hold of the table and the card bucket whatever failed on the way (a lost answer, a
 //! throttle, a reset): every counter equals the items it counts, nothing is recorded twice,
-//! nothing points at nothing. Read over everything a test wrote, after it.
+//! nothing points at nothing (no card image without its card, no age transition without its
+//! binding). Read over everything a test wrote, after it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -45,6 +46,7 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
     let mut marked_images = BTreeSet::new();
     let mut card_images = BTreeSet::new();
     let mut cards = Vec::new();
+    let mut transitions = Vec::new();
     let mut audits: BTreeMap<(String, String), u64> = BTreeMap::new();
     for item in items {
         let (pk, sk) = key(item);
@@ -58,6 +60,9 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
         if pk.starts_with("G#") && sk.starts_with("B#") {
             counted(&mut tally, pk.clone());
             bindings.insert(text(item, "binding_id"));
+        }
+        if pk.starts_with("G#") && sk.starts_with("AGE#") {
+            transitions.push((text(item, "binding_id"), sk.clone()));
         }
         if let (true, Some(relative)) = (pk.starts_with("G#"), after("L#")) {
             counted(&mut tally, format!("R#{relative}"));
@@ -120,6 +125,14 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
             ));
         }
     }
+    // An age transition goes with its binding, in the same transaction.
+    for (binding, transition) in transitions {
+        if !bindings.contains(&binding) {
+            found.push(format!(
+                "age transition {transition} outlived its binding {binding}"
+            ));
+        }
+    }
     // Cards and images: a card's image is there; an image is a card's, or marked in flight
     // (the cleanup removes it when its mark is due).
     let stored: BTreeSet<String> = objects.iter().cloned().collect();
@@ -157,6 +170,7 @@ mod tests {
         vec![
             item(&[("pk", "G#g"), ("sk", "COUNT"), ("bound", "1")]),
             item(&[("pk", "G#g"), ("sk", "B#b"), ("binding_id", "b")]),
+            item(&[("pk", "G#g"), ("sk", "AGE#b#end"), ("binding_id", "b")]),
             item(&[("pk", "G#g"), ("sk", "L#r")]),
             item(&[("pk", "R#r"), ("sk", "COUNT"), ("guardians", "1")]),
             item(&[("pk", "G#g"), ("sk", "A#b#2026-12-07T10:00:00Z#bind#req-1")]),
@@ -207,8 +221,12 @@ mod tests {
         let objects = ["cards/b/s1.png".to_owned(), "cards/b/s2.png".to_owned()];
         assert_eq!(
             violations(&items, &objects),
-            ["card s1 of unbound binding b is not revoked"]
+            [
+                "card s1 of unbound binding b is not revoked",
+                "age transition AGE#b#end outlived its binding b",
+            ]
         );
+        items.retain(|i| text(i, "sk") != "AGE#b#end");
         items.push(item(&[("pk", "REVOKED"), ("sk", "s1")]));
         assert_eq!(violations(&items, &objects), Vec::<String>::new());
     }
