@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use kincode_common::adapters::blobs::BlobStore;
 use kincode_common::adapters::face::LocalFaceSimulator;
 use kincode_common::codes::token::TokenError;
@@ -720,11 +720,15 @@ async fn two_cleanups_at_once_tell_the_guardian_once_and_end_the_binding_once() 
     )
     .await;
 
-    // The notice: one run holds its write while the other tells the guardian.
+    // The notice, then the end: one run holds its write while the other does the work.
     for (now, what) in [
         (bound_at + Duration::hours(1), "ending_notice"),
         (ends + Duration::minutes(7), "aged_out"),
     ] {
+        // Both runs walk the one day (a long walk by the free run would outlast the held
+        // run's call timeout).
+        let today = now.duration_trunc(Duration::days(1)).unwrap();
+        services.store.set_cleanup_cursor(today).await.unwrap();
         let (hold, mut held) = HoldFirstTransaction::new();
         let first = held_cleanup(
             intercepted_on_same_table(&services, hold).await,
