@@ -120,6 +120,13 @@ pub struct BindingAnswer<'a> {
     pub unbind_available_at: Rfc3339,
     /// `null` until verified.
     pub verified_at: Option<Rfc3339>,
+    /// A child's 7th birthday (China time), bound with the pledge: face verification is due
+    /// from then; `null` once it is done, or when it is not owed (face from the start, elders).
+    pub reverification_due_at: Option<Rfc3339>,
+    /// 30 days after `reverification_due_at`: the codes stop then until face verification.
+    pub reverification_deadline: Option<Rfc3339>,
+    /// A child's 17th birthday (China time): the binding ends then. `null` for an elder.
+    pub ends_at: Option<Rfc3339>,
 }
 
 impl<'a> From<&'a Binding> for BindingAnswer<'a> {
@@ -136,6 +143,9 @@ impl<'a> From<&'a Binding> for BindingAnswer<'a> {
             bound_at: Rfc3339(b.bound_at),
             unbind_available_at: Rfc3339(unbind_available_at(b.bound_at)),
             verified_at: b.verified_at.map(Rfc3339),
+            reverification_due_at: b.transitions.face_due_at.map(Rfc3339),
+            reverification_deadline: b.transitions.face_deadline().map(Rfc3339),
+            ends_at: b.transitions.ends_at.map(Rfc3339),
         }
     }
 }
@@ -331,6 +341,7 @@ pub struct RowRefusal {
 mod tests {
     use super::*;
     use crate::domain::binding::{BindingId, GuardianId};
+    use crate::domain::policy::AgeTransitions;
     use serde_json::json;
 
     fn binding(verified_at: Option<DateTime<Utc>>) -> Binding {
@@ -352,6 +363,7 @@ mod tests {
             face_queries: 0,
             face_failures: Vec::new(),
             code_shown_hour: None,
+            transitions: AgeTransitions::default(),
             version: 1,
         }
     }
@@ -374,11 +386,31 @@ mod tests {
                 "bound_at": "2026-11-28T10:00:00Z",
                 "unbind_available_at": "2026-11-29T10:00:00Z",
                 "verified_at": null,
+                "reverification_due_at": null,
+                "reverification_deadline": null,
+                "ends_at": null,
             })
         );
         let verified = binding(Some("2026-11-28T10:05:00Z".parse().unwrap()));
         let answer = serde_json::to_value(BindingAnswer::from(&verified)).unwrap();
         assert_eq!(answer["verified_at"], "2026-11-28T10:05:00Z");
+    }
+
+    #[test]
+    fn a_pledge_child_answers_when_face_verification_is_due_and_when_the_binding_ends() {
+        let child = Binding {
+            age_band: AgeBand::Child,
+            verification_method: VerificationMethod::Pledge,
+            transitions: AgeTransitions {
+                face_due_at: Some("2027-03-13T16:00:00Z".parse().unwrap()),
+                ends_at: Some("2037-03-13T16:00:00Z".parse().unwrap()),
+            },
+            ..binding(Some("2026-11-28T10:05:00Z".parse().unwrap()))
+        };
+        let answer = serde_json::to_value(BindingAnswer::from(&child)).unwrap();
+        assert_eq!(answer["reverification_due_at"], "2027-03-13T16:00:00Z");
+        assert_eq!(answer["reverification_deadline"], "2027-04-12T16:00:00Z");
+        assert_eq!(answer["ends_at"], "2037-03-13T16:00:00Z");
     }
 
     #[test]

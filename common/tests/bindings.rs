@@ -338,17 +338,17 @@ async fn the_list_is_the_callers_bindings_newest_first_and_nobody_elses() {
     let other = bind_relative(&services, "user-other", &distinct_resident_id(70, now), now)
         .await
         .unwrap();
-    let listed = bindings::list(&services.store, &guardian("user-lister"))
+    let listed = bindings::list(&services.store, &guardian("user-lister"), now)
         .await
         .unwrap();
     assert_eq!(listed, [newer, older]);
     assert_eq!(
-        bindings::list(&services.store, &guardian("user-other"))
+        bindings::list(&services.store, &guardian("user-other"), now)
             .await
             .unwrap(),
         [other]
     );
-    assert!(bindings::list(&services.store, &guardian("user-new"))
+    assert!(bindings::list(&services.store, &guardian("user-new"), now)
         .await
         .unwrap()
         .is_empty());
@@ -587,7 +587,7 @@ async fn unbinding_opens_24_hours_after_binding_releases_both_counters_and_twice
             .expect("unbinding twice is success");
     }
     assert_eq!(counter(&services, "G#user-unbinder", "bound").await, 0);
-    assert!(bindings::list(&services.store, &caller)
+    assert!(bindings::list(&services.store, &caller, at)
         .await
         .unwrap()
         .is_empty());

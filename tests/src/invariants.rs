@@ -1,8 +1,8 @@
 //! What must hold of the table and the card bucket whatever failed on the way (a lost answer, a
 //! throttle, a reset, a race): every counter equals the items it counts, nothing is recorded
 //! twice, nothing points at nothing: every binding has its one membership in its relative's
-//! partition and every membership its binding, every open dispute its queue entry and guard.
-//! Read over everything a test wrote, after it.
+//! partition and every membership its binding, every open dispute its queue entry and guard, no
+//! age transition without its binding. Read over everything a test wrote, after it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -47,6 +47,7 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
     let mut marked_images = BTreeSet::new();
     let mut card_images = BTreeSet::new();
     let mut cards = Vec::new();
+    let mut transitions = Vec::new();
     let mut audits: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut memberships = BTreeSet::new();
     // Open disputes (by id) as the reporter's record, the queue and the guards see them.
@@ -63,6 +64,9 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
         if pk.starts_with("G#") && sk.starts_with("B#") {
             counted(&mut tally, pk.clone());
             bindings.insert(text(item, "binding_id"));
+        }
+        if pk.starts_with("G#") && sk.starts_with("AGE#") {
+            transitions.push((text(item, "binding_id"), sk.clone()));
         }
         if let (true, Some(relative)) = (pk.starts_with("G#"), after("L#")) {
             counted(&mut tally, format!("R#{relative}"));
@@ -154,6 +158,14 @@ pub fn violations(items: &[Item], objects: &[String]) -> Vec<String> {
             ));
         }
     }
+    // An age transition goes with its binding, in the same transaction.
+    for (binding, transition) in transitions {
+        if !bindings.contains(&binding) {
+            found.push(format!(
+                "age transition {transition} outlived its binding {binding}"
+            ));
+        }
+    }
     // Cards, sheets and objects: a card's image and a sheet's files are there; an object is a
     // card's or a sheet's, or marked in flight (the cleanup removes it when its mark is due).
     let stored: BTreeSet<String> = objects.iter().cloned().collect();
@@ -191,6 +203,7 @@ mod tests {
         vec![
             item(&[("pk", "G#g"), ("sk", "COUNT"), ("bound", "1")]),
             item(&[("pk", "G#g"), ("sk", "B#b"), ("binding_id", "b")]),
+            item(&[("pk", "G#g"), ("sk", "AGE#b#end"), ("binding_id", "b")]),
             item(&[("pk", "G#g"), ("sk", "L#r")]),
             item(&[("pk", "R#r"), ("sk", "M#b"), ("binding_id", "b")]),
             item(&[("pk", "R#r"), ("sk", "COUNT"), ("guardians", "1")]),
@@ -291,7 +304,11 @@ mod tests {
             violations(&items, &objects),
             ["dispute d1: open and its guard disagree"]
         );
-        items[8] = dispute("G#g", "D#d1", "upheld");
+        let report = items
+            .iter()
+            .position(|i| text(i, "pk") == "G#g" && text(i, "sk") == "D#d1")
+            .unwrap();
+        items[report] = dispute("G#g", "D#d1", "upheld");
         assert_eq!(
             violations(&items, &objects),
             ["dispute d1: open and its queue entry disagree"]
@@ -308,8 +325,12 @@ mod tests {
         let objects = ["cards/b/s1.png".to_owned(), "cards/b/s2.png".to_owned()];
         assert_eq!(
             violations(&items, &objects),
-            ["card s1 of unbound binding b is not revoked"]
+            [
+                "card s1 of unbound binding b is not revoked",
+                "age transition AGE#b#end outlived its binding b",
+            ]
         );
+        items.retain(|i| text(i, "sk") != "AGE#b#end");
         items.push(item(&[("pk", "REVOKED"), ("sk", "s1")]));
         assert_eq!(violations(&items, &objects), Vec::<String>::new());
     }

@@ -973,3 +973,74 @@ pub fn time_attribute(
         .unwrap_or_else(|e| panic!("{name} {text}: {e}"))
         .into()
 }
+
+/// Holds the first transaction its client sends until the test lets it go: the moment between
+/// a writer's reads and its write, made to last, so another writer can act inside it.
+#[derive(Debug)]
+pub struct HoldFirstTransaction {
+    reached: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+/// The test's side of a [`HoldFirstTransaction`]: wait until the transaction is held, then let
+/// it go.
+pub struct Held {
+    reached: tokio::sync::oneshot::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl HoldFirstTransaction {
+    pub fn new() -> (Self, Held) {
+        let (reached, at_write) = tokio::sync::oneshot::channel();
+        let (release, held) = std::sync::mpsc::channel();
+        let hold = Self {
+            reached: std::sync::Mutex::new(Some(reached)),
+            release: std::sync::Mutex::new(held),
+        };
+        (
+            hold,
+            Held {
+                reached: at_write,
+                release,
+            },
+        )
+    }
+}
+
+impl Held {
+    /// Waits until the client's first transaction is held (its writer has done its reads).
+    pub async fn reached(&mut self) {
+        (&mut self.reached)
+            .await
+            .expect("the held client reaches its transaction");
+    }
+
+    /// Lets the held transaction go.
+    pub fn release(&self) {
+        self.release.send(()).expect("release the held transaction");
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for HoldFirstTransaction {
+    fn name(&self) -> &'static str {
+        "HoldFirstTransaction"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if offline_cards::is_transaction(cfg) {
+            if let Some(reached) = self.reached.lock().expect("lock").take() {
+                let _ = reached.send(());
+                // The worker's other tasks move to another thread while this one waits (a
+                // plain blocking wait could starve a task parked in this worker's slot): the
+                // tests that hold run on a multi-threaded runtime.
+                tokio::task::block_in_place(|| self.release.lock().expect("lock").recv().ok());
+            }
+        }
+        Ok(())
+    }
+}

@@ -50,7 +50,7 @@ async fn each_operation_makes_the_documented_number_of_calls() {
         "retried bind"
     );
 
-    bindings::list(store, &guardian).await.unwrap();
+    bindings::list(store, &guardian, now).await.unwrap();
     assert_eq!(calls.take(), ["Query"], "list");
 
     let face = LocalFaceSimulator;

@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Duration, Utc};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
 use kincode_common::adapters::face::LocalFaceSimulator;
 use kincode_common::domain::binding::GuardianId;
+use kincode_common::domain::china_time::china_date;
 use kincode_common::domain::code::ScanPurpose;
 use kincode_common::store::{ActionContext, CleanupBudget};
 use kincode_common::usecases::access_log;
@@ -69,7 +70,21 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         .unwrap();
     used.insert("BindFunction", calls.take_actions());
 
-    // verify: a failed face attempt, a passing one, and a pledge
+    // A five-year-old bound with the pledge, to verify again by face at 7.
+    let pledge_child = bindings::bind(
+        store,
+        &guardian,
+        request(&resident_id_aged(5, t0, 3)),
+        None,
+        at(t0),
+    )
+    .await
+    .unwrap();
+    used.get_mut("BindFunction")
+        .unwrap()
+        .extend(calls.take_actions());
+
+    // verify: a failed face attempt, a passing one, a pledge, and face verification at 7
     for outcome in ["fail", "pass"] {
         let VerificationStart::Face { certify_id, .. } =
             bindings::start_verification(store, &face, &guardian, &binding.id, at(t0))
@@ -88,9 +103,40 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
             bindings::complete_verification(store, &face, &guardian, &binding.id, complete, at(t0))
                 .await;
     }
+    let seven = pledge_child.transitions.face_due_at.unwrap();
+    for now in [t0, seven] {
+        let started =
+            bindings::start_verification(store, &face, &guardian, &pledge_child.id, at(now))
+                .await
+                .unwrap();
+        let complete = match started {
+            VerificationStart::Pledge { version, .. } => CompleteRequest {
+                certify_id: None,
+                evidence: json!(null),
+                pledge_version: Some(version.into()),
+                accepted: Some(true),
+            },
+            VerificationStart::Face { certify_id, .. } => CompleteRequest {
+                certify_id: Some(certify_id),
+                evidence: json!({ "simulated_outcome": "pass" }),
+                pledge_version: None,
+                accepted: None,
+            },
+        };
+        bindings::complete_verification(
+            store,
+            &face,
+            &guardian,
+            &pledge_child.id,
+            complete,
+            at(now),
+        )
+        .await
+        .unwrap();
+    }
     used.insert("VerifyFunction", calls.take_actions());
 
-    bindings::list(store, &guardian).await.unwrap();
+    bindings::list(store, &guardian, t0).await.unwrap();
     used.insert("ListFunction", calls.take_actions());
 
     let code = show::online_code(store, &keys, &guardian, &binding.id, at(t0))
@@ -278,10 +324,18 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
     used.insert("UnbindFunction", calls.take_actions());
 
     // cleanup: a stale pending binding, the expired cards (alone and the sheet's), the
-    // expired sheet, revocations, quotas
+    // expired sheet, revocations, quotas, and a child's binding ended at 17 (a few days from now)
     bind_relative(&services, "user-iam-2", &resident_id_aged(70, t0, 2), t0)
         .await
         .unwrap();
+    let seventeenth = china_date(t0) + Duration::days(5);
+    let birth = NaiveDate::from_ymd_opt(
+        seventeenth.year() - 17,
+        seventeenth.month(),
+        seventeenth.day().min(28),
+    )
+    .unwrap();
+    active_relative_with(&services, "user-iam-3", &resident_id_born(birth, 4), t0).await;
     calls.take_actions();
     let budget = CleanupBudget {
         max_items: 1000,
@@ -292,8 +346,9 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         .unwrap();
     assert!(
         report.pending_bindings_released == 1
-            && report.offline_cards_deleted == 2
-            && report.household_sheets_deleted == 1,
+            && report.offline_cards_deleted == 3
+            && report.household_sheets_deleted == 1
+            && report.bindings_aged_out == 1,
         "{report:?}"
     );
     // and, 30 days after the unbind, the person nobody holds any more

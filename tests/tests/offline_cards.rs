@@ -4,11 +4,8 @@
 //! tests (a lost answer, a refusal) are `common/tests/codes.rs`; these are its races with
 //! unbinding and its recovery by the cleanup.
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use chrono::{DateTime, Duration, Utc};
 use kincode_common::domain::binding::{Binding, GuardianId};
 use kincode_common::error::AppError;
@@ -17,37 +14,6 @@ use kincode_common::usecases::cleanup;
 use kincode_common::wiring::services::Services;
 use kincode_tests::offline_cards::*;
 use kincode_tests::*;
-
-/// Holds the first transaction its client sends until the test lets it go: the moment
-/// between an unbind's reads and its write, made to last.
-#[derive(Debug)]
-struct HoldFirstTransaction {
-    reached: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    release: Mutex<mpsc::Receiver<()>>,
-}
-
-impl Intercept for HoldFirstTransaction {
-    fn name(&self) -> &'static str {
-        "HoldFirstTransaction"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if is_transaction(cfg) {
-            if let Some(reached) = self.reached.lock().expect("lock").take() {
-                let _ = reached.send(());
-                // The worker's other tasks move to another thread while this one waits (a
-                // plain blocking wait could starve a task parked in this worker's slot).
-                tokio::task::block_in_place(|| self.release.lock().expect("lock").recv().ok());
-            }
-        }
-        Ok(())
-    }
-}
 
 async fn unbind(services: &Services, binding: &Binding, at: DateTime<Utc>) -> Result<(), AppError> {
     let guardian = GuardianId::parse(binding.guardian.as_str()).expect("guardian");
@@ -96,26 +62,18 @@ async fn a_card_recorded_between_an_unbinds_reads_and_its_write_is_revoked_by_it
         .await
         .expect("an earlier card");
 
-    let (reached, at_write) = tokio::sync::oneshot::channel();
-    let (release, held) = mpsc::channel();
-    let unbinder = intercepted_on_same_table(
-        services,
-        HoldFirstTransaction {
-            reached: Mutex::new(Some(reached)),
-            release: Mutex::new(held),
-        },
-    )
-    .await;
+    let (hold, mut held) = HoldFirstTransaction::new();
+    let unbinder = intercepted_on_same_table(services, hold).await;
     let unbinding = {
         let binding = binding.clone();
         tokio::spawn(async move { unbind(&unbinder, &binding, now).await })
     };
     // The unbind has read the binding and its one card; a second card lands now.
-    at_write.await.expect("the unbind reaches its write");
+    held.reached().await;
     let late = issue(services, blobs, binding, now)
         .await
         .expect("the binding is still active");
-    release.send(()).expect("release the unbind");
+    held.release();
     unbinding
         .await
         .unwrap()

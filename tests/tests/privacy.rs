@@ -175,7 +175,9 @@ async fn personal_data_never_reaches_items_or_logs_in_plaintext() {
         .into_request();
     let _ = http::respond(http::json_body::<BindRequest>(&req).map(|_| http::no_content()));
 
-    let list = bindings::list(&services.store, &guardian).await.unwrap();
+    let list = bindings::list(&services.store, &guardian, now)
+        .await
+        .unwrap();
     assert_eq!(list.len(), 2);
     let (app_private, app_public) = generate_key_pair();
     let stand_in = AlipayStandIn::start("2021000000000001", &app_public)
@@ -437,4 +439,65 @@ async fn a_reports_words_stay_sealed_and_co_guardians_stay_handles() {
         logs.contains("dispute_upheld"),
         "the capture saw the dispute"
     );
+}
+
+/// What of a child's birth date is stored in clear, exactly as the README's *Age transitions*
+/// says: the moments of the binding's age transitions (its `face_due_at` and `ends_at`, each
+/// transition item's `expiry_bucket` day and `due_at`), never the date itself.
+#[tokio::test]
+async fn a_childs_birth_date_shows_only_in_the_moments_of_its_age_transitions() {
+    use chrono::Datelike;
+    let services = fresh_services().await;
+    let now = Utc::now();
+    let today = kincode_common::domain::china_time::china_date(now);
+    let birth = today
+        .with_year(today.year() - 3)
+        .unwrap_or(today - Duration::days(3 * 365))
+        - Duration::days(40);
+    let binding = active_relative_with(
+        &services,
+        "user-privacy-ages",
+        &resident_id_born(birth, 47),
+        now,
+    )
+    .await;
+    let t = binding.transitions;
+    let (seven, seventeen) = (t.face_due_at.unwrap(), t.ends_at.unwrap());
+    let notice = seventeen - kincode_common::domain::policy::binding_end_notice();
+    // Every form the birth date takes in a stored value: the date itself, and each transition's
+    // moment as text (its UTC and China days) and as epoch seconds.
+    let mut forms = vec![
+        birth.format("%Y%m%d").to_string(),
+        birth.format("%Y-%m-%d").to_string(),
+    ];
+    for moment in [seven, seventeen, notice] {
+        forms.push(moment.format("%Y-%m-%d").to_string());
+        forms.push(kincode_common::domain::china_time::china_date(moment).to_string());
+        forms.push(moment.timestamp().to_string());
+    }
+    let mut found = std::collections::BTreeSet::new();
+    for item in all_items(&services).await {
+        let sk = item["sk"].as_s().unwrap().clone();
+        let kind = sk.split('#').next().unwrap().to_owned();
+        for (attribute, value) in &item {
+            let mut values = Vec::new();
+            strings(value, &mut values);
+            if values
+                .iter()
+                .any(|v| forms.iter().any(|f| v.contains(f.as_str())))
+            {
+                found.insert((kind.clone(), attribute.clone()));
+            }
+        }
+    }
+    let documented: std::collections::BTreeSet<(String, String)> = [
+        ("B", "face_due_at"),
+        ("B", "ends_at"),
+        ("AGE", "expiry_bucket"),
+        ("AGE", "due_at"),
+    ]
+    .into_iter()
+    .map(|(kind, attribute)| (kind.to_owned(), attribute.to_owned()))
+    .collect();
+    assert_eq!(found, documented);
 }

@@ -21,9 +21,9 @@ use kincode_common::domain::policy::{
 use kincode_common::domain::relationship::Relationship;
 use kincode_common::domain::resident_id::ResidentId;
 use kincode_common::store::{
-    ActionContext, CreateBindingError, Dispute, FlagWrite, HouseholdSheetRecord, ItemOrder,
-    NewBinding, NewDispute, OfflineCardRecord, OpenDisputeError, RegisterError, RegisteredSample,
-    Resolution, SampleRegistration, SheetRecorded,
+    ActionContext, AuditAction, CreateBindingError, Dispute, FlagWrite, HouseholdSheetRecord,
+    ItemOrder, NewBinding, NewDispute, OfflineCardRecord, OpenDisputeError, RegisterError,
+    RegisteredSample, Resolution, SampleRegistration, SheetRecorded,
 };
 use kincode_common::wiring::services::Services;
 use kincode_tests::*;
@@ -228,6 +228,81 @@ async fn binding_refusals_read_the_same_in_every_order() {
             .delete_binding(&active, &[card], ctx(later))
             .await;
         answers.push(("unbind of a stale active binding", outcome(raced)));
+        answers
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn age_transition_refusals_read_the_same_in_every_order() {
+    let expected = [
+        ("notice told", "Ok(true)"),
+        ("notice told twice", "Ok(false)"),
+        ("notice due after face verification", "Ok(false)"),
+        ("face verification of a stale binding", "Conflict"),
+        ("end of a stale binding", "Conflict"),
+    ];
+    same_answers_in_every_order(&expected, |services| async move {
+        let now = Utc::now();
+        let mut answers = Vec::new();
+        // A five-year-old bound with the pledge: face due at 7, the end at 17.
+        let child = active_relative(&services, "user-ages", now).await;
+        let due = |transition: &str| {
+            let (store, sk) = (
+                &services.store,
+                format!("AGE#{}#{transition}", child.id.as_str()),
+            );
+            async move {
+                store
+                    .due_age_transition("G#user-ages", &sk)
+                    .await
+                    .expect("read")
+                    .expect("still to come")
+            }
+        };
+        let (notice, face_due) = (due("ending_notice").await, due("face_due").await);
+        let tell = |due, action| {
+            let store = &services.store;
+            async move {
+                format!(
+                    "{:?}",
+                    store.record_age_notice(&due, action, ctx(now)).await
+                )
+            }
+        };
+        answers.push((
+            "notice told",
+            tell(notice.clone(), AuditAction::EndingNotice).await,
+        ));
+        answers.push((
+            "notice told twice",
+            tell(notice, AuditAction::EndingNotice).await,
+        ));
+        let at_seven = child
+            .transitions
+            .face_due_at
+            .expect("bound with the pledge");
+        let face = Verification::Face {
+            certify_id: "certify-1".into(),
+        };
+        services
+            .store
+            .activate(child.clone(), face.clone(), ctx(at_seven))
+            .await
+            .expect("verified again");
+        answers.push((
+            "notice due after face verification",
+            tell(face_due, AuditAction::FaceVerificationDue).await,
+        ));
+        // Verified again: `child` is stale.
+        let raced = services
+            .store
+            .activate(child.clone(), face, ctx(at_seven))
+            .await;
+        answers.push(("face verification of a stale binding", outcome(raced)));
+        let ends = child.transitions.ends_at.expect("a child");
+        let raced = services.store.age_out_binding(&child, &[], ctx(ends)).await;
+        answers.push(("end of a stale binding", outcome(raced)));
         answers
     })
     .await;

@@ -56,7 +56,7 @@ async fn each_operation_consumes_the_documented_capacity() {
     measured.insert("bind".into(), metered.finish().await);
 
     metered.start().await;
-    bindings::list(&metered.services.store, &guardian)
+    bindings::list(&metered.services.store, &guardian, now)
         .await
         .unwrap();
     measured.insert("list".into(), metered.finish().await);

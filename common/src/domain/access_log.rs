@@ -30,6 +30,8 @@ wire_enum! {
         Unbound = "unbound",
         /// The cleanup removed a binding never verified in time.
         BindingExpired = "binding_expired",
+        /// The binding ended on the child's 17th birthday (the kin code is for 0–16).
+        AgedOut = "aged_out",
         /// A guardian downloaded everything held about the relative.
         DataExported = "data_exported",
         /// A guardian reported a co-guardian's binding to the health authority.
@@ -55,6 +57,7 @@ impl AccessKind {
             Self::Verified => "完成认证",
             Self::Unbound => "解除绑定",
             Self::BindingExpired => "绑定超时未认证,已失效",
+            Self::AgedOut => "已满17周岁,绑定自动解除",
             Self::DataExported => "导出个人信息",
             Self::BindingDisputed => "举报其他监护人的绑定",
             Self::DisputeUpheld => "举报成立,该绑定已解除",

@@ -15,6 +15,15 @@ pub fn completed_years(birth: NaiveDate, on: NaiveDate) -> u32 {
     (if birthday_reached { years } else { years - 1 }) as u32
 }
 
+/// The first date on which someone born on `birth` has completed `years`: their birthday that
+/// year, or 1 March for a 29 February birth in a common year (as `completed_years` counts).
+pub fn birthday(birth: NaiveDate, years: u32) -> NaiveDate {
+    let year = birth.year() + years as i32;
+    birth.with_year(year).unwrap_or_else(|| {
+        NaiveDate::from_ymd_opt(year, 3, 1).expect("1 March exists in every year")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +54,23 @@ mod tests {
         // In a leap year the birthday itself exists.
         assert_eq!(completed_years(birth, day(2024, 2, 28)), 15);
         assert_eq!(completed_years(birth, day(2024, 2, 29)), 16);
+    }
+
+    #[test]
+    fn a_birthday_is_the_first_day_the_years_are_complete() {
+        for (birth, years, expected) in [
+            (day(2019, 11, 27), 7, day(2026, 11, 27)),
+            (day(2009, 11, 27), 17, day(2026, 11, 27)),
+            // 29 February: 1 March in a common year, the day itself in a leap year.
+            (day(2020, 2, 29), 7, day(2027, 3, 1)),
+            (day(2020, 2, 29), 17, day(2037, 3, 1)),
+            (day(2016, 2, 29), 8, day(2024, 2, 29)),
+            (day(2019, 12, 31), 7, day(2026, 12, 31)),
+        ] {
+            let found = birthday(birth, years);
+            assert_eq!(found, expected, "{birth} + {years}");
+            assert_eq!(completed_years(birth, found), years);
+            assert_eq!(completed_years(birth, found.pred_opt().unwrap()), years - 1);
+        }
     }
 }

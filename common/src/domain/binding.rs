@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::policy::{AgeBand, VerificationMethod};
+use super::policy::{AgeBand, AgeTransitions, VerificationMethod};
 use super::relationship::Relationship;
 use super::wire::wire_enum;
 
@@ -100,6 +100,8 @@ pub struct Binding {
     /// How often the provider was asked how the pending session ended.
     pub face_queries: u32,
     pub face_failures: Vec<DateTime<Utc>>,
+    /// Its face verification due at 7 (bound with the pledge), its end at 17 (a child).
+    pub transitions: AgeTransitions,
     /// Optimistic-concurrency version of the stored item.
     pub version: u64,
     /// The hour of the guardian's last "code shown" entry in the access log.
@@ -107,6 +109,16 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// Whether codes may be shown or printed for it at `now`: verified, and not stopped by age
+    /// (the grace after the 7th birthday over without face verification, or turned 17).
+    pub fn codes_usable(&self, now: DateTime<Utc>) -> bool {
+        self.status == BindingStatus::Active
+            && matches!(
+                self.transitions.code_use(now),
+                super::policy::CodeUse::Usable
+            )
+    }
+
     /// What was recorded about the relative (results, the access log) is shown to this
     /// guardian from the moment the binding became usable: before it was verified, anyone
     /// who knew the ID number could have made it.
@@ -118,6 +130,19 @@ impl Binding {
     /// A session recorded before attempts were reserved has no attempt, only its id.
     pub fn face_attempt_open(&self) -> bool {
         self.pending_face_attempt.is_some() || self.pending_certify_id.is_some()
+    }
+
+    /// The verification the binding awaits at `now`, if any: face once a child bound with the
+    /// pledge has turned 7 (pending or active: an active one is verified again), else the
+    /// method it was bound with while pending.
+    pub fn verification_due(&self, now: DateTime<Utc>) -> Option<VerificationMethod> {
+        if self.transitions.face_due(now) {
+            return Some(VerificationMethod::Face);
+        }
+        match self.status {
+            BindingStatus::PendingVerification => Some(self.verification_method),
+            BindingStatus::Active => None,
+        }
     }
 }
 
@@ -153,5 +178,56 @@ mod tests {
         assert!(IdempotencyKey::parse("a1b2c3d4").is_some());
         assert!(IdempotencyKey::parse("short").is_none());
         assert!(IdempotencyKey::parse("with space inside").is_none());
+    }
+
+    fn pledge_child(status: BindingStatus) -> Binding {
+        let due: DateTime<Utc> = "2027-03-13T16:00:00Z".parse().unwrap();
+        Binding {
+            id: BindingId::random(),
+            guardian: GuardianId::parse("user-1").unwrap(),
+            relative_key: "rk".into(),
+            masked_name: "**明".into(),
+            masked_id_number: "61************2174".into(),
+            relationship: Relationship::Child,
+            age_band: AgeBand::Child,
+            verification_method: VerificationMethod::Pledge,
+            status,
+            bound_at: due - chrono::Duration::days(400),
+            verified_at: None,
+            verification: None,
+            pending_certify_id: None,
+            pending_face_attempt: None,
+            face_queries: 0,
+            face_failures: Vec::new(),
+            transitions: AgeTransitions {
+                face_due_at: Some(due),
+                ends_at: Some("2037-03-13T16:00:00Z".parse().unwrap()),
+            },
+            version: 1,
+            code_shown_hour: None,
+        }
+    }
+
+    #[test]
+    fn a_pledge_child_owes_face_verification_once_seven_whether_pending_or_active() {
+        let due = "2027-03-13T16:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let before = due - chrono::Duration::seconds(1);
+        let pending = pledge_child(BindingStatus::PendingVerification);
+        assert_eq!(
+            pending.verification_due(before),
+            Some(VerificationMethod::Pledge)
+        );
+        assert_eq!(
+            pending.verification_due(due),
+            Some(VerificationMethod::Face)
+        );
+        let active = pledge_child(BindingStatus::Active);
+        assert_eq!(active.verification_due(before), None);
+        assert_eq!(active.verification_due(due), Some(VerificationMethod::Face));
+        let face_verified = Binding {
+            transitions: active.transitions.face_verified(),
+            ..active
+        };
+        assert_eq!(face_verified.verification_due(due), None);
     }
 }

@@ -20,6 +20,13 @@ pub fn china_date(now: DateTime<Utc>) -> NaiveDate {
     china_time(now).date_naive()
 }
 
+/// The instant China's calendar turns to `day` (its midnight, 16:00 UTC the day before).
+pub fn china_midnight(day: NaiveDate) -> DateTime<Utc> {
+    (day.and_time(chrono::NaiveTime::MIN)
+        - chrono::Duration::seconds(CHINA.local_minus_utc().into()))
+    .and_utc()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +43,7 @@ mod tests {
             china_time(after).format("%Y-%m-%d %H:%M:%S").to_string(),
             "2026-11-27 00:00:00"
         );
+        assert_eq!(china_midnight(day(27)), after);
+        assert_eq!(china_date(china_midnight(day(27))), day(27));
     }
 }

@@ -134,6 +134,15 @@ impl CodeClaims {
             expires_at: issued_at + kind.lifetime(),
         }
     }
+
+    /// The code expiring at `limit` (whole seconds, rounded down) if that comes sooner.
+    pub fn not_after(self, limit: Option<DateTime<Utc>>) -> Self {
+        let limit = limit.and_then(|at| DateTime::from_timestamp(at.timestamp(), 0));
+        Self {
+            expires_at: limit.map_or(self.expires_at, |at| self.expires_at.min(at)),
+            ..self
+        }
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +179,34 @@ mod tests {
         );
         assert_eq!(online.expires_at - online.issued_at, Duration::minutes(5));
         assert_ne!(online.serial, offline.serial);
+    }
+
+    #[test]
+    fn a_code_ends_no_later_than_the_limit_it_is_given() {
+        let now = Utc.with_ymd_and_hms(2027, 4, 9, 4, 0, 0).unwrap();
+        let issue = || {
+            CodeClaims::issue(
+                BindingId::random(),
+                CodeKind::KinOffline,
+                HealthColour::Green,
+                now,
+            )
+        };
+        let deadline = Utc.with_ymd_and_hms(2027, 4, 12, 16, 0, 0).unwrap();
+        assert_eq!(issue().not_after(Some(deadline)).expires_at, deadline);
+        assert_eq!(
+            issue()
+                .not_after(Some(deadline + Duration::milliseconds(900)))
+                .expires_at,
+            deadline,
+            "whole seconds"
+        );
+        let later = now + Duration::days(30);
+        assert_eq!(
+            issue().not_after(Some(later)).expires_at,
+            now + Duration::days(7)
+        );
+        assert_eq!(issue().not_after(None).expires_at, now + Duration::days(7));
     }
 
     #[test]

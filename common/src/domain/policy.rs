@@ -1,8 +1,10 @@
 //! The announcement's rules as plain functions. The clock is always a parameter.
 
-use super::age::completed_years;
+use super::age::{birthday, completed_years};
+use super::china_time::china_midnight;
 use super::wire::wire_enum;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 
 pub const MAX_RELATIVES_PER_GUARDIAN: u32 = 8;
 pub const MAX_GUARDIANS_PER_RELATIVE: u32 = 3;
@@ -36,6 +38,17 @@ pub fn face_failure_window() -> Duration {
     Duration::hours(1)
 }
 
+/// A child verified by the pledge keeps the use of their codes this long after turning 7,
+/// while the guardian arranges the face verification the age now asks for.
+pub fn face_verification_grace() -> Duration {
+    Duration::days(30)
+}
+
+/// How long before a child's binding ends (at 17) its guardian is told.
+pub fn binding_end_notice() -> Duration {
+    Duration::days(30)
+}
+
 wire_enum! {
     pub enum AgeBand {
         /// 0–16
@@ -57,6 +70,110 @@ pub struct Eligibility {
     pub age: u32,
     pub band: AgeBand,
     pub method: VerificationMethod,
+    pub transitions: AgeTransitions,
+}
+
+wire_enum! {
+    /// What happens to a child's binding by age, at a moment fixed when it is bound.
+    pub enum AgeTransition {
+        /// The 7th birthday of a child bound with the pledge: face verification is due.
+        FaceDue = "face_due",
+        /// 30 days before the 17th birthday (at binding, if that is later): the guardian is told.
+        EndingNotice = "ending_notice",
+        /// The 17th birthday: the binding ends.
+        End = "end",
+    }
+}
+
+/// What a binding's codes may do at a moment, by the relative's age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeUse {
+    Usable,
+    /// The grace after the 7th birthday is over and face verification is not done: the codes
+    /// stop until it is.
+    AwaitingFaceVerification,
+    /// The child has turned 17: the binding is over.
+    Ended,
+}
+
+/// The moments a child's binding changes by age: birthdays at midnight China time, fixed at
+/// binding from the birth date. An elder's binding has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AgeTransitions {
+    /// The 7th birthday, for a child bound with the pledge until face verification is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_due_at: Option<DateTime<Utc>>,
+    /// The 17th birthday: the kin code is for 0–16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+impl AgeTransitions {
+    fn of(birth: NaiveDate, band: AgeBand, method: VerificationMethod) -> Self {
+        let at_age = |years| china_midnight(birthday(birth, years));
+        match band {
+            AgeBand::Elder => Self::default(),
+            AgeBand::Child => Self {
+                face_due_at: (method == VerificationMethod::Pledge).then(|| at_age(MIN_FACE_AGE)),
+                ends_at: Some(at_age(MAX_CHILD_AGE + 1)),
+            },
+        }
+    }
+
+    /// Whether face verification is due at `now` (the child has turned 7 since the pledge).
+    pub fn face_due(&self, now: DateTime<Utc>) -> bool {
+        self.face_due_at.is_some_and(|at| at <= now)
+    }
+
+    /// When the codes stop if face verification is still not done.
+    pub fn face_deadline(&self) -> Option<DateTime<Utc>> {
+        self.face_due_at.map(|at| at + face_verification_grace())
+    }
+
+    /// The first moment no code of the binding may be valid, if there is one: no code is
+    /// issued valid beyond it.
+    pub fn codes_stop_at(&self) -> Option<DateTime<Utc>> {
+        [self.face_deadline(), self.ends_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn code_use(&self, now: DateTime<Utc>) -> CodeUse {
+        if self.ends_at.is_some_and(|at| at <= now) {
+            CodeUse::Ended
+        } else if self.face_deadline().is_some_and(|at| at <= now) {
+            CodeUse::AwaitingFaceVerification
+        } else {
+            CodeUse::Usable
+        }
+    }
+
+    pub fn ended(&self, now: DateTime<Utc>) -> bool {
+        self.code_use(now) == CodeUse::Ended
+    }
+
+    /// After face verification: nothing more is due before the end.
+    pub fn face_verified(self) -> Self {
+        Self {
+            face_due_at: None,
+            ..self
+        }
+    }
+
+    /// Each transition of a binding made at `bound_at`, and when it falls due.
+    pub fn schedule(&self, bound_at: DateTime<Utc>) -> Vec<(AgeTransition, DateTime<Utc>)> {
+        let mut due = Vec::new();
+        if let Some(at) = self.face_due_at {
+            due.push((AgeTransition::FaceDue, at));
+        }
+        if let Some(end) = self.ends_at {
+            let notice = (end - binding_end_notice()).max(bound_at);
+            due.push((AgeTransition::EndingNotice, notice));
+            due.push((AgeTransition::End, end));
+        }
+        due
+    }
 }
 
 /// Who may be bound on `today` (China date). `Err` carries the age that was refused.
@@ -72,7 +189,12 @@ pub fn eligibility(birth: NaiveDate, today: NaiveDate) -> Result<Eligibility, u3
     } else {
         VerificationMethod::Pledge
     };
-    Ok(Eligibility { age, band, method })
+    Ok(Eligibility {
+        age,
+        band,
+        method,
+        transitions: AgeTransitions::of(birth, band, method),
+    })
 }
 
 pub fn unbind_available_at(bound_at: DateTime<Utc>) -> DateTime<Utc> {
@@ -115,7 +237,7 @@ mod tests {
 
     #[test]
     fn bands_and_methods_read_back_their_strings() {
-        crate::domain::wire::assert_wire_strings!(AgeBand, VerificationMethod);
+        crate::domain::wire::assert_wire_strings!(AgeBand, VerificationMethod, AgeTransition);
     }
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -226,5 +348,125 @@ mod tests {
         );
         // An hour after the first failure only four remain in the window.
         assert_eq!(face_locked_until(&failures, t0 + Duration::hours(1)), None);
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn transitions_of(birth: NaiveDate, today: NaiveDate) -> AgeTransitions {
+        eligibility(birth, today).unwrap().transitions
+    }
+
+    #[test]
+    fn a_pledge_child_owes_face_verification_from_the_seventh_birthday_in_china_time() {
+        let t = transitions_of(day(2020, 3, 14), day(2026, 11, 27));
+        // Midnight in China is 16:00 UTC the day before.
+        assert_eq!(t.face_due_at, Some(utc("2027-03-13T16:00:00Z")));
+        assert_eq!(t.ends_at, Some(utc("2037-03-13T16:00:00Z")));
+        assert!(!t.face_due(utc("2027-03-13T15:59:59Z")));
+        assert!(t.face_due(utc("2027-03-13T16:00:00Z")));
+        // The codes keep working for 30 days, then stop until face verification.
+        assert_eq!(t.face_deadline(), Some(utc("2027-04-12T16:00:00Z")));
+        assert_eq!(t.code_use(utc("2027-04-12T15:59:59Z")), CodeUse::Usable);
+        assert_eq!(
+            t.code_use(utc("2027-04-12T16:00:00Z")),
+            CodeUse::AwaitingFaceVerification
+        );
+        assert_eq!(t.codes_stop_at(), t.face_deadline());
+        // Face verification takes the deadline away; the end at 17 stays.
+        let verified = t.face_verified();
+        assert_eq!(verified.face_due_at, None);
+        assert_eq!(
+            verified.code_use(utc("2030-01-01T00:00:00Z")),
+            CodeUse::Usable
+        );
+        assert_eq!(verified.codes_stop_at(), t.ends_at);
+    }
+
+    #[test]
+    fn leap_day_children_reach_seven_and_seventeen_on_the_first_of_march_in_common_years() {
+        // Born 29 February 2020: 2027 and 2037 are common years.
+        let t = transitions_of(day(2020, 2, 29), day(2026, 11, 27));
+        assert_eq!(
+            t.face_due_at,
+            Some(utc("2027-02-28T16:00:00Z")),
+            "1 March, China time"
+        );
+        assert_eq!(t.ends_at, Some(utc("2037-02-28T16:00:00Z")));
+        // Exactly the day eligibility (completed years) turns: 16 on 28 February, 17 on 1 March.
+        assert!(eligibility(day(2020, 2, 29), day(2037, 2, 28)).is_ok());
+        assert_eq!(eligibility(day(2020, 2, 29), day(2037, 3, 1)), Err(17));
+        // Born 29 February 2016: 2023 and 2033 are common years too.
+        let t = transitions_of(day(2016, 2, 29), day(2022, 11, 27));
+        assert_eq!(t.face_due_at, Some(utc("2023-02-28T16:00:00Z")));
+        assert_eq!(t.ends_at, Some(utc("2033-02-28T16:00:00Z")));
+    }
+
+    #[test]
+    fn elders_and_children_bound_by_face_owe_nothing_and_elders_never_end() {
+        let elder = transitions_of(day(1950, 2, 1), day(2026, 11, 27));
+        assert_eq!(elder, AgeTransitions::default());
+        assert_eq!(elder.code_use(utc("2100-01-01T00:00:00Z")), CodeUse::Usable);
+        assert!(elder.schedule(utc("2026-11-27T00:00:00Z")).is_empty());
+        let twelve = transitions_of(day(2014, 6, 1), day(2026, 11, 27));
+        assert_eq!(twelve.face_due_at, None);
+        assert_eq!(twelve.ends_at, Some(utc("2031-05-31T16:00:00Z")));
+    }
+
+    #[test]
+    fn a_child_bound_at_six_years_and_364_days_owes_face_verification_the_next_day() {
+        let birth = day(2019, 11, 28);
+        let bound = utc("2026-11-27T02:00:00Z"); // 10:00 on 27 November, China time
+        let e = eligibility(birth, day(2026, 11, 27)).unwrap();
+        assert_eq!((e.age, e.method), (6, VerificationMethod::Pledge));
+        let t = e.transitions;
+        assert_eq!(t.face_due_at, Some(utc("2026-11-27T16:00:00Z")));
+        assert!(!t.face_due(bound));
+        assert_eq!(t.face_deadline(), Some(utc("2026-12-27T16:00:00Z")));
+        let schedule = t.schedule(bound);
+        assert_eq!(
+            schedule[0],
+            (AgeTransition::FaceDue, utc("2026-11-27T16:00:00Z"))
+        );
+        assert_eq!(
+            schedule[1..],
+            [
+                (AgeTransition::EndingNotice, utc("2036-10-28T16:00:00Z")),
+                (AgeTransition::End, utc("2036-11-27T16:00:00Z")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_child_bound_days_before_seventeen_is_told_at_once_and_ends_on_the_birthday() {
+        let birth = day(2009, 12, 1);
+        let bound = utc("2026-11-27T02:00:00Z");
+        let e = eligibility(birth, day(2026, 11, 27)).unwrap();
+        assert_eq!((e.age, e.band), (16, AgeBand::Child));
+        let t = e.transitions;
+        assert_eq!(t.ends_at, Some(utc("2026-11-30T16:00:00Z")));
+        assert_eq!(
+            t.schedule(bound),
+            [
+                (AgeTransition::EndingNotice, bound),
+                (AgeTransition::End, utc("2026-11-30T16:00:00Z")),
+            ]
+        );
+        assert_eq!(t.code_use(utc("2026-11-30T15:59:59Z")), CodeUse::Usable);
+        assert_eq!(t.code_use(utc("2026-11-30T16:00:00Z")), CodeUse::Ended);
+        assert!(t.ended(utc("2026-11-30T16:00:00Z")));
+        assert_eq!(t.codes_stop_at(), t.ends_at);
+    }
+
+    #[test]
+    fn the_end_at_seventeen_wins_over_a_face_deadline_it_comes_before() {
+        // Not a real child (the pledge is for under-7s), but whichever comes first stops the codes.
+        let t = AgeTransitions {
+            face_due_at: Some(utc("2030-01-01T00:00:00Z")),
+            ends_at: Some(utc("2030-01-10T00:00:00Z")),
+        };
+        assert_eq!(t.codes_stop_at(), t.ends_at);
+        assert_eq!(t.code_use(utc("2030-02-01T00:00:00Z")), CodeUse::Ended);
     }
 }

@@ -12,7 +12,7 @@ use super::guardians::Member;
 use super::transaction::{Role, Transaction};
 use super::{
     audit_prefix, dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext,
-    AuditAction, AuditSubject, Due, Store,
+    AuditAction, AuditSubject, Due, Store, CLEANUP_ACTOR,
 };
 use crate::adapters::face::RelativeIdentity;
 use crate::crypto::SealContext;
@@ -20,8 +20,9 @@ use crate::domain::access_log::{AccessActor, AccessEntry, AccessKind};
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId, Verification};
 use crate::domain::name::{mask_name, PersonName};
 use crate::domain::policy::{
-    pending_verification_window, AgeBand, Eligibility, VerificationMethod,
-    FACE_QUERIES_PER_SESSION, MAX_GUARDIANS_PER_RELATIVE, MAX_RELATIVES_PER_GUARDIAN,
+    pending_verification_window, AgeBand, AgeTransition, AgeTransitions, Eligibility,
+    VerificationMethod, FACE_QUERIES_PER_SESSION, MAX_GUARDIANS_PER_RELATIVE,
+    MAX_RELATIVES_PER_GUARDIAN,
 };
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::{mask_resident_id, ResidentId};
@@ -69,6 +70,10 @@ pub(super) struct BindingRecord {
     /// Only while pending: when the cleanup removes it if still unverified.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub(super) due: Option<Due>,
+    /// A child's: `face_due_at` (bound with the pledge, until face verification) and `ends_at`,
+    /// in clear (they tell the birth date; the ID number stays sealed).
+    #[serde(flatten)]
+    transitions: AgeTransitions,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,6 +131,21 @@ pub(super) fn binding_subject(binding: &Binding) -> AuditSubject<'_> {
     }
 }
 
+/// The audit subject of what the scheduled cleanup does to a binding.
+fn cleanup_subject(binding: &Binding) -> AuditSubject<'_> {
+    AuditSubject::Binding {
+        actor: CLEANUP_ACTOR,
+        guardian: &binding.guardian,
+        binding: &binding.id,
+        relative_key: &binding.relative_key,
+    }
+}
+
+/// What a binding awaiting verification satisfies: pending, or active with face verification
+/// owed since the pledge (`face_due_at` goes with it). Whether it is due yet is the use case's
+/// rule (by the clock); this keeps a write from landing after the binding stopped awaiting it.
+const AWAITING_VERIFICATION: &str = "(#status = :pending OR attribute_exists(face_due_at))";
+
 impl Store {
     pub async fn create_binding(
         &self,
@@ -166,6 +186,7 @@ impl Store {
             version: 1,
             code_shown_hour: None,
             due: Some(due),
+            transitions: new.eligibility.transitions,
         };
         let link = LinkRecord {
             pk: guardian_pk(new.guardian),
@@ -181,7 +202,7 @@ impl Store {
             status: BindingStatus::PendingVerification,
             verified_at: None,
         };
-        let transaction = Transaction::new()
+        let mut transaction = Transaction::new()
             .with(Role::Binding, self.put_new(&record)?)
             .with(Role::PairGuard, self.put_new(&link)?)
             .with(
@@ -234,6 +255,13 @@ impl Store {
                 Role::Ban,
                 self.ban_check(new.guardian, new.relative_key, ctx.at)?,
             );
+        transaction.extend(self.age_transition_puts(
+            new.guardian,
+            new.id,
+            new.relative_key,
+            &new.eligibility.transitions,
+            ctx.at,
+        )?);
         match self.transact("bind", transaction).await {
             Ok(()) => {
                 log_recorded(AuditAction::Bound, new.id.as_str(), ctx);
@@ -300,6 +328,7 @@ impl Store {
             pending_face_attempt: r.pending_face_attempt,
             face_queries: r.face_queries,
             face_failures: r.face_failures,
+            transitions: r.transitions,
             version: r.version,
             code_shown_hour: r
                 .code_shown_hour
@@ -359,9 +388,9 @@ impl Store {
         Ok(bindings)
     }
 
-    /// Applies `set` to a pending binding if nobody changed it since it was read, with an
-    /// audit record in the same transaction. A lost race is a 409 the client can retry.
-    async fn update_pending(
+    /// Applies `set` to a binding awaiting verification if nobody changed it since it was read,
+    /// with an audit record in the same transaction. A lost race is a 409 the client can retry.
+    async fn update_awaiting(
         &self,
         binding: &Binding,
         set: &str,
@@ -377,7 +406,7 @@ impl Store {
                 binding_sk(&binding.id),
             )))
             .update_expression(format!("{set}, version = version + :one"))
-            .condition_expression("version = :version AND #status = :pending")
+            .condition_expression(format!("version = :version AND {AWAITING_VERIFICATION}"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":version", n(binding.version))
@@ -422,7 +451,7 @@ impl Store {
         recent_failures: &[DateTime<Utc>],
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        self.update_pending(
+        self.update_awaiting(
             binding,
             "REMOVE pending_certify_id, face_queries SET pending_face_attempt = :attempt, face_failures = :failures",
             vec![
@@ -447,7 +476,7 @@ impl Store {
         self.update_binding_if(
             binding,
             "SET pending_certify_id = :certify",
-            "pending_face_attempt = :attempt AND #status = :pending",
+            &format!("pending_face_attempt = :attempt AND {AWAITING_VERIFICATION}"),
             vec![(":certify", s(certify_id)), (":attempt", s(attempt))],
             "record face session",
         )
@@ -465,8 +494,10 @@ impl Store {
         self.update_binding_if(
             binding,
             "ADD face_queries :one",
-            "pending_certify_id = :certify AND #status = :pending \
-             AND (attribute_not_exists(face_queries) OR face_queries < :max)",
+            &format!(
+                "pending_certify_id = :certify AND {AWAITING_VERIFICATION} \
+                 AND (attribute_not_exists(face_queries) OR face_queries < :max)"
+            ),
             vec![
                 (":one", n(1)),
                 (":certify", s(certify_id)),
@@ -477,8 +508,9 @@ impl Store {
         .await
     }
 
-    /// One conditional `UpdateItem` of a pending binding (`#status` and `:pending` are
-    /// provided); a failed condition is a 409 (something changed since it was read).
+    /// One conditional `UpdateItem` of a binding awaiting verification (`#status` and
+    /// `:pending` are provided); a failed condition is a 409 (something changed since it was
+    /// read).
     async fn update_binding_if(
         &self,
         binding: &Binding,
@@ -568,7 +600,7 @@ impl Store {
         recent_failures: &[DateTime<Utc>],
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        self.update_pending(
+        self.update_awaiting(
             binding,
             "REMOVE pending_certify_id, pending_face_attempt, face_queries SET face_failures = :failures",
             vec![(":failures", failures_value(recent_failures)?)],
@@ -580,56 +612,89 @@ impl Store {
     }
 
     /// Makes a pending binding usable, its codes resolvable (the code anchor) and its
-    /// co-guardians see it verified, in one transaction; returns the binding as now stored.
+    /// co-guardians see it verified, or records a binding bound with the pledge verified again
+    /// by face, in one transaction; returns the binding as now stored. Face verification also
+    /// takes away the face verification due at 7 (and its transition item). A binding verified
+    /// again keeps its first `verified_at`: the results its guardian may read start there.
     pub async fn activate(
         &self,
         binding: Binding,
         verification: Verification,
         ctx: ActionContext<'_>,
     ) -> Result<Binding, AppError> {
+        let (method, transitions) = match verification {
+            Verification::Face { .. } => (
+                VerificationMethod::Face,
+                binding.transitions.face_verified(),
+            ),
+            Verification::Pledge { .. } => (VerificationMethod::Pledge, binding.transitions),
+        };
+        let action = match binding.status {
+            BindingStatus::PendingVerification => AuditAction::Verified,
+            BindingStatus::Active => AuditAction::Reverified,
+        };
         let encoded = serde_dynamo::to_attribute_value(&verification)
             .map_err(|e| AppError::Internal(format!("encode verification: {e}")))?;
         let verified_at = serde_dynamo::to_attribute_value(ctx.at)
             .map_err(|e| AppError::Internal(format!("encode time: {e}")))?;
-        let member = Member {
-            status: BindingStatus::Active,
-            verified_at: Some(ctx.at),
-            ..Member::of(&binding)
+        let mut extra = match method {
+            VerificationMethod::Face => {
+                self.age_transition_deletes(&binding, Some(AgeTransition::FaceDue))?
+            }
+            VerificationMethod::Pledge => Vec::new(),
         };
-        self.update_pending(
-            &binding,
-            "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at SET #status = :active, verified_at = :at, verification = :verification",
-            vec![(":active", s(BindingStatus::Active.as_str())), (":at", verified_at), (":verification", encoded)],
-            AuditAction::Verified,
-            vec![
-                (Role::Anchor, self.anchor_put(&binding)?),
-                (
-                    Role::AccessLog,
-                    self.access_put(
-                        &binding.relative_key,
-                        AccessEntry::new(
-                            AccessKind::Verified,
-                            self.binding_actor(&binding),
-                            ctx.at,
-                        ),
-                        ctx,
-                    )?,
-                ),
-                (Role::Membership, self.member_put(&member)?),
-            ],
-            ctx,
-        )
-        .await?;
-        Ok(Binding {
+        let face_due_removed = match method {
+            VerificationMethod::Face => ", face_due_at",
+            VerificationMethod::Pledge => "",
+        };
+        let verified = Binding {
             status: BindingStatus::Active,
-            verified_at: Some(ctx.at),
+            verification_method: method,
+            verified_at: binding.verified_at.or(Some(ctx.at)),
             verification: Some(verification),
             pending_certify_id: None,
             pending_face_attempt: None,
             face_queries: 0,
+            transitions,
             version: binding.version + 1,
-            ..binding
-        })
+            ..binding.clone()
+        };
+        if binding.status == BindingStatus::PendingVerification {
+            extra.push((Role::Anchor, self.anchor_put(&verified)?));
+        }
+        let member = Member {
+            status: BindingStatus::Active,
+            verified_at: verified.verified_at,
+            ..Member::of(&binding)
+        };
+        extra.push((Role::Membership, self.member_put(&member)?));
+        extra.push((
+            Role::AccessLog,
+            self.access_put(
+                &binding.relative_key,
+                AccessEntry::new(AccessKind::Verified, self.binding_actor(&binding), ctx.at),
+                ctx,
+            )?,
+        ));
+        self.update_awaiting(
+            &binding,
+            &format!(
+                "REMOVE pending_certify_id, pending_face_attempt, face_queries, expiry_bucket, due_at{face_due_removed} \
+                 SET #status = :active, verified_at = if_not_exists(verified_at, :at), \
+                 verification = :verification, verification_method = :method"
+            ),
+            vec![
+                (":active", s(BindingStatus::Active.as_str())),
+                (":at", verified_at),
+                (":verification", encoded),
+                (":method", s(method.as_str())),
+            ],
+            action,
+            extra,
+            ctx,
+        )
+        .await?;
+        Ok(verified)
     }
 
     /// Unbinds: the binding's ending transaction (`ending_transaction`), its audit record the
@@ -653,6 +718,27 @@ impl Store {
             .await
     }
 
+    /// The cleanup ends a child's binding on the 17th birthday, as an unbind does, audited as
+    /// the cleanup's.
+    pub async fn age_out_binding(
+        &self,
+        binding: &Binding,
+        offline_cards: &[OfflineCardRecord],
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        let entry = AccessEntry::new(AccessKind::AgedOut, AccessActor::System, ctx.at);
+        let transaction = self.ending_transaction(
+            binding,
+            offline_cards,
+            cleanup_subject(binding),
+            AuditAction::AgedOut,
+            entry,
+            ctx,
+        )?;
+        self.end_binding(binding, AuditAction::AgedOut, transaction, ctx)
+            .await
+    }
+
     /// Removes a binding that was never verified in time (the scheduled cleanup). Refused
     /// (`Conflict`) if it changed since read, e.g. it was just verified.
     pub(super) async fn expire_pending_binding(
@@ -660,17 +746,11 @@ impl Store {
         binding: &Binding,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        let subject = AuditSubject::Binding {
-            actor: "cleanup",
-            guardian: &binding.guardian,
-            binding: &binding.id,
-            relative_key: &binding.relative_key,
-        };
         let entry = AccessEntry::new(AccessKind::BindingExpired, AccessActor::System, ctx.at);
         let transaction = self.ending_transaction(
             binding,
             &[],
-            subject,
+            cleanup_subject(binding),
             AuditAction::PendingExpired,
             entry,
             ctx,
@@ -733,6 +813,7 @@ impl Store {
                 self.access_put(&binding.relative_key, entry, ctx)?,
             )
             .with(Role::Erasure, self.erasure_schedule(binding, ctx.at)?);
+        transaction.extend(self.age_transition_deletes(binding, None)?);
         if binding.status == BindingStatus::Active {
             transaction.push(Role::Anchor, self.anchor_revoke(&binding.id, ctx.at)?);
             for card in offline_cards.iter().filter(|c| c.valid_until > ctx.at) {
@@ -776,7 +857,8 @@ impl Store {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    /// Whether this guardian already unbound this binding (so a repeated DELETE succeeds).
+    /// Whether this guardian's binding was already ended, by their unbind or at the child's
+    /// 17th birthday (so a repeated DELETE, or one racing the cleanup, succeeds).
     pub async fn was_unbound(
         &self,
         guardian: &GuardianId,
@@ -787,11 +869,12 @@ impl Store {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .filter_expression("#action = :unbound")
+            .filter_expression("#action IN (:unbound, :aged_out)")
             .expression_attribute_names("#action", "action")
             .expression_attribute_values(":pk", s(guardian_pk(guardian)))
             .expression_attribute_values(":prefix", s(audit_prefix(id)))
             .expression_attribute_values(":unbound", s(AuditAction::Unbound.as_str()))
+            .expression_attribute_values(":aged_out", s(AuditAction::AgedOut.as_str()))
             .consistent_read(true)
             .send()
             .await

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use super::ages::AGE_TRANSITION_PREFIX;
 use super::bindings::BindingRecord;
 use super::codes::{OfflineCardRecord, IMAGE_IN_FLIGHT_PREFIX};
 use super::erasure::ERASE_SK;
@@ -25,6 +26,8 @@ const CURSOR_SK: &str = "CURSOR";
 pub enum DueItem {
     /// A binding never verified in time: removing it releases both counters.
     PendingBinding { pk: String, sk: String },
+    /// A child's age transition: a notice to record, or the binding to end at 17.
+    AgeTransition { pk: String, sk: String },
     /// An offline card: its S3 object goes first, then the record.
     OfflineCard { pk: String, sk: String },
     /// An image whose card (or a file whose household sheet) was never recorded (the record's
@@ -43,6 +46,8 @@ impl DueItem {
     fn classify(pk: String, sk: String) -> Self {
         if pk.starts_with("G#") && sk.starts_with("B#") {
             Self::PendingBinding { pk, sk }
+        } else if pk.starts_with("G#") && sk.starts_with(AGE_TRANSITION_PREFIX) {
+            Self::AgeTransition { pk, sk }
         } else if (pk.starts_with("K#") || pk.starts_with(SHEET_PK_PREFIX))
             && sk.starts_with(IMAGE_IN_FLIGHT_PREFIX)
         {
@@ -79,6 +84,10 @@ pub struct CleanupBudget {
 pub struct CleanupReport {
     pub days_walked: u32,
     pub pending_bindings_released: u32,
+    /// Guardians told of an age transition: face verification due at 7, the end at 17 coming.
+    pub age_notices_recorded: u32,
+    /// Children's bindings ended on the 17th birthday.
+    pub bindings_aged_out: u32,
     pub offline_cards_deleted: u32,
     /// Images of cards that were never recorded.
     pub orphan_images_deleted: u32,
@@ -87,7 +96,8 @@ pub struct CleanupReport {
     pub items_deleted: u32,
     /// People no guardian held any more, erased.
     pub people_erased: u32,
-    /// Items that changed since they were found (e.g. a binding verified meanwhile).
+    /// Items that changed since they were found (e.g. a binding verified meanwhile, an age
+    /// transition done by another run).
     pub skipped: u32,
     /// `false` when the budget ran out before every due item was handled.
     pub complete: bool,

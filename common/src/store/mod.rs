@@ -9,6 +9,9 @@
 //!   pending binding is due for the cleanup 72 h after binding; activation takes that away.
 //!   Its `version` moves with every change and every offline card recorded for it.
 //! - `G#<guardian>` / `L#<relative key>`: guard item that makes one binding per pair.
+//! - `G#<guardian>` / `AGE#<binding id>#<transition>`: a child's age transition still to come
+//!   (face verification due at 7 after the pledge, the notice 30 days before 17, the end at
+//!   17), due on its day; written with the binding, deleted once done or with the binding.
 //! - `G#<guardian>` / `A#<binding id>#<time>#<action>#<request id>`: audit records, with TTL.
 //! - `G#<guardian>` / `BAN#<relative key>`: the guardian may not bind the relative until
 //!   `until` (epoch seconds): an upheld dispute; the bind transaction checks it.
@@ -53,6 +56,7 @@
 //! Items DynamoDB may also drop by itself carry the TTL attribute `expires_at`.
 
 mod access_log;
+mod ages;
 mod bindings;
 mod cleanup;
 mod codes;
@@ -67,6 +71,7 @@ mod sheets;
 mod transaction;
 
 pub use access_log::AccessLogPage;
+pub use ages::DueTransition;
 pub use bindings::{CreateBindingError, NewBinding};
 pub use cleanup::{CleanupBudget, CleanupReport, DueItem, DuePage, EXPIRY_INDEX};
 pub use codes::{CardRecordError, OfflineCardRecord, ScannedAnchor};
@@ -102,6 +107,8 @@ pub fn audit_retention() -> Duration {
 }
 
 const COUNT_SK: &str = "COUNT";
+/// The actor of what the scheduled cleanup does, in audit records.
+const CLEANUP_ACTOR: &str = "cleanup";
 
 fn guardian_pk(guardian: &GuardianId) -> String {
     format!("G#{}", guardian.as_str())
@@ -162,9 +169,19 @@ wire_enum! {
         /// A face provider's answer failed its signature check: refused, never believed.
         FaceResponseRejected = "face_response_rejected",
         Verified = "verified",
+        /// Face verification of a binding first verified by the pledge, once the child is 7.
+        Reverified = "reverified",
         Unbound = "unbound",
         /// The cleanup removed a binding never verified in time.
         PendingExpired = "pending_expired",
+        /// The child bound with the pledge turned 7: face verification is due, the codes stop
+        /// after the grace unless it is done (the cleanup's notice).
+        FaceVerificationDue = "face_verification_due",
+        /// The binding ends at the child's 17th birthday, 30 days from now or sooner (the
+        /// cleanup's notice).
+        EndingNotice = "ending_notice",
+        /// The cleanup ended a binding on the child's 17th birthday, as an unbind would.
+        AgedOut = "aged_out",
         OfflineCodeIssued = "offline_code_issued",
         RiskFlagSet = "risk_flag_set",
         RiskFlagCleared = "risk_flag_cleared",

@@ -23,6 +23,8 @@ pub(super) enum Role {
     Binding,
     /// `G#<guardian>` / `L#<relative key>`: one binding per pair.
     PairGuard,
+    /// `G#<guardian>` / `AGE#<binding id>#<transition>`: an age transition still to come.
+    AgeTransition,
     /// `G#<guardian>` / `COUNT`.
     GuardianCount,
     /// `R#<relative key>` / `COUNT`.

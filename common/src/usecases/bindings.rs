@@ -20,7 +20,9 @@ use crate::domain::policy::{
 use crate::domain::relationship::Relationship;
 use crate::domain::resident_id::ResidentId;
 use crate::error::AppError;
-use crate::store::{ActionContext, AuditAction, CreateBindingError, NewBinding, Store};
+use crate::store::{
+    ActionContext, AuditAction, CreateBindingError, NewBinding, OfflineCardRecord, Store,
+};
 
 /// `POST /relatives` body, as typed by the guardian.
 #[derive(Debug, Deserialize)]
@@ -95,18 +97,30 @@ pub async fn bind(
     }
 }
 
-pub async fn list(store: &Store, guardian: &GuardianId) -> Result<Vec<Binding>, AppError> {
-    store.bindings(guardian).await
+/// The caller's bindings at `now`, newest first. One whose child turned 17 is over from that
+/// moment, though the cleanup removes it up to an hour later: it is not listed.
+pub async fn list(
+    store: &Store,
+    guardian: &GuardianId,
+    now: DateTime<Utc>,
+) -> Result<Vec<Binding>, AppError> {
+    let mut bindings = store.bindings(guardian).await?;
+    bindings.retain(|b| !b.transitions.ended(now));
+    Ok(bindings)
 }
 
-async fn owned_binding(
+/// The caller's binding at `now`: another guardian's, an unbound one, or one whose child has
+/// turned 17 (before the cleanup removes it) is not found.
+pub(crate) async fn current_binding(
     store: &Store,
     guardian: &GuardianId,
     id: &BindingId,
+    now: DateTime<Utc>,
 ) -> Result<Binding, AppError> {
     store
         .binding(guardian, id)
         .await?
+        .filter(|b| !b.transitions.ended(now))
         .ok_or(AppError::BindingNotFound)
 }
 
@@ -162,11 +176,12 @@ pub async fn start_verification(
     id: &BindingId,
     ctx: ActionContext<'_>,
 ) -> Result<VerificationStart, AppError> {
-    let binding = owned_binding(store, guardian, id).await?;
-    if binding.status == BindingStatus::Active {
+    let binding = current_binding(store, guardian, id, ctx.at).await?;
+    // A child bound with the pledge is verified again, by face, once 7.
+    let Some(method) = binding.verification_due(ctx.at) else {
         return Err(AppError::AlreadyVerified);
-    }
-    match binding.verification_method {
+    };
+    match method {
         VerificationMethod::Pledge => Ok(VerificationStart::Pledge {
             version: PLEDGE_VERSION,
             text: PLEDGE_TEXT,
@@ -225,12 +240,12 @@ pub async fn complete_verification(
     request: CompleteRequest,
     ctx: ActionContext<'_>,
 ) -> Result<Binding, AppError> {
-    let binding = owned_binding(store, guardian, id).await?;
-    if binding.status == BindingStatus::Active {
+    let binding = current_binding(store, guardian, id, ctx.at).await?;
+    let Some(method) = binding.verification_due(ctx.at) else {
         // A retried completion answers as the first one did.
         return Ok(binding);
-    }
-    let verification = match binding.verification_method {
+    };
+    let verification = match method {
         VerificationMethod::Pledge => {
             if request.accepted != Some(true) {
                 return Err(AppError::ConsentRequired);
@@ -271,8 +286,26 @@ pub async fn complete_verification(
     store.activate(binding, verification, ctx).await
 }
 
-/// How often an unbind reads again when a card was recorded between its reads and its write.
-const UNBIND_ATTEMPTS: usize = 3;
+/// How often a binding's end reads again when a card was recorded between its reads and its
+/// write.
+const END_ATTEMPTS: usize = 3;
+
+/// Runs `once` again while it loses a race: a card recorded meanwhile moved the binding's
+/// version (or its transaction held the binding), so the binding and its cards are read again
+/// and that card is revoked too.
+async fn retrying_conflicts<T, F, Fut>(mut once: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AppError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match once().await {
+            Err(AppError::Conflict) if attempt < END_ATTEMPTS => attempt += 1,
+            outcome => return outcome,
+        }
+    }
+}
 
 pub async fn unbind(
     store: &Store,
@@ -280,14 +313,19 @@ pub async fn unbind(
     id: &BindingId,
     ctx: ActionContext<'_>,
 ) -> Result<(), AppError> {
-    let mut attempt = 1;
-    loop {
-        match unbind_once(store, guardian, id, ctx).await {
-            // A card recorded meanwhile moved the binding's version (or its transaction held
-            // the binding): read the binding and its cards again, so that card is revoked too.
-            Err(AppError::Conflict) if attempt < UNBIND_ATTEMPTS => attempt += 1,
-            outcome => return outcome,
-        }
+    retrying_conflicts(|| unbind_once(store, guardian, id, ctx)).await
+}
+
+/// An active binding's offline cards, read after the binding: they go on the published
+/// revocation list in the transaction that ends it. A card recorded after this read changes
+/// the binding's version, and that transaction then fails its check.
+async fn cards_to_revoke(
+    store: &Store,
+    binding: &Binding,
+) -> Result<Vec<OfflineCardRecord>, AppError> {
+    match binding.status {
+        BindingStatus::Active => store.offline_cards(&binding.id).await,
+        BindingStatus::PendingVerification => Ok(Vec::new()),
     }
 }
 
@@ -328,7 +366,8 @@ async fn unbind_once(
     ctx: ActionContext<'_>,
 ) -> Result<(), AppError> {
     let Some(binding) = store.binding(guardian, id).await? else {
-        // Unbinding twice is success; someone else's binding stays not found.
+        // Unbinding twice is success, and so is unbinding one the cleanup ended at 17; someone
+        // else's binding stays not found.
         return match store.was_unbound(guardian, id).await? {
             true => Ok(()),
             false => Err(AppError::BindingNotFound),
@@ -339,12 +378,31 @@ async fn unbind_once(
             available_at: unbind_available_at(binding.bound_at),
         });
     }
-    // An active binding's offline cards go on the published revocation list in the same
-    // transaction that unbinds it. Read after the binding: a card recorded after this read
-    // changes the binding's version, and the transaction below then fails its check.
-    let offline_cards = match binding.status {
-        BindingStatus::Active => store.offline_cards(&binding.id).await?,
-        BindingStatus::PendingVerification => Vec::new(),
-    };
+    let offline_cards = cards_to_revoke(store, &binding).await?;
     store.delete_binding(&binding, &offline_cards, ctx).await
+}
+
+/// Ends a child's binding on the 17th birthday (the scheduled cleanup), as an unbind ends it:
+/// codes revoked, counters released, audited (`aged_out`). `false` if there is nothing to end
+/// (the binding is gone, or the birthday has not come).
+pub async fn end_at_age_limit(
+    store: &Store,
+    guardian: &GuardianId,
+    id: &BindingId,
+    ctx: ActionContext<'_>,
+) -> Result<bool, AppError> {
+    retrying_conflicts(|| async move {
+        let Some(binding) = store.binding(guardian, id).await? else {
+            return Ok(false);
+        };
+        if !binding.transitions.ended(ctx.at) {
+            return Ok(false);
+        }
+        let offline_cards = cards_to_revoke(store, &binding).await?;
+        store
+            .age_out_binding(&binding, &offline_cards, ctx)
+            .await
+            .map(|()| true)
+    })
+    .await
 }

@@ -3,15 +3,21 @@
 //! came (object, then mark),
 //! revocations and revoked anchors past the codes they concern, audit records past retention,
 //! daily quotas, and bindings never verified in time (releasing both counters in the same
-//! transaction). Bounded per run, resumable from a cursor, and idempotent: what is gone is
-//! simply not found again.
+//! transaction); and acts on children's age transitions: tells the guardian that face
+//! verification is due at 7 or that the binding ends at 17, and ends it then, as an unbind
+//! does. Bounded per run, resumable from a cursor, and idempotent: what is gone is simply not
+//! found again.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::adapters::blobs::BlobStore;
 use crate::domain::expiry_buckets_of_day;
+use crate::domain::policy::AgeTransition;
 use crate::error::AppError;
-use crate::store::{ActionContext, CleanupBudget, CleanupReport, DueItem, Store};
+use crate::store::{
+    ActionContext, AuditAction, CleanupBudget, CleanupReport, DueItem, DueTransition, Store,
+};
+use crate::usecases::bindings;
 use crate::usecases::erasure::{self, Erasure};
 
 /// Where the very first run starts: the longest-lived item that only the cleanup removes
@@ -80,6 +86,8 @@ pub async fn run(
     tracing::info!(
         days_walked = report.days_walked,
         pending_bindings_released = report.pending_bindings_released,
+        age_notices_recorded = report.age_notices_recorded,
+        bindings_aged_out = report.bindings_aged_out,
         offline_cards_deleted = report.offline_cards_deleted,
         orphan_images_deleted = report.orphan_images_deleted,
         household_sheets_deleted = report.household_sheets_deleted,
@@ -104,6 +112,10 @@ async fn handle(
             report.pending_bindings_released += u32::from(released);
             released
         }
+        DueItem::AgeTransition { pk, sk } => match store.due_age_transition(pk, sk).await? {
+            Some(due) => age_transition(store, &due, report, ctx).await?,
+            None => false,
+        },
         DueItem::OfflineCard { pk, sk } => match store.due_offline_card(pk, sk).await? {
             Some(card) => {
                 // The image first: a record without an image is harmless, the reverse is not
@@ -152,4 +164,27 @@ async fn handle(
     };
     report.skipped += u32::from(!done);
     Ok(())
+}
+
+/// Acts on a child's age transition: a notice is an audit record the guardian reads (the
+/// access log); the end at 17 ends the binding as an unbind would. `false` if another run did
+/// it, or a write made it moot (face verified, the binding removed).
+async fn age_transition(
+    store: &Store,
+    due: &DueTransition,
+    report: &mut CleanupReport,
+    ctx: ActionContext<'_>,
+) -> Result<bool, AppError> {
+    let notice = match due.transition {
+        AgeTransition::FaceDue => AuditAction::FaceVerificationDue,
+        AgeTransition::EndingNotice => AuditAction::EndingNotice,
+        AgeTransition::End => {
+            let ended = bindings::end_at_age_limit(store, &due.guardian, &due.binding, ctx).await?;
+            report.bindings_aged_out += u32::from(ended);
+            return Ok(ended);
+        }
+    };
+    let recorded = store.record_age_notice(due, notice, ctx).await?;
+    report.age_notices_recorded += u32::from(recorded);
+    Ok(recorded)
 }

@@ -70,6 +70,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_answer_counts_the_guardians_told_and_the_bindings_ended_at_seventeen() {
+        let services = fresh_services().await;
+        let blobs = fresh_bucket(&services).await;
+        // Born 1 December 2009, bound three days before turning 17 (midnight China time).
+        let bound_at: DateTime<Utc> = "2026-11-27T02:00:00Z".parse().unwrap();
+        let birth = chrono::NaiveDate::from_ymd_opt(2009, 12, 1).unwrap();
+        active_relative_with(&services, "user-17", &resident_id_born(birth, 5), bound_at).await;
+        let answer = handle(
+            &services,
+            &blobs,
+            event("cleanup.json"),
+            "req-4".into(),
+            "2026-11-30T16:07:00Z".parse().unwrap(),
+        )
+        .await
+        .expect("cleanup runs");
+        assert_eq!(
+            (
+                &answer["age_notices_recorded"],
+                &answer["bindings_aged_out"]
+            ),
+            (&serde_json::json!(1), &serde_json::json!(1)),
+            "{answer}"
+        );
+        assert_eq!(counter(&services, "G#user-17", "bound").await, 0);
+    }
+
+    #[tokio::test]
     async fn another_job_or_an_outage_is_an_error_the_scheduler_retries() {
         let services = fresh_services().await;
         let blobs = fresh_bucket(&services).await;

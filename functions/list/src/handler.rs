@@ -13,14 +13,18 @@ use serde::Serialize;
 pub async fn handle(
     services: &Services,
     req: Request,
-    _now: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Response<Body>, Error> {
-    Ok(http::respond(list(services, &req).await))
+    Ok(http::respond(list(services, &req, now).await))
 }
 
-async fn list(services: &Services, req: &Request) -> Result<Response<Body>, AppError> {
+async fn list(
+    services: &Services,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, AppError> {
     let call = Call::from_request(req)?;
-    let bindings = bindings::list(&services.store, &call.guardian).await?;
+    let bindings = bindings::list(&services.store, &call.guardian, now).await?;
     let relatives = bindings.iter().map(BindingAnswer::from).collect();
     Ok(http::json_response(
         StatusCode::OK,
@@ -76,12 +80,52 @@ mod tests {
         assert_eq!(relatives[1]["age_band"], "elder");
         assert_eq!(relatives[0]["verification_method"], "pledge");
         assert_eq!(relatives[0]["kind"], "kin_code");
+        // A child's binding says when face verification is due (bound with the pledge) and when
+        // it ends; an elder's never ends.
+        for field in [
+            "reverification_due_at",
+            "reverification_deadline",
+            "ends_at",
+        ] {
+            assert!(relatives[0][field].is_string(), "{field}: {}", relatives[0]);
+            assert!(relatives[1][field].is_null(), "{field}: {}", relatives[1]);
+        }
         for r in relatives {
             assert_eq!(r["name"], "**英");
             let masked = r["id_number"].as_str().unwrap();
             assert_eq!(masked.len(), 18);
             assert_eq!(&masked[2..14], "************");
         }
+    }
+
+    #[tokio::test]
+    async fn a_child_is_listed_until_the_seventeenth_birthday() {
+        let services = fresh_services().await;
+        let t0 = Utc::now();
+        let child = resident_id_aged(16, t0, 24);
+        let ends = bind_relative(&services, EVENT_GUARDIAN, &child, t0)
+            .await
+            .unwrap()
+            .transitions
+            .ends_at
+            .unwrap();
+        let list_at = |now| {
+            let services = &services;
+            async move {
+                let response = handle(services, event("list.json").into_request(), now)
+                    .await
+                    .expect("handler never errs");
+                conforms("GET /relatives", &response);
+                status_and_json(&response).1["relatives"].clone()
+            }
+        };
+        let before = list_at(ends - chrono::Duration::seconds(1)).await;
+        assert_eq!(before[0]["ends_at"], kincode_common::error::rfc3339(ends));
+        assert!(
+            before[0]["reverification_due_at"].is_null(),
+            "verified by face"
+        );
+        assert_eq!(list_at(ends).await, serde_json::json!([]));
     }
 
     #[tokio::test]

@@ -319,6 +319,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_child_verified_by_the_pledge_is_verified_again_by_face_at_seven() {
+        let services = fresh_services().await;
+        let now = Utc::now();
+        let id = resident_id_aged(6, now, 13);
+        let binding = bind_relative(&services, EVENT_GUARDIAN, &id, now)
+            .await
+            .unwrap()
+            .id
+            .as_str()
+            .to_owned();
+        let version = start(&services, &binding, now).await.1["pledge"]["version"].clone();
+        let pledge = json!({"pledge_version": version, "accepted": true});
+        let (_, pledged) = complete(&services, &binding, pledge, now).await;
+        let time =
+            |field: &str| -> DateTime<Utc> { pledged[field].as_str().unwrap().parse().unwrap() };
+        let seven = time("reverification_due_at");
+        assert_eq!(
+            time("reverification_deadline"),
+            seven + chrono::Duration::days(30)
+        );
+        assert!(time("ends_at") > seven);
+
+        // Before the 7th birthday nothing is due; from it, face verification of the active binding.
+        let early = start(&services, &binding, seven - chrono::Duration::seconds(1)).await;
+        assert_eq!(
+            (early.0, early.1["error"]["code"].as_str()),
+            (409, Some("already_verified"))
+        );
+        let (status, started) = start(&services, &binding, seven).await;
+        assert_eq!((status, started["method"].as_str()), (200, Some("face")));
+        let face = json!({
+            "certify_id": started["certify_id"],
+            "evidence": {"simulated_outcome": "pass"},
+        });
+        let (status, done) = complete(&services, &binding, face, seven).await;
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(
+            (
+                done["status"].as_str(),
+                done["verification_method"].as_str(),
+                &done["verified_at"],
+                &done["reverification_due_at"],
+                &done["reverification_deadline"],
+                &done["ends_at"],
+            ),
+            (
+                Some("active"),
+                Some("face"),
+                &pledged["verified_at"],
+                &Value::Null,
+                &Value::Null,
+                &pledged["ends_at"],
+            )
+        );
+    }
+
+    #[tokio::test]
     async fn another_guardians_binding_is_not_found() {
         let services = fresh_services().await;
         let now = Utc::now();

@@ -8,11 +8,12 @@ pub mod show;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
+use crate::domain::binding::{Binding, BindingId, GuardianId};
 use crate::domain::colour::HealthColour;
 use crate::domain::health::colour;
 use crate::error::AppError;
 use crate::store::Store;
+use crate::usecases::bindings::current_binding;
 
 /// The person's colour at `now`, from what is stored about them.
 pub async fn current_colour(
@@ -24,19 +25,19 @@ pub async fn current_colour(
     Ok(colour(&signals, now))
 }
 
-/// The caller's binding, usable for codes: someone else's is not found, a pending one must
-/// be verified first.
+/// The caller's binding, usable for codes at `now`: someone else's (or one ended at 17) is not
+/// found; a pending one must be verified first, and so must one bound with the pledge whose
+/// child turned 7 more than the grace ago.
 async fn active_binding(
     store: &Store,
     guardian: &GuardianId,
     id: &BindingId,
+    now: DateTime<Utc>,
 ) -> Result<Binding, AppError> {
-    let binding = store
-        .binding(guardian, id)
-        .await?
-        .ok_or(AppError::BindingNotFound)?;
-    match binding.status {
-        BindingStatus::Active => Ok(binding),
-        BindingStatus::PendingVerification => Err(AppError::VerificationRequired),
+    let binding = current_binding(store, guardian, id, now).await?;
+    if binding.codes_usable(now) {
+        Ok(binding)
+    } else {
+        Err(AppError::VerificationRequired)
     }
 }

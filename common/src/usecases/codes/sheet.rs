@@ -25,7 +25,7 @@ use bytes::Bytes;
 use super::show::{issue_card, IssuedCard};
 use crate::adapters::blobs::BlobStore;
 use crate::codes::keys::KeyRing;
-use crate::domain::binding::{Binding, BindingStatus, GuardianId, IdempotencyKey};
+use crate::domain::binding::{Binding, GuardianId, IdempotencyKey};
 use crate::domain::code::SheetLeftOutReason;
 use crate::error::AppError;
 use crate::imaging::sheet::household_sheet;
@@ -89,9 +89,8 @@ pub async fn issue_household_sheet(
         }
     }
 
-    let active = bindings
-        .iter()
-        .filter(|b| b.status == BindingStatus::Active);
+    // Every relative whose codes may be printed now (verified, not stopped by age).
+    let active = bindings.iter().filter(|b| b.codes_usable(ctx.at));
     let mut issued: Vec<IssuedCard> = Vec::new();
     let mut left_out = Vec::new();
     for binding in active {

@@ -31,7 +31,7 @@ async fn sign_code(
     kind: CodeKind,
     now: DateTime<Utc>,
 ) -> Result<SignedCode, AppError> {
-    let binding = active_binding(store, guardian, id).await?;
+    let binding = active_binding(store, guardian, id, now).await?;
     sign_code_for(store, keys, binding, kind, now).await
 }
 
@@ -44,7 +44,10 @@ async fn sign_code_for(
     now: DateTime<Utc>,
 ) -> Result<SignedCode, AppError> {
     let colour = current_colour(store, &binding.relative_key, now).await?;
-    let claims = CodeClaims::issue(binding.id.clone(), kind, colour, now);
+    // No code outlives the moment the binding's codes stop by age: a printed card is checked
+    // offline, where nothing else would stop it.
+    let claims = CodeClaims::issue(binding.id.clone(), kind, colour, now)
+        .not_after(binding.transitions.codes_stop_at());
     let token = token::encode(&claims, keys.signer(now));
     Ok(SignedCode {
         binding,
@@ -93,7 +96,7 @@ pub async fn issue_offline_card(
     id: &BindingId,
     ctx: ActionContext<'_>,
 ) -> Result<OfflineCardLink, AppError> {
-    let binding = active_binding(store, guardian, id).await?;
+    let binding = active_binding(store, guardian, id, ctx.at).await?;
     let issued = issue_card(store, blobs, keys, binding, ctx).await?;
     let url = blobs.download_url(&issued.card.object_key).await?;
     Ok(OfflineCardLink {
@@ -183,7 +186,7 @@ pub async fn latest_offline_card(
     ctx: ActionContext<'_>,
 ) -> Result<(OfflineCardRecord, String), AppError> {
     let now = ctx.at;
-    let binding = active_binding(store, guardian, id).await?;
+    let binding = active_binding(store, guardian, id, now).await?;
     let card = store
         .offline_cards(&binding.id)
         .await?

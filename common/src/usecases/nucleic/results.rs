@@ -5,6 +5,7 @@ use crate::crypto::SealContext;
 use crate::domain::binding::{Binding, BindingId, BindingStatus, GuardianId};
 use crate::error::AppError;
 use crate::store::{ActionContext, Store, TestRecord};
+use crate::usecases::bindings::current_binding;
 use crate::usecases::paging::{open_cursor, seal_cursor};
 
 /// One page of a relative's results.
@@ -24,11 +25,11 @@ pub async fn results(
     cursor: Option<&str>,
     ctx: ActionContext<'_>,
 ) -> Result<ResultsPage, AppError> {
-    let binding = store
-        .binding(guardian, id)
-        .await?
-        .filter(|b| b.status == BindingStatus::Active)
-        .ok_or(AppError::BindingNotFound)?;
+    // Results stay readable while face verification is owed after 7: they are not a code.
+    let binding = current_binding(store, guardian, id, ctx.at).await?;
+    if binding.status != BindingStatus::Active {
+        return Err(AppError::BindingNotFound);
+    }
     let context = SealContext::ResultsCursor {
         binding_id: binding.id.as_str(),
     };
