@@ -294,3 +294,32 @@ async fn a_bind_during_an_erasure_is_refused_until_it_is_done_and_counts_right_a
     );
     assert_eq!(rebound.relative_key, key);
 }
+
+#[tokio::test]
+async fn a_results_query_that_read_its_binding_before_the_erasure_records_nothing_after_it() {
+    let services = fresh_services().await;
+    let blobs = fresh_bucket(&services).await;
+    let t0 = Utc::now() - Duration::days(40);
+    let person = distinct_resident_id(70, t0);
+    let binding = active_relative_with(&services, "user-slow", &person, t0).await;
+    let key = binding.relative_key.clone();
+    // The query read the binding; then the binding ended and the person was erased.
+    unbind_relative(&services, "user-slow", &binding, t0 + Duration::hours(25)).await;
+    let erased_at = t0 + Duration::hours(25) + Duration::days(31);
+    let report = run_cleanup(&services, &blobs, erased_at).await;
+    assert_eq!(report.people_erased, 1, "{report:?}");
+    // Its record of the read arrives late: refused, and nothing of the person comes back.
+    let late = services
+        .store
+        .record_results_viewed(&binding, request_at(erased_at))
+        .await;
+    assert!(matches!(late, Err(AppError::BindingNotFound)), "{late:?}");
+    let late = services
+        .store
+        .record_export(&binding, request_at(erased_at))
+        .await;
+    assert!(matches!(late, Err(AppError::BindingNotFound)), "{late:?}");
+    for item in all_items(&services).await {
+        assert!(!strings(&item).iter().any(|s| s.contains(&key)), "{item:?}");
+    }
+}

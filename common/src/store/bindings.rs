@@ -848,10 +848,29 @@ impl Store {
         guardian: &GuardianId,
         id: &BindingId,
     ) -> Result<TransactWriteItem, AppError> {
+        self.binding_check(guardian, id, "attribute_not_exists(pk)")
+    }
+
+    /// Holds only while the binding is there: a read of the relative's data (results, an
+    /// export) is recorded only through a binding that still stands, so nothing is written
+    /// about a person after their last binding ended, and so after they were erased.
+    pub(super) fn binding_present_check(
+        &self,
+        binding: &Binding,
+    ) -> Result<TransactWriteItem, AppError> {
+        self.binding_check(&binding.guardian, &binding.id, "attribute_exists(pk)")
+    }
+
+    fn binding_check(
+        &self,
+        guardian: &GuardianId,
+        id: &BindingId,
+        condition: &str,
+    ) -> Result<TransactWriteItem, AppError> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(guardian_pk(guardian), binding_sk(id))))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression(condition)
             .build()
             .map_err(|e| AppError::Internal(format!("build check: {e}")))?;
         Ok(TransactWriteItem::builder().condition_check(check).build())

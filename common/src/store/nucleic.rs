@@ -575,10 +575,16 @@ impl Store {
             .with(
                 Role::AccessLog,
                 self.access_put(&binding.relative_key, entry, ctx)?,
-            );
-        self.transact("record results viewed", transaction)
-            .await
-            .map_err(|refusal| refusal.into_error())?;
+            )
+            .with(Role::Binding, self.binding_present_check(binding)?);
+        match self.transact("record results viewed", transaction).await {
+            Ok(()) => {}
+            // Ended meanwhile: like any read through a binding that is gone.
+            Err(refusal) if refusal.refused(Role::Binding) => {
+                return Err(AppError::BindingNotFound)
+            }
+            Err(refusal) => return Err(refusal.into_error()),
+        }
         log_recorded(AuditAction::ResultsViewed, binding.id.as_str(), ctx);
         Ok(())
     }
