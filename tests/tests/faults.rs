@@ -533,7 +533,8 @@ async fn results_page_under_faults() {
     let faults = FaultSwitch::of(&api);
     let me = guardian();
     let id = active_child(&api, &me).await;
-    for case in cases(&["PutItem"]) {
+    // The read's record: its audit record and access-log entry, one transaction.
+    for case in cases(&["TransactWriteItems"]) {
         let read = async || {
             api.call_with(
                 Method::GET,
