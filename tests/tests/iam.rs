@@ -352,11 +352,20 @@ async fn every_function_is_granted_exactly_the_dynamodb_actions_it_uses() {
         "{report:?}"
     );
     // and, 30 days after the unbind, the person nobody holds any more
-    let report = cleanup::run(store, &blobs, budget, at(later + Duration::days(31)))
-        .await
-        .unwrap();
-    // (erased, or found held again by a later binding of the same person: decided either way)
-    assert!(report.people_erased + report.skipped >= 1, "{report:?}");
+    // (a bounded run resumes where it stopped, as the hourly schedule does: under a loaded
+    // machine the walk of those days may take more than one run)
+    let mut decided = 0;
+    for _ in 0..10 {
+        let report = cleanup::run(store, &blobs, budget, at(later + Duration::days(31)))
+            .await
+            .unwrap();
+        // erased, or found held again by a later binding of the same person
+        decided += report.people_erased + report.skipped;
+        if report.complete {
+            break;
+        }
+    }
+    assert!(decided >= 1, "the person's erasure was decided");
     used.insert("CleanupFunction", calls.take_actions());
 
     let template = Template::load(&repo_root().join("template.yaml")).unwrap();
