@@ -553,6 +553,108 @@ async fn results_page_under_faults() {
     assert_invariants(&api).await;
 }
 
+/// A code shown: its first show of the hour writes the hour mark and the access-log entry in
+/// one transaction before the code is answered. A fresh binding for each case, so each show
+/// is the first of its hour.
+#[tokio::test]
+async fn code_shown_under_faults() {
+    let api = start_local_api();
+    let faults = FaultSwitch::of(&api);
+    let me = guardian();
+    for case in cases(&["TransactWriteItems"]) {
+        let id = active_child(&api, &me).await;
+        let show = async || {
+            api.call_with(
+                Method::GET,
+                &format!("/relatives/{id}/code"),
+                Some(&me),
+                &[],
+                None,
+            )
+            .await
+        };
+        let first = faults.under(case, show).await;
+        assert_answer(&first, case, StatusCode::OK, false);
+        let again = show().await;
+        assert_eq!(again.status, StatusCode::OK, "{case:?}: {}", again.json);
+        let (status, log) = api
+            .call(
+                Method::GET,
+                &format!("/relatives/{id}/access-log"),
+                Some(&me),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        let shown = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "code_shown")
+            .count();
+        assert_eq!(
+            shown, 1,
+            "{case:?}: one entry for the hour, however it went: {log}"
+        );
+    }
+    assert_invariants(&api).await;
+}
+
+/// A scan writes its access-log entry before it answers; an export records itself before it
+/// opens anything.
+#[tokio::test]
+async fn scan_and_export_under_faults() {
+    let api = start_local_api();
+    let faults = FaultSwitch::of(&api);
+    let me = guardian();
+    let id = active_child(&api, &me).await;
+    let (status, shown) = api
+        .call(
+            Method::GET,
+            &format!("/relatives/{id}/code"),
+            Some(&me),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    let code = shown["code"].as_str().unwrap().to_owned();
+    for case in cases(&["PutItem"]) {
+        let scan = async || {
+            api.call_with(
+                Method::POST,
+                "/checkpoints/scan",
+                Some(CHECKPOINT),
+                &[],
+                Some(json!({"code": code, "purpose": "venue_entry"})),
+            )
+            .await
+        };
+        let first = faults.under(case, scan).await;
+        assert_answer(&first, case, StatusCode::OK, false);
+    }
+    for case in cases(&["TransactWriteItems"]) {
+        let export = async || {
+            api.call_with(
+                Method::GET,
+                &format!("/relatives/{id}/export"),
+                Some(&me),
+                &[],
+                None,
+            )
+            .await
+        };
+        let first = faults.under(case, export).await;
+        assert_answer(&first, case, StatusCode::OK, false);
+        if first.status != StatusCode::OK {
+            assert!(
+                first.json.get("relative").is_none(),
+                "{case:?}: nothing opened without its record"
+            );
+        }
+    }
+    assert_invariants(&api).await;
+}
+
 /// A verified child's binding by `auth` of `id_number`.
 async fn active_child_of(api: &LocalApi, auth: &str, id_number: &str) -> String {
     let (status, bound) = api

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::bindings::binding_sk;
 use super::transaction::{Role, Transaction};
-use super::{dynamodb_error, guardian_pk, n, relative_pk, stamp, ActionContext, Due, Store};
+use super::{
+    dynamodb_error, guardian_pk, log_recorded, n, relative_pk, stamp, ActionContext, AuditAction,
+    AuditSubject, Due, Store,
+};
 use crate::domain::access_log::{
     access_log_retention, needs_shown_entry, shown_hour, AccessActor, AccessEntry, AccessKind,
 };
@@ -165,6 +168,36 @@ impl Store {
             "access recorded"
         );
         Ok(())
+    }
+
+    /// Records a read of the relative's data through `binding` (results, an export): its
+    /// audit record and its access-log entry, together, and only while the binding stands, so
+    /// nothing is written about a person after their last binding ended (and they were
+    /// erased). A binding gone meanwhile is not found, like any read through it.
+    pub(super) async fn record_read(
+        &self,
+        binding: &Binding,
+        subject: AuditSubject<'_>,
+        action: AuditAction,
+        kind: AccessKind,
+        ctx: ActionContext<'_>,
+    ) -> Result<(), AppError> {
+        let entry = AccessEntry::new(kind, self.binding_actor(binding), ctx.at);
+        let transaction = Transaction::new()
+            .with(Role::Audit, self.audit_put(subject, action, ctx)?)
+            .with(
+                Role::AccessLog,
+                self.access_put(&binding.relative_key, entry, ctx)?,
+            )
+            .with(Role::Binding, self.binding_present_check(binding)?);
+        match self.transact(action.as_str(), transaction).await {
+            Ok(()) => {
+                log_recorded(action, binding.id.as_str(), ctx);
+                Ok(())
+            }
+            Err(refusal) if refusal.refused(Role::Binding) => Err(AppError::BindingNotFound),
+            Err(refusal) => Err(refusal.into_error()),
+        }
     }
 
     /// Records that the guardian of `binding` showed the code: at most one entry per

@@ -13,7 +13,7 @@ use super::bindings::BindingRecord;
 use super::codes::{OfflineCardRecord, IMAGE_IN_FLIGHT_PREFIX};
 use super::erasure::ERASE_SK;
 use super::sheets::{SHEET_PK_PREFIX, SHEET_SK};
-use super::{dynamodb_error, n, s, ActionContext, Store};
+use super::{dynamodb_error, n, s, text, ActionContext, Store};
 use crate::domain::binding::BindingStatus;
 use crate::error::AppError;
 
@@ -101,10 +101,6 @@ pub struct CleanupReport {
     pub skipped: u32,
     /// `false` when the budget ran out before every due item was handled.
     pub complete: bool,
-}
-
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    item.get(name)?.as_s().ok().cloned()
 }
 
 impl Store {

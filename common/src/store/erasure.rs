@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 
 use super::transaction::{Role, Transaction};
 use super::{
-    audit_prefix, dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, ActionContext,
-    AuditAction, AuditSubject, Due, SortKeyOrder, Store, COUNT_SK,
+    audit_prefix, dynamodb_error, guardian_pk, log_recorded, n, relative_pk, s, text,
+    ActionContext, AuditAction, AuditSubject, Due, SortKeyOrder, Store, COUNT_SK,
 };
 use crate::domain::binding::{Binding, BindingId, GuardianId};
 use crate::domain::erasure::erasure_window;
@@ -46,10 +46,6 @@ pub enum ErasureStart {
         erasure_id: String,
         released: Vec<String>,
     },
-}
-
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    item.get(name)?.as_s().ok().cloned()
 }
 
 impl Store {

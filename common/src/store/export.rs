@@ -1,12 +1,10 @@
 //! What an export reads that no other use case does: the whole of a binding's own audit
 //! trail, and the record of the export itself (audit and access log together).
 
-use super::transaction::{Role, Transaction};
 use super::{
-    audit_prefix, guardian_pk, log_recorded, ActionContext, AuditAction, AuditLine, SortKeyOrder,
-    Store,
+    audit_prefix, guardian_pk, ActionContext, AuditAction, AuditLine, SortKeyOrder, Store,
 };
-use crate::domain::access_log::{AccessEntry, AccessKind};
+use crate::domain::access_log::AccessKind;
 use crate::domain::binding::Binding;
 use crate::error::AppError;
 
@@ -29,34 +27,13 @@ impl Store {
         binding: &Binding,
         ctx: ActionContext<'_>,
     ) -> Result<(), AppError> {
-        let entry = AccessEntry::new(
+        self.record_read(
+            binding,
+            super::bindings::binding_subject(binding),
+            AuditAction::DataExported,
             AccessKind::DataExported,
-            self.binding_actor(binding),
-            ctx.at,
-        );
-        let transaction = Transaction::new()
-            .with(
-                Role::Audit,
-                self.audit_put(
-                    super::bindings::binding_subject(binding),
-                    AuditAction::DataExported,
-                    ctx,
-                )?,
-            )
-            .with(
-                Role::AccessLog,
-                self.access_put(&binding.relative_key, entry, ctx)?,
-            )
-            .with(Role::Binding, self.binding_present_check(binding)?);
-        match self.transact("record export", transaction).await {
-            Ok(()) => {}
-            // Ended meanwhile: like any read through a binding that is gone.
-            Err(refusal) if refusal.refused(Role::Binding) => {
-                return Err(AppError::BindingNotFound)
-            }
-            Err(refusal) => return Err(refusal.into_error()),
-        }
-        log_recorded(AuditAction::DataExported, binding.id.as_str(), ctx);
-        Ok(())
+            ctx,
+        )
+        .await
     }
 }

@@ -120,6 +120,11 @@ fn audit_prefix(id: &BindingId) -> String {
     format!("A#{}#", id.as_str())
 }
 
+/// A string attribute of a raw item.
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name)?.as_s().ok().cloned()
+}
+
 /// A time in a sort key: fixed width, so keys sort as their times do.
 fn stamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()

@@ -566,26 +566,13 @@ impl Store {
             binding: Some(&binding.id),
             target: None,
         };
-        let entry = AccessEntry::new(AccessKind::ResultsRead, self.binding_actor(binding), ctx.at);
-        let transaction = Transaction::new()
-            .with(
-                Role::Audit,
-                self.audit_put(subject, AuditAction::ResultsViewed, ctx)?,
-            )
-            .with(
-                Role::AccessLog,
-                self.access_put(&binding.relative_key, entry, ctx)?,
-            )
-            .with(Role::Binding, self.binding_present_check(binding)?);
-        match self.transact("record results viewed", transaction).await {
-            Ok(()) => {}
-            // Ended meanwhile: like any read through a binding that is gone.
-            Err(refusal) if refusal.refused(Role::Binding) => {
-                return Err(AppError::BindingNotFound)
-            }
-            Err(refusal) => return Err(refusal.into_error()),
-        }
-        log_recorded(AuditAction::ResultsViewed, binding.id.as_str(), ctx);
-        Ok(())
+        self.record_read(
+            binding,
+            subject,
+            AuditAction::ResultsViewed,
+            AccessKind::ResultsRead,
+            ctx,
+        )
+        .await
     }
 }

@@ -45,37 +45,22 @@ pub async fn export(
     let offline_cards = store.offline_cards(&binding.id).await?;
     let risk_flags = store.health_signals(relative, ctx.at).await?.flags;
 
-    let mut tests = Vec::new();
-    let mut after = None;
-    loop {
-        let since = binding.visible_since();
+    let since = binding.visible_since();
+    let tests = all_pages(|after| async move {
         let page = store
             .tests_page(relative, since, after.as_deref(), MAX_PAGE_SIZE, ctx.at)
             .await?;
-        tests.extend(page.tests);
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    let mut access_log = Vec::new();
-    let mut after = None;
-    loop {
+        Ok((page.tests, page.next_after))
+    })
+    .await?;
+    let bound_at = binding.bound_at;
+    let access_log = all_pages(|after| async move {
         let page = store
-            .access_log_page(
-                relative,
-                binding.bound_at,
-                after.as_deref(),
-                MAX_PAGE_SIZE,
-                ctx.at,
-            )
+            .access_log_page(relative, bound_at, after.as_deref(), MAX_PAGE_SIZE, ctx.at)
             .await?;
-        access_log.extend(page.entries);
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+        Ok((page.entries, page.next_after))
+    })
+    .await?;
     let history = store.binding_audit_trail(&binding).await?;
     let own_handle = store.keys().guardian_handle(relative, guardian.as_str());
     Ok(RelativeExport {
@@ -88,4 +73,23 @@ pub async fn export(
         own_handle,
         history,
     })
+}
+
+/// Every page of a list read a page at a time: `page(after)` answers a page and the key the
+/// next one starts after, if there is one.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, AppError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), AppError>>,
+{
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let (items, next) = page(after).await?;
+        all.extend(items);
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
 }
