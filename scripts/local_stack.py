@@ -363,29 +363,87 @@ def back_up_only_touched_items() -> None:
 
 
 def query_only_the_partition() -> None:
-    """A Query on the table reads its partition, not the whole table.
+    """A Query reads its partition, not the whole table.
 
-    moto answers every Query by sorting all the table's items and filtering them by the
-    partition key, so each read costs what the table holds. For a Query on the table itself
-    (not an index) only the named partition can match: hand moto just that.
+    moto answers every Query by sorting all the table's items (comparing them in Python) and
+    then filtering them by the partition key, so each read costs what the table holds: the
+    cleanup's walk over the expiry index was most of the stack's CPU under the cleanup, age and
+    erasure tests. Only the named partition can match, so moto is handed just that: for a Query
+    on the table its partition; for a Query on an index the items whose index key attributes
+    hold exactly the queried strings (moto still checks and sorts them itself; a number or
+    binary key, where equal values may be spelt differently, is left to moto whole).
     """
     from moto.dynamodb.models.table import Table
 
     whole_table_query = Table.query
     signature = inspect.signature(whole_table_query)
 
+    def candidates(table: Any, hash_key: Any, named: dict[str, Any]) -> Callable[[], list] | None:
+        if named.get("index_name") is None:
+            if hash_key is None or not table.range_key_attr:
+                return None
+            partition = table.items.get(hash_key, {})
+            return lambda: list(partition.values())
+        conditions = [(name, value.value) for name, value in named.get("hash_key_conditions") or []
+                      if value.type == "S"]
+        if not conditions or len(conditions) != len(named["hash_key_conditions"]):
+            return None
+
+        def matching() -> list:
+            found = []
+            for partition in table.items.values():
+                for item in partition.values() if table.range_key_attr else [partition]:
+                    if all(getattr(item.attrs.get(name), "type", None) == "S"
+                           and item.attrs[name].value == value for name, value in conditions):
+                        found.append(item)
+            return found
+
+        return matching
+
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         named = signature.bind(self, hash_key, *args, **kwargs).arguments
-        if named.get("index_name") is not None or hash_key is None or not self.range_key_attr:
+        only = candidates(self, hash_key, named)
+        if only is None:
             return whole_table_query(self, hash_key, *args, **kwargs)
-        partition = self.items.get(hash_key, {})
-        self.all_items = lambda: list(partition.values())  # this call only
+        self.all_items = only  # this call only
         try:
             return whole_table_query(self, hash_key, *args, **kwargs)
         finally:
             del self.all_items
 
     Table.query = query
+
+
+def look_up_each_backend_once() -> None:
+    """Work whose answer never changes, done once instead of on every request.
+
+    On every request moto's dispatcher lists its own package directory (a listdir and ~170
+    isdir calls) and tries the URL patterns of every service to find the backend for the
+    request's host, and each answer lists the handler class's methods by reflection
+    (inspect.getmembers). Profiled under the erasure tests (py-spy), that was ~15 % of the
+    stack's CPU. The modules, the host → backend map and a class's methods are fixed for the
+    server's life, so they are looked up once.
+    """
+    import functools
+
+    from moto import backends
+    from moto.core import responses
+
+    modules = frozenset(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+
+    find_backend = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in found:
+            found[host] = find_backend(self, host)
+        return found[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
+        responses.method_names_from_class
+    )
 
 
 def tls_context(directory: str, host: str) -> Any:
@@ -487,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
 
     back_up_only_touched_items()
     query_only_the_partition()
+    look_up_each_backend_once()
     dispatcher = DomainDispatcherApplication(create_backend_app)
     for name in PREWARM:
         dispatcher.app_instances[name] = create_backend_app(name)  # type: ignore[arg-type]
