@@ -520,8 +520,55 @@ def tls_context(directory: str, host: str) -> Any:
 
 
 class QuietHandler(MotoRequestHandler):
+    """moto's handler, without the access log, keeping connections open between requests.
+
+    werkzeug (3.1.9, pinned) closes every connection after one answer, then reads whatever
+    the caller sent next for up to 10 ms, so that a body the application left unread cannot
+    be taken for the next request line. Here every body with a length is read whole before
+    the answer (SerializedApp, FaultBook), so that read is skipped (`keep_connections_open`)
+    and the connection stays open, as DynamoDB's and S3's do; only a chunked request still
+    closes it. Each call then costs no new connection, no new server thread and no TLS
+    handshake, for the tests and functions here as for the deployed functions, which hold
+    their connections.
+    """
+
+    # The headers and the body go out in separate writes: on a connection kept open, Nagle's
+    # algorithm would hold the body back until the caller acknowledges the headers (~40 ms).
+    disable_nagle_algorithm = True
+
     def log_request(self, *args: Any, **kwargs: Any) -> None:  # no access log
         pass
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if (
+            keyword.lower() == "connection"
+            and value.lower() == "close"
+            and "chunked" not in self.headers.get("Transfer-Encoding", "").lower()
+        ):
+            return
+        super().send_header(keyword, value)
+
+
+def keep_connections_open() -> None:
+    """Skips werkzeug's read-what-is-left after each answer (see QuietHandler)."""
+    import selectors
+    import types
+
+    from werkzeug import serving
+
+    class NothingLeftToRead:
+        def register(self, *args: Any) -> None:
+            pass
+
+        def select(self, timeout: float | None = None) -> list:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    serving.selectors = types.SimpleNamespace(  # type: ignore[attr-defined]
+        DefaultSelector=NothingLeftToRead, EVENT_READ=selectors.EVENT_READ
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -546,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     back_up_only_touched_items()
     query_only_the_partition()
     look_up_each_backend_once()
+    keep_connections_open()
     dispatcher = DomainDispatcherApplication(create_backend_app)
     for name in PREWARM:
         dispatcher.app_instances[name] = create_backend_app(name)  # type: ignore[arg-type]
