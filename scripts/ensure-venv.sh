@@ -4,7 +4,7 @@
 #   scripts/ensure-venv.sh local [--print-path]   # moto: the local AWS stack
 #                                                 #   (.local/venv, requirements-local.txt)
 #   scripts/ensure-venv.sh sam   [--print-path]   # AWS SAM CLI (with the Lambda Runtime
-#                                                 #   Interface Emulator), cfn-lint, cargo-lambda
+#                                                 #   Interface Emulator), cfn-lint
 #                                                 #   (.local/sam-venv, requirements-sam.txt)
 #   scripts/ensure-venv.sh contract [--print-path] # schemathesis and openapi-spec-validator
 #                                                 #   (.local/contract-venv,
